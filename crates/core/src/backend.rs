@@ -1,0 +1,125 @@
+//! The trait every backend implements, and the handle of an LM head resident on a backend.
+
+use std::any::Any;
+
+use crate::error::{Error, Result};
+use crate::output::SampleOutput;
+use crate::params::Request;
+use crate::tensor::{DType, LmHeadRef};
+use crate::validate;
+
+/// One device a backend can run on, with the limits that matter for sampling.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceInfo {
+    pub name: String,
+    /// Memory the device offers, in bytes, where known.
+    pub memory_bytes: Option<u64>,
+    /// Multiprocessors, compute units or CPU threads.
+    pub compute_units: Option<u32>,
+    /// Further limits and facts, one `key: value` line each.
+    pub details: Vec<String>,
+}
+
+/// What `flashsampling info` prints for a backend.
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    pub backend: &'static str,
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// An LM head (or vocabulary shard) loaded once by a backend and reused across calls: a resident
+/// copy on the host for the CPU backend, device memory for the GPU backends.
+pub struct LmHead {
+    backend: &'static str,
+    pub rows: usize,
+    pub dim: usize,
+    pub dtype: DType,
+    pub vocab_offset: u32,
+    pub vocab_size: u32,
+    storage: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for LmHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmHead")
+            .field("backend", &self.backend)
+            .field("rows", &self.rows)
+            .field("dim", &self.dim)
+            .field("dtype", &self.dtype)
+            .field("vocab_offset", &self.vocab_offset)
+            .field("vocab_size", &self.vocab_size)
+            .finish()
+    }
+}
+
+impl LmHead {
+    /// Wraps a backend's storage for the head described by `head`.
+    pub fn new(backend: &'static str, head: &LmHeadRef<'_>, storage: impl Any + Send + Sync) -> Self {
+        LmHead {
+            backend,
+            rows: head.rows,
+            dim: head.dim,
+            dtype: head.weights.dtype(),
+            vocab_offset: head.vocab_offset,
+            vocab_size: head.vocab_size,
+            storage: Box::new(storage),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The backend's own storage; an error if another backend loaded this head.
+    pub fn storage<T: Any>(&self, used_with: &'static str) -> Result<&T> {
+        self.storage.downcast_ref::<T>().filter(|_| self.backend == used_with).ok_or_else(|| Error::ForeignLmHead {
+            loaded_by: self.backend.to_string(),
+            used_with: used_with.to_string(),
+        })
+    }
+}
+
+/// A sampling backend. Implementations provide [`Backend::load_lm_head`] and
+/// [`Backend::launch`]; callers use [`Backend::sample`] or, to combine vocabulary shards
+/// themselves, [`Backend::sample_candidates`].
+pub trait Backend: Send + Sync {
+    /// Short name: `cpu`, `cpu-reference`, `cuda`, `wgpu`.
+    fn name(&self) -> &'static str;
+
+    /// Devices and limits.
+    fn info(&self) -> BackendInfo;
+
+    /// Loads (uploads) an LM head or vocabulary shard once, for use by many calls.
+    fn load_lm_head(&self, head: LmHeadRef<'_>) -> Result<LmHead>;
+
+    /// Writes into `out[b * samples + s]` the winning packed candidate of every row and sample over
+    /// the head's shard. Called by the provided methods with validated inputs only.
+    fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()>;
+
+    /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates
+    /// of several shards combine with [`crate::candidate::merge_into`].
+    fn sample_candidates(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        if head.backend() != self.name() {
+            return Err(Error::ForeignLmHead {
+                loaded_by: head.backend().to_string(),
+                used_with: self.name().to_string(),
+            });
+        }
+        validate::request(req, head.dim)?;
+        if out.len() != req.outputs() {
+            return Err(Error::Shape(format!(
+                "candidate buffer holds {}, expected B × samples = {}",
+                out.len(),
+                req.outputs()
+            )));
+        }
+        self.launch(head, req, out)
+    }
+
+    /// Validates, samples, and decodes tokens and row statuses.
+    fn sample(&self, head: &LmHead, req: &Request<'_>) -> Result<SampleOutput> {
+        let mut candidates = vec![crate::candidate::EMPTY; req.outputs()];
+        self.sample_candidates(head, req, &mut candidates)?;
+        Ok(SampleOutput::from_candidates(&candidates, req.samples as usize))
+    }
+}

@@ -1,0 +1,247 @@
+//! The fast CPU backend: the fused algorithm of FlashSampling on host threads.
+//!
+//! The vocabulary is cut into tiles; each tile's weights are converted to f32 once and its logits
+//! computed for every row of the batch, so `W` streams through memory once per call. Each thread
+//! folds its tiles' winners into its own candidate buffer, and the buffers meet in a `max`
+//! reduction. Tokens whose best possible score (`y + gumbel_max`) is below the running best skip
+//! their noise: the bound is exact, so no sample changes.
+
+use rayon::prelude::*;
+
+use super::dot::dot;
+use super::{host_head, load_host_head};
+use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
+use crate::candidate::{merge_into, pack, score_of, EMPTY};
+use crate::error::{Error, Result};
+use crate::noise::{gumbel_max, NoiseStream};
+use crate::params::{Request, RowParams};
+use crate::tensor::LmHeadRef;
+
+const NAME: &str = "cpu";
+
+/// Default vocabulary tile: 64 rows of `W` (512 KiB of f32 at D = 2048) stay in L2 while every
+/// row of the batch reads them.
+pub const DEFAULT_VOCAB_TILE: usize = 64;
+
+/// Heads up to this many elements may be converted whole by each thread (the small-vocabulary path).
+const SMALL_HEAD_ELEMENTS: usize = 1 << 20;
+
+/// The default backend: exact, multi-threaded, streams `W` once per call.
+#[derive(Debug, Clone)]
+pub struct CpuBackend {
+    vocab_tile: usize,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend { vocab_tile: DEFAULT_VOCAB_TILE }
+    }
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A backend with `vocab_tile` tokens per tile. Results do not depend on it.
+    pub fn with_vocab_tile(vocab_tile: usize) -> Result<Self> {
+        if vocab_tile == 0 {
+            return Err(Error::Param { row: None, what: "the vocabulary tile must hold at least one token".into() });
+        }
+        Ok(CpuBackend { vocab_tile })
+    }
+
+    pub fn vocab_tile(&self) -> usize {
+        self.vocab_tile
+    }
+
+    /// Samples straight from a borrowed head, with no resident copy.
+    pub fn sample_candidates_borrowed(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        crate::validate::call(head, req)?;
+        if out.len() != req.outputs() {
+            return Err(Error::Shape(format!(
+                "candidate buffer holds {}, expected B × samples = {}",
+                out.len(),
+                req.outputs()
+            )));
+        }
+        self.run(head, req, out);
+        Ok(())
+    }
+
+    fn run(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) {
+        let (batch, dim) = (req.hidden.batch, head.dim);
+        let mut hidden = vec![0.0f32; batch * dim];
+        req.hidden.data.convert_range(0..batch * dim, &mut hidden);
+        let tiles = head.rows.div_ceil(self.vocab_tile);
+        let small = head.rows * dim <= SMALL_HEAD_ELEMENTS;
+        if tiles >= 4 * rayon::current_num_threads() || !small {
+            self.run_vocab_parallel(head, req, &hidden, tiles, out);
+        } else {
+            run_sample_parallel(head, req, &hidden, out);
+        }
+    }
+
+    /// Large vocabularies: threads take tiles, each keeps its own winners, winners meet in a `max`.
+    fn run_vocab_parallel(
+        &self,
+        head: &LmHeadRef<'_>,
+        req: &Request<'_>,
+        hidden: &[f32],
+        tiles: usize,
+        out: &mut [u64],
+    ) {
+        let best = (0..tiles)
+            .into_par_iter()
+            .fold(
+                || TileWorker::new(head, req, hidden, self.vocab_tile),
+                |mut worker, tile| {
+                    worker.process(tile);
+                    worker
+                },
+            )
+            .map(|worker| worker.best)
+            .reduce(
+                || vec![EMPTY; out.len()],
+                |mut a, b| {
+                    merge_into(&mut a, &b);
+                    a
+                },
+            );
+        out.copy_from_slice(&best);
+    }
+}
+
+/// Small vocabularies: too few tiles to feed the threads, so threads take blocks of samples and
+/// each computes its row's (few) logits itself.
+fn run_sample_parallel(head: &LmHeadRef<'_>, req: &Request<'_>, hidden: &[f32], out: &mut [u64]) {
+    const SAMPLE_BLOCK: usize = 4096;
+    let (dim, samples) = (head.dim, req.samples as usize);
+    let gumbel_max = gumbel_max();
+    out.par_chunks_mut(samples).zip(req.rows.par_iter()).enumerate().for_each(|(b, (row_out, row))| {
+        let mut weights = vec![0.0f32; head.rows * dim];
+        head.weights.convert_range(0..head.rows * dim, &mut weights);
+        let mut scaled = vec![0.0f32; head.rows];
+        scale_logits(&weights, &hidden[b * dim..(b + 1) * dim], row.inv_temperature(), &mut scaled);
+        row_out.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
+            slots.fill(EMPTY);
+            let first = (block * SAMPLE_BLOCK) as u32;
+            fold_tile(&scaled, head.vocab_offset, row, first, slots, gumbel_max);
+        });
+    });
+}
+
+/// `y_t = (w_t · h) / T` for every row `w_t` of `weights`.
+fn scale_logits(weights: &[f32], h: &[f32], inv_t: f32, scaled: &mut [f32]) {
+    for (y, w) in scaled.iter_mut().zip(weights.chunks_exact(h.len())) {
+        *y = dot(w, h) * inv_t;
+    }
+}
+
+/// Folds one tile of scaled logits (`first_token` onwards) into the winners `slots` of samples
+/// `first_sample..first_sample + slots.len()` of one row.
+fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u32, slots: &mut [u64], gumbel_max: f32) {
+    if row.is_greedy() {
+        let winner = scaled.iter().enumerate().map(|(j, &x)| pack(x, first_token + j as u32)).max().unwrap_or(EMPTY);
+        slots.iter_mut().for_each(|c| *c = (*c).max(winner));
+        return;
+    }
+    for (s, slot) in slots.iter_mut().enumerate() {
+        let mut noise = NoiseStream::new(row.seed, row.offset, first_sample + s as u32);
+        let mut best_score = score_of(*slot);
+        for (j, &y) in scaled.iter().enumerate() {
+            if y + gumbel_max < best_score {
+                continue;
+            }
+            let token = first_token + j as u32;
+            let score = y + noise.gumbel(token);
+            let candidate = pack(score, token);
+            if candidate > *slot {
+                *slot = candidate;
+                best_score = score;
+            }
+        }
+    }
+}
+
+/// One thread's state: scratch for a tile and the best candidate so far of every (row, sample).
+struct TileWorker<'a> {
+    head: &'a LmHeadRef<'a>,
+    req: &'a Request<'a>,
+    hidden: &'a [f32],
+    tile: usize,
+    weights: Vec<f32>,
+    scaled: Vec<f32>,
+    best: Vec<u64>,
+    gumbel_max: f32,
+}
+
+impl<'a> TileWorker<'a> {
+    fn new(head: &'a LmHeadRef<'a>, req: &'a Request<'a>, hidden: &'a [f32], tile: usize) -> Self {
+        TileWorker {
+            head,
+            req,
+            hidden,
+            tile,
+            weights: vec![0.0; tile * head.dim],
+            scaled: vec![0.0; tile],
+            best: vec![EMPTY; req.outputs()],
+            gumbel_max: gumbel_max(),
+        }
+    }
+
+    fn process(&mut self, tile: usize) {
+        let dim = self.head.dim;
+        let start = tile * self.tile;
+        let len = self.tile.min(self.head.rows - start);
+        let weights = &mut self.weights[..len * dim];
+        self.head.weights.convert_range(start * dim..(start + len) * dim, weights);
+        let first_token = self.head.vocab_offset + start as u32;
+        let samples = self.req.samples as usize;
+        for (b, row) in self.req.rows.iter().enumerate() {
+            let scaled = &mut self.scaled[..len];
+            scale_logits(weights, &self.hidden[b * dim..(b + 1) * dim], row.inv_temperature(), scaled);
+            let slots = &mut self.best[b * samples..(b + 1) * samples];
+            fold_tile(scaled, first_token, row, 0, slots, self.gumbel_max);
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn info(&self) -> BackendInfo {
+        let threads = rayon::current_num_threads();
+        BackendInfo {
+            backend: NAME,
+            devices: vec![DeviceInfo {
+                name: format!("host CPU ({} threads)", threads),
+                compute_units: Some(threads as u32),
+                details: vec![
+                    format!("vocab tile: {} tokens", self.vocab_tile),
+                    format!("avx: {}", cfg!(target_arch = "x86_64") && avx_available()),
+                ],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn load_lm_head(&self, head: LmHeadRef<'_>) -> Result<LmHead> {
+        load_host_head(NAME, head)
+    }
+
+    fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        let head = host_head(NAME, head)?;
+        self.run(&head, req, out);
+        Ok(())
+    }
+}
+
+fn avx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}

@@ -1,0 +1,32 @@
+//! `flashsampling-core`: the contract every FlashSampling backend implements.
+//!
+//! - [`philox`] and [`noise`]: the counter-based Gumbel noise, a pure function of
+//!   `(seed, offset, sample, global token)` (DESIGN.md §3.2);
+//! - [`candidate`]: the packed `u64` candidate and its `max` reduction (§3.4);
+//! - [`tensor`], [`params`], [`validate`]: inputs and their checks (§3.1, §3.5);
+//! - [`backend`]: the trait the CPU, CUDA and WGSL backends implement;
+//! - [`cpu`]: the exact reference sampler and the fast multi-threaded CPU backend;
+//! - [`exact`] and [`stats`]: exact f64 distributions and the statistical test kit.
+
+pub mod backend;
+pub mod bench;
+pub mod candidate;
+pub mod cpu;
+pub mod error;
+pub mod exact;
+pub mod noise;
+pub mod output;
+pub mod params;
+pub mod philox;
+pub mod stats;
+pub mod tensor;
+pub mod testdata;
+pub mod validate;
+
+pub use backend::{Backend, BackendInfo, DeviceInfo, LmHead};
+pub use error::{Error, Result};
+pub use output::{RowStatus, SampleOutput};
+pub use params::{derive_row_seed, Request, RowParams};
+pub use tensor::{DType, HiddenRef, LmHeadRef, Tensor};
+
+pub use half::{bf16, f16};

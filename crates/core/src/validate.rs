@@ -1,0 +1,44 @@
+//! Validation of a sampling call against a head, before any work (DESIGN.md §3.5).
+
+use crate::error::{Error, Result};
+use crate::params::Request;
+use crate::tensor::LmHeadRef;
+
+/// The largest number of samples per row.
+pub const MAX_SAMPLES: u32 = 1 << 24;
+
+/// Checks the request on its own and against a head of `dim` columns.
+pub fn request(req: &Request<'_>, dim: usize) -> Result<()> {
+    let h = &req.hidden;
+    if h.dim != dim {
+        return Err(Error::Shape(format!("H has D = {}, the LM head has D = {dim}", h.dim)));
+    }
+    if h.batch == 0 || h.data.len() != h.batch * h.dim {
+        return Err(Error::Shape(format!("H has {} elements, expected B × D = {} × {}", h.data.len(), h.batch, h.dim)));
+    }
+    if req.rows.len() != h.batch {
+        return Err(Error::Shape(format!("{} row parameters for a batch of {} rows", req.rows.len(), h.batch)));
+    }
+    if req.samples == 0 || req.samples > MAX_SAMPLES {
+        return Err(Error::Param {
+            row: None,
+            what: format!("samples per row must be in 1..={MAX_SAMPLES}, got {}", req.samples),
+        });
+    }
+    for (b, row) in req.rows.iter().enumerate() {
+        let t = row.temperature;
+        if !t.is_finite() || t < 0.0 {
+            return Err(Error::Param { row: Some(b), what: format!("temperature must be finite and >= 0, got {t}") });
+        }
+        if t > 0.0 && !(1.0 / t).is_finite() {
+            return Err(Error::Param { row: Some(b), what: format!("temperature {t} is so small that 1/T overflows") });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a head and a request together.
+pub fn call(head: &LmHeadRef<'_>, req: &Request<'_>) -> Result<()> {
+    head.validate()?;
+    request(req, head.dim)
+}
