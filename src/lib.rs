@@ -31,6 +31,11 @@
 //! ```
 
 mod choice;
+
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
 pub mod conformance;
 
 pub use choice::{open, probe, BackendKind, BACKEND_ENV};

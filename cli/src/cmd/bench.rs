@@ -1,0 +1,163 @@
+//! The benchmark of DESIGN.md §6 through the backend trait: host-visible time per call (a GPU
+//! backend's own benchmark, with device events and in-run peers, lives in its crate).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::hostbw::host_bandwidth;
+use flashsampling::core::bench::{bytes_moved, median, Record, BATCHES, SHAPES};
+use flashsampling::{derive_row_seed, open, Backend, DType, Error, HiddenRef, LmHeadRef, Request, Result, RowParams};
+
+use crate::synthetic::Synthetic;
+use crate::{default_csv, parse_dtype, BackendArg};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    backend: BackendArg,
+    /// Shapes as DxV, comma-separated, or `all` (DESIGN.md §6). Default: all on a GPU, 2048x151936 on the CPU.
+    #[arg(long)]
+    shapes: Option<String>,
+    /// Batch sizes, comma-separated, or `all`. Default: all on a GPU, 1,4,16 on the CPU.
+    #[arg(long)]
+    batches: Option<String>,
+    /// Timed calls per configuration (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
+    dtype: DType,
+    /// Where to write the CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+fn parse_list<T>(text: &str, all: &[T], item: impl Fn(&str) -> Option<T>) -> Result<Vec<T>>
+where
+    T: Clone,
+{
+    if text == "all" {
+        return Ok(all.to_vec());
+    }
+    text.split(',')
+        .map(|s| {
+            item(s.trim()).ok_or_else(|| Error::Param { row: None, what: format!("cannot read {s:?} in {text:?}") })
+        })
+        .collect()
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let backend = open(args.backend.backend)?;
+    let cpu = backend.name().starts_with("cpu");
+    let shapes = parse_list(args.shapes.as_deref().unwrap_or(if cpu { "2048x151936" } else { "all" }), &SHAPES, |s| {
+        let (d, v) = s.split_once('x')?;
+        Some((d.parse().ok()?, v.parse().ok()?))
+    })?;
+    let batches = parse_list(args.batches.as_deref().unwrap_or(if cpu { "1,4,16" } else { "all" }), &BATCHES, |s| {
+        s.parse().ok()
+    })?;
+    let device = backend.info().devices.first().map(|d| d.name.clone()).unwrap_or_default();
+    let bandwidth = if cpu { Some(host_bandwidth()) } else { None };
+    if let Some(bw) = &bandwidth {
+        println!(
+            "host bandwidth: read-only stream {:.1} GB/s, copy {:.1} GB/s (bytes read + written)",
+            bw.read / 1e9,
+            bw.copy / 1e9
+        );
+    }
+    let mut records = Vec::new();
+    for &(dim, vocab) in &shapes {
+        let max_batch = *batches.iter().max().unwrap_or(&1);
+        let data = Synthetic::new(dim, vocab, max_batch, args.dtype, 0xBE7C);
+        let head = backend.load_lm_head(LmHeadRef::new(data.weights.view(), dim)?)?;
+        for &batch in &batches {
+            eprint!("  D={dim} V={vocab} B={batch} … ");
+            let median_us = time_calls(backend.as_ref(), &head, &data, batch, args.iters)?;
+            let bytes = bytes_moved(dim, vocab, batch, args.dtype.size(), args.dtype.size());
+            let floor_us = bandwidth.as_ref().map(|bw| bytes / bw.read.max(bw.copy) * 1e6).unwrap_or(0.0);
+            let record = Record {
+                backend: backend.name().into(),
+                device: device.clone(),
+                variant: "fused".into(),
+                dim,
+                vocab,
+                batch,
+                dtype: args.dtype.name().into(),
+                median_us,
+                floor_us,
+            };
+            eprintln!("{median_us:.0} µs");
+            records.push(record);
+        }
+    }
+    print_table(&records);
+    let path = args.csv.clone().unwrap_or_else(|| default_csv(&format!("bench-{}.csv", backend.name())));
+    write_csv(&path, &records)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time_calls(
+    backend: &dyn Backend,
+    head: &flashsampling::LmHead,
+    data: &Synthetic,
+    batch: usize,
+    iters: usize,
+) -> Result<f64> {
+    let hidden = HiddenRef::new(data.hidden.view(), data.dim)?;
+    let hidden = HiddenRef { batch, data: slice(hidden.data, batch * data.dim), ..hidden };
+    let mut times = Vec::with_capacity(iters);
+    for step in 0..=iters {
+        let rows: Vec<RowParams> =
+            (0..batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect();
+        let start = Instant::now();
+        backend.sample(head, &Request::new(hidden, &rows, 1))?;
+        if step > 0 {
+            times.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(median(&mut times))
+}
+
+fn slice(t: flashsampling::Tensor<'_>, len: usize) -> flashsampling::Tensor<'_> {
+    use flashsampling::Tensor;
+    match t {
+        Tensor::Bf16(s) => Tensor::Bf16(&s[..len]),
+        Tensor::F16(s) => Tensor::F16(&s[..len]),
+        Tensor::F32(s) => Tensor::F32(&s[..len]),
+    }
+}
+
+fn print_table(records: &[Record]) {
+    println!(
+        "\n{:<9} {:>6} {:>7} {:>5} {:>12} {:>10} {:>8}",
+        "variant", "D", "V", "B", "median µs", "floor µs", "floor/t"
+    );
+    for r in records {
+        println!(
+            "{:<9} {:>6} {:>7} {:>5} {:>12.1} {:>10.1} {:>8.3}",
+            r.variant,
+            r.dim,
+            r.vocab,
+            r.batch,
+            r.median_us,
+            r.floor_us,
+            r.fraction_of_floor()
+        );
+    }
+}
+
+fn write_csv(path: &PathBuf, records: &[Record]) -> Result<()> {
+    let io = |e: std::io::Error| Error::Param { row: None, what: format!("cannot write {}: {e}", path.display()) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut text = String::from(Record::CSV_HEADER);
+    text.push('\n');
+    for r in records {
+        text.push_str(&r.csv());
+        text.push('\n');
+    }
+    fs::write(path, text).map_err(io)
+}

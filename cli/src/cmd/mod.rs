@@ -1,0 +1,4 @@
+pub mod bench;
+pub mod info;
+pub mod sample;
+pub mod verify;
