@@ -13,7 +13,13 @@ const TWO_POW_MINUS_32: f32 = 1.0 / 4_294_967_296.0;
 /// A token whose `y + GUMBEL_MAX` is below the running best score cannot win: backends may skip
 /// its noise without changing any sample.
 pub fn gumbel_max() -> f32 {
-    gumbel_from_word(0)
+    widen(gumbel_from_word(0))
+}
+
+/// A bound a little above `g`: the compiler may evaluate the logarithms of a constant word itself,
+/// an ulp away from the library's run-time result, and a bound must hold for both.
+fn widen(g: f32) -> f32 {
+    g + g.abs() * 1e-6 + 1e-6
 }
 
 /// Philox key of a row's seed.
@@ -63,6 +69,29 @@ pub fn gumbel(seed: u64, offset: u64, sample: u32, token: u32) -> f32 {
     gumbel_from_word(word(seed, offset, sample, token))
 }
 
+/// Upper bounds of the Gumbel value by the leading zeros of the noise word: `g` decreases as the
+/// word grows, so a word with `z` leading zeros gives at most the `g` of `2^(31 - z)` (of word 0 for
+/// `z = 32`). A token whose `y + bound` is below the running best cannot win, and is rejected with
+/// the Philox word alone, no logarithm: for real logits, nearly every token.
+pub struct GumbelBounds([f32; 33]);
+
+impl GumbelBounds {
+    pub fn new() -> Self {
+        GumbelBounds(std::array::from_fn(|z| widen(gumbel_from_word(if z == 32 { 0 } else { 1u32 << (31 - z) }))))
+    }
+
+    #[inline(always)]
+    pub fn of_word(&self, word: u32) -> f32 {
+        self.0[word.leading_zeros() as usize]
+    }
+}
+
+impl Default for GumbelBounds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Noise words along increasing tokens of one `(seed, offset, sample)` stream, evaluating Philox
 /// once per four-token group however the tokens are visited.
 pub struct NoiseStream {
@@ -78,13 +107,19 @@ impl NoiseStream {
         NoiseStream { key: key(seed), offset, sample, group: None, words: [0; 4] }
     }
 
+    /// The noise word of `token`.
     #[inline]
-    pub fn gumbel(&mut self, token: u32) -> f32 {
+    pub fn word(&mut self, token: u32) -> u32 {
         let group = token >> 2;
         if self.group != Some(group) {
             self.words = philox4x32_10(counter(self.offset, self.sample, token), self.key);
             self.group = Some(group);
         }
-        gumbel_from_word(self.words[(token & 3) as usize])
+        self.words[(token & 3) as usize]
+    }
+
+    #[inline]
+    pub fn gumbel(&mut self, token: u32) -> f32 {
+        gumbel_from_word(self.word(token))
     }
 }

@@ -130,3 +130,22 @@ fn derived_seeds_differ_per_request() {
     assert_eq!(seeds.len(), 10_000);
     assert_ne!(derive_row_seed(42, 0), derive_row_seed(43, 0));
 }
+
+#[test]
+fn word_class_bounds_hold_for_every_class_edge_and_random_words() {
+    use flashsampling_core::noise::GumbelBounds;
+    let bounds = GumbelBounds::new();
+    let mut rng = flashsampling_core::testdata::TestRng::new(5);
+    for z in 0..32u32 {
+        let lo = 1u32 << (31 - z);
+        let hi = if z == 0 { u32::MAX } else { (lo << 1) - 1 };
+        for w in [lo, lo + 1, hi - 1, hi, lo + (hi - lo) / 2] {
+            assert!(noise::gumbel_from_word(w) <= bounds.of_word(w), "word {w:#x}");
+        }
+        for _ in 0..2000 {
+            let w = lo + (rng.next_u64() as u32) % (hi - lo + 1).max(1);
+            assert!(noise::gumbel_from_word(w) <= bounds.of_word(w), "word {w:#x}");
+        }
+    }
+    assert_eq!(bounds.of_word(0), gumbel_max());
+}

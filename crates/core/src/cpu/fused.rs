@@ -3,8 +3,9 @@
 //! The vocabulary is cut into tiles; each tile's weights are converted to f32 once and its logits
 //! computed for every row of the batch, so `W` streams through memory once per call. Each thread
 //! folds its tiles' winners into its own candidate buffer, and the buffers meet in a `max`
-//! reduction. Tokens whose best possible score (`y + gumbel_max`) is below the running best skip
-//! their noise: the bound is exact, so no sample changes.
+//! reduction. Tokens that cannot beat the running best skip their noise: first by the largest
+//! Gumbel value of all (`y + gumbel_max`), then by the largest value of their Philox word's class
+//! ([`GumbelBounds`]). Both bounds are exact, so no sample changes.
 
 use rayon::prelude::*;
 
@@ -13,7 +14,7 @@ use super::{host_head, load_host_head};
 use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
 use crate::candidate::{merge_into, pack, score_of, EMPTY};
 use crate::error::{Error, Result};
-use crate::noise::{gumbel_max, NoiseStream};
+use crate::noise::{gumbel_from_word, gumbel_max, GumbelBounds, NoiseStream};
 use crate::params::{Request, RowParams};
 use crate::tensor::LmHeadRef;
 
@@ -117,7 +118,7 @@ impl CpuBackend {
 fn run_sample_parallel(head: &LmHeadRef<'_>, req: &Request<'_>, hidden: &[f32], out: &mut [u64]) {
     const SAMPLE_BLOCK: usize = 4096;
     let (dim, samples) = (head.dim, req.samples as usize);
-    let gumbel_max = gumbel_max();
+    let bounds = Bounds::new();
     out.par_chunks_mut(samples).zip(req.rows.par_iter()).enumerate().for_each(|(b, (row_out, row))| {
         let mut weights = vec![0.0f32; head.rows * dim];
         head.weights.convert_range(0..head.rows * dim, &mut weights);
@@ -126,9 +127,21 @@ fn run_sample_parallel(head: &LmHeadRef<'_>, req: &Request<'_>, hidden: &[f32], 
         row_out.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
             slots.fill(EMPTY);
             let first = (block * SAMPLE_BLOCK) as u32;
-            fold_tile(&scaled, head.vocab_offset, row, first, slots, gumbel_max);
+            fold_tile(&scaled, head.vocab_offset, row, first, slots, &bounds);
         });
     });
+}
+
+/// The two exact bounds on the Gumbel noise used to skip it.
+struct Bounds {
+    max: f32,
+    by_word: GumbelBounds,
+}
+
+impl Bounds {
+    fn new() -> Self {
+        Bounds { max: gumbel_max(), by_word: GumbelBounds::new() }
+    }
 }
 
 /// `y_t = (w_t · h) / T` for every row `w_t` of `weights`.
@@ -140,7 +153,7 @@ fn scale_logits(weights: &[f32], h: &[f32], inv_t: f32, scaled: &mut [f32]) {
 
 /// Folds one tile of scaled logits (`first_token` onwards) into the winners `slots` of samples
 /// `first_sample..first_sample + slots.len()` of one row.
-fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u32, slots: &mut [u64], gumbel_max: f32) {
+fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u32, slots: &mut [u64], bounds: &Bounds) {
     if row.is_greedy() {
         let winner = scaled.iter().enumerate().map(|(j, &x)| pack(x, first_token + j as u32)).max().unwrap_or(EMPTY);
         slots.iter_mut().for_each(|c| *c = (*c).max(winner));
@@ -150,11 +163,15 @@ fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u3
         let mut noise = NoiseStream::new(row.seed, row.offset, first_sample + s as u32);
         let mut best_score = score_of(*slot);
         for (j, &y) in scaled.iter().enumerate() {
-            if y + gumbel_max < best_score {
+            if y + bounds.max < best_score {
                 continue;
             }
             let token = first_token + j as u32;
-            let score = y + noise.gumbel(token);
+            let word = noise.word(token);
+            if y + bounds.by_word.of_word(word) < best_score {
+                continue;
+            }
+            let score = y + gumbel_from_word(word);
             let candidate = pack(score, token);
             if candidate > *slot {
                 *slot = candidate;
@@ -173,7 +190,7 @@ struct TileWorker<'a> {
     weights: Vec<f32>,
     scaled: Vec<f32>,
     best: Vec<u64>,
-    gumbel_max: f32,
+    bounds: Bounds,
 }
 
 impl<'a> TileWorker<'a> {
@@ -186,7 +203,7 @@ impl<'a> TileWorker<'a> {
             weights: vec![0.0; tile * head.dim],
             scaled: vec![0.0; tile],
             best: vec![EMPTY; req.outputs()],
-            gumbel_max: gumbel_max(),
+            bounds: Bounds::new(),
         }
     }
 
@@ -202,7 +219,7 @@ impl<'a> TileWorker<'a> {
             let scaled = &mut self.scaled[..len];
             scale_logits(weights, &self.hidden[b * dim..(b + 1) * dim], row.inv_temperature(), scaled);
             let slots = &mut self.best[b * samples..(b + 1) * samples];
-            fold_tile(scaled, first_token, row, 0, slots, self.gumbel_max);
+            fold_tile(scaled, first_token, row, 0, slots, &self.bounds);
         }
     }
 }
