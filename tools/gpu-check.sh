@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (after `../shared/tools/gpu-pack --vulkan`, carrying .gpu):
+#   source .gpu/prelude.sh; bash tools/gpu-check.sh
+# Runs what the machine can: backends found, the conformance suite on every backend present, the
+# full battery on CUDA, the benchmark, compute-sanitizer. Logs and CSV go to $OUT (or ./gpu-out).
+set -uo pipefail
+out="${OUT:-gpu-out}"
+mkdir -p "$out"
+step() { echo; echo "=== $*"; }
+step info
+flashsampling info 2>&1 | tee "$out/info.txt"
+step "conformance suite (every backend present)"
+conformance-test --nocapture --test-threads=1 2>&1 | tee "$out/conformance.log" | grep -E "running on|skipped|FAIL|test result"
+for backend in cuda wgpu; do
+  if grep -q "^$backend: available" "$out/info.txt"; then
+    step "full battery on $backend"
+    flashsampling verify --backend "$backend" --level full 2>&1 | tee "$out/verify-$backend.log" | tail -25
+  fi
+done
+if grep -q "^cuda: available" "$out/info.txt"; then
+  step "benchmark (cuda)"
+  flashsampling bench --backend cuda --csv "$out/bench-cuda.csv" 2>&1 | tee "$out/bench-cuda.log" | tail -60
+  step "compute-sanitizer memcheck and racecheck"
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 1 flashsampling verify --backend cuda --filter "every output" \
+      > "$out/sanitizer-$tool.log" 2>&1 && echo "$tool: clean" || { echo "$tool: FAILED"; tail -20 "$out/sanitizer-$tool.log"; }
+  done
+fi
+if grep -q "^wgpu: available" "$out/info.txt"; then
+  step "benchmark (wgpu)"
+  flashsampling bench --backend wgpu --batches 1,4,16 --csv "$out/bench-wgpu.csv" 2>&1 | tee "$out/bench-wgpu.log" | tail -25
+fi
+ls "$out"/bench-*.csv >/dev/null 2>&1 && python3 tools/plot_bench.py "$out"/bench-*.csv -o "$out/bench.png"
