@@ -97,6 +97,11 @@ fn agreement_with_reference() {
 }
 
 #[test]
+fn constraints() {
+    run("constraints");
+}
+
+#[test]
 fn bad_rows() {
     run("bad rows");
 }
@@ -121,6 +126,7 @@ fn battery_covers_every_case() {
         "batch invariance",
         "vocabulary-shard",
         "agreement",
+        "constraints",
         "bad rows",
         "bad input",
         "every output",

@@ -4,6 +4,7 @@
 //! `flashsampling verify --backend X` runs it on one backend and prints every case — the
 //! portability test anyone can run on their own GPU.
 
+mod constraints;
 mod pathwise;
 mod problem;
 mod robustness;
@@ -42,6 +43,7 @@ enum Check {
     BatchInvariance,
     ShardInvariance,
     ReferenceAgreement { rows: usize },
+    Constraints { samples: u32 },
     BadRows,
     BadInput,
     EveryOutputWritten,
@@ -154,6 +156,7 @@ pub fn battery(level: Level) -> Vec<Case> {
         ("batch invariance", Check::BatchInvariance),
         ("vocabulary-shard invariance (3 uneven shards = whole head)", Check::ShardInvariance),
         ("agreement with cpu-reference, 10,000 rows", Check::ReferenceAgreement { rows: 10_000 }),
+        ("constraints: token mask, logit bias, penalties", Check::Constraints { samples: 20_000 }),
         ("bad rows: NaN and all-masked rows get a status, others unaffected", Check::BadRows),
         ("bad input refused with the right error", Check::BadInput),
         ("every output written (poisoned buffer, vocabulary shard)", Check::EveryOutputWritten),
@@ -176,6 +179,7 @@ pub fn run(case: &Case, backend: &dyn Backend) -> Report {
         Check::BatchInvariance => pathwise::batch_invariance(backend),
         Check::ShardInvariance => pathwise::shard_invariance(backend),
         Check::ReferenceAgreement { rows } => pathwise::reference_agreement(backend, *rows),
+        Check::Constraints { samples } => constraints::constraints(backend, *samples),
         Check::BadRows => robustness::bad_rows(backend),
         Check::BadInput => robustness::bad_input(backend),
         Check::EveryOutputWritten => robustness::every_output_written(backend),

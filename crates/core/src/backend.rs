@@ -96,6 +96,12 @@ pub trait Backend: Send + Sync {
     /// the head's shard. Called by the provided methods with validated inputs only.
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()>;
 
+    /// Whether [`Backend::launch`] applies [`Request::constraints`]; requests with constraints are
+    /// refused by backends that do not.
+    fn supports_constraints(&self) -> bool {
+        false
+    }
+
     /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates
     /// of several shards combine with [`crate::candidate::merge_into`].
     fn sample_candidates(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
@@ -106,6 +112,10 @@ pub trait Backend: Send + Sync {
             });
         }
         validate::request(req, head.dim)?;
+        if req.constraints.is_some() && !self.supports_constraints() {
+            return Err(Error::Unsupported { backend: self.name().into(), what: "per-row constraints".into() });
+        }
+        validate::transforms(req, head.vocab_size)?;
         if out.len() != req.outputs() {
             return Err(Error::Shape(format!(
                 "candidate buffer holds {}, expected B × samples = {}",

@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod bench;
 pub mod candidate;
+pub mod constraints;
 pub mod cpu;
 pub mod error;
 pub mod exact;
@@ -24,6 +25,7 @@ pub mod testdata;
 pub mod validate;
 
 pub use backend::{Backend, BackendInfo, DeviceInfo, LmHead};
+pub use constraints::{Penalties, RowConstraints};
 pub use error::{Error, Result};
 pub use output::{RowStatus, SampleOutput};
 pub use params::{derive_row_seed, Request, RowParams};

@@ -1,5 +1,6 @@
 //! Per-row sampling parameters and the request a backend receives.
 
+use crate::constraints::RowConstraints;
 use crate::tensor::HiddenRef;
 
 /// Parameters of one row (request) of a batch.
@@ -58,11 +59,19 @@ pub struct Request<'a> {
     pub hidden: HiddenRef<'a>,
     pub rows: &'a [RowParams],
     pub samples: u32,
+    /// One [`RowConstraints`] per row, or none for unconstrained rows.
+    pub constraints: Option<&'a [RowConstraints<'a>]>,
 }
 
 impl<'a> Request<'a> {
     pub fn new(hidden: HiddenRef<'a>, rows: &'a [RowParams], samples: u32) -> Self {
-        Request { hidden, rows, samples }
+        Request { hidden, rows, samples, constraints: None }
+    }
+
+    /// Adds per-row constraints (mask, bias, penalties), applied before temperature.
+    pub fn with_constraints(mut self, constraints: &'a [RowConstraints<'a>]) -> Self {
+        self.constraints = Some(constraints);
+        self
     }
 
     /// Number of output tokens: `batch × samples`.

@@ -1,5 +1,6 @@
 //! Validation of a sampling call against a head, before any work (DESIGN.md §3.5).
 
+use crate::constraints::RowTransform;
 use crate::error::{Error, Result};
 use crate::params::Request;
 use crate::tensor::LmHeadRef;
@@ -37,8 +38,21 @@ pub fn request(req: &Request<'_>, dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks the request's constraints against a vocabulary of `vocab_size` tokens and prepares one
+/// transform per row (identity transforms when the request has none).
+pub fn transforms<'a>(req: &Request<'a>, vocab_size: u32) -> Result<Vec<RowTransform<'a>>> {
+    match req.constraints {
+        None => Ok(vec![RowTransform::default(); req.rows.len()]),
+        Some(c) if c.len() != req.rows.len() => {
+            Err(Error::Shape(format!("{} row constraints for a batch of {} rows", c.len(), req.rows.len())))
+        }
+        Some(c) => c.iter().enumerate().map(|(b, c)| RowTransform::new(c, vocab_size, b)).collect(),
+    }
+}
+
 /// Checks a head and a request together.
 pub fn call(head: &LmHeadRef<'_>, req: &Request<'_>) -> Result<()> {
     head.validate()?;
-    request(req, head.dim)
+    request(req, head.dim)?;
+    transforms(req, head.vocab_size).map(|_| ())
 }

@@ -13,10 +13,12 @@ use super::dot::dot;
 use super::{host_head, load_host_head};
 use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
 use crate::candidate::{merge_into, pack, score_of, EMPTY};
+use crate::constraints::RowTransform;
 use crate::error::{Error, Result};
 use crate::noise::{gumbel_from_word, gumbel_max, GumbelBounds, NoiseStream};
 use crate::params::{Request, RowParams};
 use crate::tensor::LmHeadRef;
+use crate::validate;
 
 const NAME: &str = "cpu";
 
@@ -66,36 +68,44 @@ impl CpuBackend {
                 req.outputs()
             )));
         }
-        self.run(head, req, out);
-        Ok(())
+        self.run(head, req, out)
     }
 
-    fn run(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) {
+    fn run(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let (batch, dim) = (req.hidden.batch, head.dim);
         let mut hidden = vec![0.0f32; batch * dim];
         req.hidden.data.convert_range(0..batch * dim, &mut hidden);
+        let transforms = validate::transforms(req, head.vocab_size)?;
+        let rows: Vec<Row<'_>> = req
+            .rows
+            .iter()
+            .zip(hidden.chunks_exact(dim))
+            .zip(&transforms)
+            .map(|((params, h), transform)| Row { params, h, transform })
+            .collect();
         let tiles = head.rows.div_ceil(self.vocab_tile);
         let small = head.rows * dim <= SMALL_HEAD_ELEMENTS;
         if tiles >= 4 * rayon::current_num_threads() || !small {
-            self.run_vocab_parallel(head, req, &hidden, tiles, out);
+            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out);
         } else {
-            run_sample_parallel(head, req, &hidden, out);
+            run_sample_parallel(head, &rows, req.samples as usize, out);
         }
+        Ok(())
     }
 
     /// Large vocabularies: threads take tiles, each keeps its own winners, winners meet in a `max`.
     fn run_vocab_parallel(
         &self,
         head: &LmHeadRef<'_>,
-        req: &Request<'_>,
-        hidden: &[f32],
+        rows: &[Row<'_>],
+        samples: usize,
         tiles: usize,
         out: &mut [u64],
     ) {
         let best = (0..tiles)
             .into_par_iter()
             .fold(
-                || TileWorker::new(head, req, hidden, self.vocab_tile),
+                || TileWorker::new(head, rows, samples, self.vocab_tile),
                 |mut worker, tile| {
                     worker.process(tile);
                     worker
@@ -115,21 +125,40 @@ impl CpuBackend {
 
 /// Small vocabularies: too few tiles to feed the threads, so threads take blocks of samples and
 /// each computes its row's (few) logits itself.
-fn run_sample_parallel(head: &LmHeadRef<'_>, req: &Request<'_>, hidden: &[f32], out: &mut [u64]) {
+fn run_sample_parallel(head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, out: &mut [u64]) {
     const SAMPLE_BLOCK: usize = 4096;
-    let (dim, samples) = (head.dim, req.samples as usize);
+    let dim = head.dim;
     let bounds = Bounds::new();
-    out.par_chunks_mut(samples).zip(req.rows.par_iter()).enumerate().for_each(|(b, (row_out, row))| {
+    out.par_chunks_mut(samples).zip(rows.par_iter()).for_each(|(row_out, row)| {
         let mut weights = vec![0.0f32; head.rows * dim];
         head.weights.convert_range(0..head.rows * dim, &mut weights);
         let mut scaled = vec![0.0f32; head.rows];
-        scale_logits(&weights, &hidden[b * dim..(b + 1) * dim], row.inv_temperature(), &mut scaled);
+        row.scaled_logits(&weights, head.vocab_offset, &mut scaled);
         row_out.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
             slots.fill(EMPTY);
             let first = (block * SAMPLE_BLOCK) as u32;
-            fold_tile(&scaled, head.vocab_offset, row, first, slots, &bounds);
+            fold_tile(&scaled, head.vocab_offset, row.params, first, slots, &bounds);
         });
     });
+}
+
+/// One row of the batch: its parameters, hidden state (f32) and constraints.
+struct Row<'a> {
+    params: &'a RowParams,
+    h: &'a [f32],
+    transform: &'a RowTransform<'a>,
+}
+
+impl Row<'_> {
+    /// `y_t = transform(w_t · h) / T` for the rows `w_t` of `weights`, tokens from `first_token`.
+    fn scaled_logits(&self, weights: &[f32], first_token: u32, scaled: &mut [f32]) {
+        for (y, w) in scaled.iter_mut().zip(weights.chunks_exact(self.h.len())) {
+            *y = dot(w, self.h);
+        }
+        self.transform.apply(first_token, scaled);
+        let inv_t = self.params.inv_temperature();
+        scaled.iter_mut().for_each(|y| *y *= inv_t);
+    }
 }
 
 /// The two exact bounds on the Gumbel noise used to skip it.
@@ -141,13 +170,6 @@ struct Bounds {
 impl Bounds {
     fn new() -> Self {
         Bounds { max: gumbel_max(), by_word: GumbelBounds::new() }
-    }
-}
-
-/// `y_t = (w_t · h) / T` for every row `w_t` of `weights`.
-fn scale_logits(weights: &[f32], h: &[f32], inv_t: f32, scaled: &mut [f32]) {
-    for (y, w) in scaled.iter_mut().zip(weights.chunks_exact(h.len())) {
-        *y = dot(w, h) * inv_t;
     }
 }
 
@@ -184,8 +206,8 @@ fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u3
 /// One thread's state: scratch for a tile and the best candidate so far of every (row, sample).
 struct TileWorker<'a> {
     head: &'a LmHeadRef<'a>,
-    req: &'a Request<'a>,
-    hidden: &'a [f32],
+    rows: &'a [Row<'a>],
+    samples: usize,
     tile: usize,
     weights: Vec<f32>,
     scaled: Vec<f32>,
@@ -194,15 +216,15 @@ struct TileWorker<'a> {
 }
 
 impl<'a> TileWorker<'a> {
-    fn new(head: &'a LmHeadRef<'a>, req: &'a Request<'a>, hidden: &'a [f32], tile: usize) -> Self {
+    fn new(head: &'a LmHeadRef<'a>, rows: &'a [Row<'a>], samples: usize, tile: usize) -> Self {
         TileWorker {
             head,
-            req,
-            hidden,
+            rows,
+            samples,
             tile,
             weights: vec![0.0; tile * head.dim],
             scaled: vec![0.0; tile],
-            best: vec![EMPTY; req.outputs()],
+            best: vec![EMPTY; rows.len() * samples],
             bounds: Bounds::new(),
         }
     }
@@ -214,12 +236,10 @@ impl<'a> TileWorker<'a> {
         let weights = &mut self.weights[..len * dim];
         self.head.weights.convert_range(start * dim..(start + len) * dim, weights);
         let first_token = self.head.vocab_offset + start as u32;
-        let samples = self.req.samples as usize;
-        for (b, row) in self.req.rows.iter().enumerate() {
+        for (row, slots) in self.rows.iter().zip(self.best.chunks_exact_mut(self.samples)) {
             let scaled = &mut self.scaled[..len];
-            scale_logits(weights, &self.hidden[b * dim..(b + 1) * dim], row.inv_temperature(), scaled);
-            let slots = &mut self.best[b * samples..(b + 1) * samples];
-            fold_tile(scaled, first_token, row, 0, slots, &self.bounds);
+            row.scaled_logits(weights, first_token, scaled);
+            fold_tile(scaled, first_token, row.params, 0, slots, &self.bounds);
         }
     }
 }
@@ -250,9 +270,11 @@ impl Backend for CpuBackend {
     }
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
-        let head = host_head(NAME, head)?;
-        self.run(&head, req, out);
-        Ok(())
+        self.run(&host_head(NAME, head)?, req, out)
+    }
+
+    fn supports_constraints(&self) -> bool {
+        true
     }
 }
 

@@ -10,6 +10,7 @@ use crate::exact;
 use crate::noise::gumbel;
 use crate::params::Request;
 use crate::tensor::LmHeadRef;
+use crate::validate;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReferenceBackend;
@@ -36,11 +37,17 @@ impl Backend for ReferenceBackend {
         load_host_head(NAME, head)
     }
 
+    fn supports_constraints(&self) -> bool {
+        true
+    }
+
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let head = host_head(NAME, head)?;
         let samples = req.samples as usize;
+        let transforms = validate::transforms(req, head.vocab_size)?;
         for (b, row) in req.rows.iter().enumerate() {
-            let logits: Vec<f32> = exact::logits_f64(&head, &req.hidden, b).into_iter().map(|l| l as f32).collect();
+            let mut logits: Vec<f32> = exact::logits_f64(&head, &req.hidden, b).into_iter().map(|l| l as f32).collect();
+            transforms[b].apply(head.vocab_offset, &mut logits);
             let inv_t = row.inv_temperature();
             for s in 0..samples {
                 let mut best = EMPTY;
