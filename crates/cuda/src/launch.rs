@@ -1,0 +1,159 @@
+//! Kernel launches on raw device pointers and a caller's stream: no allocation, no copy, no host
+//! synchronisation. The safe [`crate::CudaBackend`] and the benchmark build on these.
+
+use std::ffi::c_void;
+
+use cudarc::driver::{result, sys, CudaFunction};
+use flashsampling_core::{DType, Error, Result, RowParams};
+
+use crate::driver::device_error;
+use crate::kernels::LogitsDType;
+
+/// Per-row parameters as the kernels read them: 24 bytes, `#[repr(C)]`, one per batch row.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowArgs {
+    pub seed: u64,
+    pub offset: u64,
+    /// `1 / T` in f32 (1 for greedy rows).
+    pub inv_t: f32,
+    /// Non-zero for greedy rows (`T == 0`): score = logit, no noise.
+    pub greedy: u32,
+}
+
+impl RowArgs {
+    pub fn from_params(p: &RowParams) -> Self {
+        RowArgs { seed: p.seed, offset: p.offset, inv_t: p.inv_temperature(), greedy: u32::from(p.is_greedy()) }
+    }
+
+    /// The little-endian bytes of `rows`, ready for upload.
+    pub fn to_bytes(rows: &[RowArgs]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(rows.len() * 24);
+        for r in rows {
+            v.extend_from_slice(&r.seed.to_le_bytes());
+            v.extend_from_slice(&r.offset.to_le_bytes());
+            v.extend_from_slice(&r.inv_t.to_le_bytes());
+            v.extend_from_slice(&r.greedy.to_le_bytes());
+        }
+        v
+    }
+}
+
+/// One fused sampling launch on device memory the caller owns.
+///
+/// - `w`: `[v_rows, dim]` row-major weights of `w_dtype` (a vocabulary shard whose row 0 is global
+///   token `vocab_offset`); `h`: `[batch, dim]` hidden states of `h_dtype`;
+/// - `rows`: `batch` [`RowArgs`]; `out`: `batch × samples` `u64` packed candidates, overwritten;
+/// - `dim` a multiple of 8 and every pointer 16-byte aligned (32 for f32 weights or hidden states).
+#[derive(Debug, Clone, Copy)]
+pub struct FusedArgs {
+    pub w: sys::CUdeviceptr,
+    pub w_dtype: DType,
+    pub h: sys::CUdeviceptr,
+    pub h_dtype: DType,
+    pub rows: sys::CUdeviceptr,
+    pub out: sys::CUdeviceptr,
+    pub v_rows: u32,
+    pub dim: u32,
+    pub batch: u32,
+    pub samples: u32,
+    pub vocab_offset: u32,
+}
+
+/// One sampling-from-logits launch: `logits` is `[batch, v_rows]` row-major, the rest as in
+/// [`FusedArgs`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogitsArgs {
+    pub logits: sys::CUdeviceptr,
+    pub dtype: LogitsDType,
+    pub rows: sys::CUdeviceptr,
+    pub out: sys::CUdeviceptr,
+    pub v_rows: u32,
+    pub batch: u32,
+    pub samples: u32,
+    pub vocab_offset: u32,
+}
+
+/// Vocabulary rows per block of the fused kernel (`TILE` in sample.cu).
+const FUSED_TILE: u32 = 32;
+/// Tokens per block of the logits kernel (`LOGIT_TILE` in sample.cu).
+const LOGIT_TILE: u32 = 1024;
+const THREADS: u32 = 256;
+const MAX_GRID_Y: u32 = 65_535;
+/// Blocks that fill an H100/H200 several times over; sample slicing aims at this many.
+const TARGET_BLOCKS: u32 = 2048;
+
+/// Blocks along the sample axis: enough to fill the device when tiles are few and samples many.
+fn sample_slices(tiles: u32, pairs: u64) -> u32 {
+    let wanted = pairs.div_ceil(u64::from(THREADS)).min(u64::from(MAX_GRID_Y)) as u32;
+    wanted.clamp(1, (TARGET_BLOCKS / tiles.max(1)).max(1))
+}
+
+fn check_common(batch: u32, samples: u32, v_rows: u32) -> Result<()> {
+    if batch == 0 || samples == 0 || v_rows == 0 {
+        return Err(Error::Shape(format!("empty launch: batch {batch}, samples {samples}, rows {v_rows}")));
+    }
+    Ok(())
+}
+
+/// Zeroes `out`, then folds the winners into it; both on `stream`.
+///
+/// # Safety
+/// The pointers must be valid device memory of the sizes [`FusedArgs`] describes, in the current
+/// context, and stay alive until the stream has run the launch.
+pub unsafe fn fused(f: &CudaFunction, a: &FusedArgs, stream: sys::CUstream) -> Result<()> {
+    check_common(a.batch, a.samples, a.v_rows)?;
+    if a.dim == 0 || a.dim % 8 != 0 {
+        return Err(Error::Shape(format!("D = {} is not a positive multiple of 8", a.dim)));
+    }
+    let out_bytes = a.batch as usize * a.samples as usize * 8;
+    result::memset_d8_async(a.out, 0, out_bytes, stream).map_err(|e| device_error("zeroing the output", e))?;
+    let (mut w, mut h, mut rows, mut out) = (a.w, a.h, a.rows, a.out);
+    let (mut v, mut d, mut b, mut s, mut off) = (a.v_rows, a.dim, a.batch, a.samples, a.vocab_offset);
+    let mut params: [*mut c_void; 9] = [
+        (&mut w as *mut sys::CUdeviceptr).cast(),
+        (&mut h as *mut sys::CUdeviceptr).cast(),
+        (&mut rows as *mut sys::CUdeviceptr).cast(),
+        (&mut out as *mut sys::CUdeviceptr).cast(),
+        (&mut v as *mut u32).cast(),
+        (&mut d as *mut u32).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut s as *mut u32).cast(),
+        (&mut off as *mut u32).cast(),
+    ];
+    let tiles = a.v_rows.div_ceil(FUSED_TILE);
+    let slices = sample_slices(tiles, u64::from(a.batch.min(8)) * u64::from(a.samples));
+    result::launch_kernel(f.cu_function(), (tiles, slices, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the fused kernel", e))
+}
+
+/// Zeroes `out`, then samples from the logits into it; both on `stream`.
+///
+/// # Safety
+/// As for [`fused`], with the sizes [`LogitsArgs`] describes.
+pub unsafe fn from_logits(f: &CudaFunction, a: &LogitsArgs, stream: sys::CUstream) -> Result<()> {
+    check_common(a.batch, a.samples, a.v_rows)?;
+    if a.batch > MAX_GRID_Y {
+        return Err(Error::Unsupported {
+            backend: crate::NAME.into(),
+            what: format!("batch {} over {MAX_GRID_Y} rows for the logits kernel", a.batch),
+        });
+    }
+    let out_bytes = a.batch as usize * a.samples as usize * 8;
+    result::memset_d8_async(a.out, 0, out_bytes, stream).map_err(|e| device_error("zeroing the output", e))?;
+    let (mut l, mut rows, mut out) = (a.logits, a.rows, a.out);
+    let (mut v, mut s, mut off) = (a.v_rows, a.samples, a.vocab_offset);
+    let mut params: [*mut c_void; 6] = [
+        (&mut l as *mut sys::CUdeviceptr).cast(),
+        (&mut rows as *mut sys::CUdeviceptr).cast(),
+        (&mut out as *mut sys::CUdeviceptr).cast(),
+        (&mut v as *mut u32).cast(),
+        (&mut s as *mut u32).cast(),
+        (&mut off as *mut u32).cast(),
+    ];
+    let tiles = a.v_rows.div_ceil(LOGIT_TILE);
+    let slices = if a.samples == 1 { 1 } else { sample_slices(tiles * a.batch, u64::from(a.samples)) };
+    let grid = (tiles, a.batch, slices);
+    result::launch_kernel(f.cu_function(), grid, (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the logits kernel", e))
+}
