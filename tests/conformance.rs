@@ -102,6 +102,11 @@ fn constraints() {
 }
 
 #[test]
+fn logprobs() {
+    run("logprobs");
+}
+
+#[test]
 fn bad_rows() {
     run("bad rows");
 }
@@ -127,6 +132,7 @@ fn battery_covers_every_case() {
         "vocabulary-shard",
         "agreement",
         "constraints",
+        "logprobs",
         "bad rows",
         "bad input",
         "every output",

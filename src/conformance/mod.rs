@@ -5,6 +5,7 @@
 //! portability test anyone can run on their own GPU.
 
 mod constraints;
+mod logprobs;
 mod pathwise;
 mod problem;
 mod robustness;
@@ -44,6 +45,7 @@ enum Check {
     ShardInvariance,
     ReferenceAgreement { rows: usize },
     Constraints { samples: u32 },
+    Logprobs,
     BadRows,
     BadInput,
     EveryOutputWritten,
@@ -157,6 +159,7 @@ pub fn battery(level: Level) -> Vec<Case> {
         ("vocabulary-shard invariance (3 uneven shards = whole head)", Check::ShardInvariance),
         ("agreement with cpu-reference, 10,000 rows", Check::ReferenceAgreement { rows: 10_000 }),
         ("constraints: token mask, logit bias, penalties", Check::Constraints { samples: 20_000 }),
+        ("logprobs and log-normaliser against f64", Check::Logprobs),
         ("bad rows: NaN and all-masked rows get a status, others unaffected", Check::BadRows),
         ("bad input refused with the right error", Check::BadInput),
         ("every output written (poisoned buffer, vocabulary shard)", Check::EveryOutputWritten),
@@ -180,6 +183,7 @@ pub fn run(case: &Case, backend: &dyn Backend) -> Report {
         Check::ShardInvariance => pathwise::shard_invariance(backend),
         Check::ReferenceAgreement { rows } => pathwise::reference_agreement(backend, *rows),
         Check::Constraints { samples } => constraints::constraints(backend, *samples),
+        Check::Logprobs => logprobs::logprobs(backend),
         Check::BadRows => robustness::bad_rows(backend),
         Check::BadInput => robustness::bad_input(backend),
         Check::EveryOutputWritten => robustness::every_output_written(backend),

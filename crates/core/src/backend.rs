@@ -3,6 +3,7 @@
 use std::any::Any;
 
 use crate::error::{Error, Result};
+use crate::logsumexp::LogSumExp;
 use crate::output::SampleOutput;
 use crate::params::Request;
 use crate::tensor::{DType, LmHeadRef};
@@ -96,15 +97,46 @@ pub trait Backend: Send + Sync {
     /// the head's shard. Called by the provided methods with validated inputs only.
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()>;
 
+    /// As [`Backend::launch`], and also writes each row's log-normaliser partial over the shard
+    /// into `norms[b]`. Backends that support logprobs override it.
+    fn launch_with_normalizer(
+        &self,
+        _head: &LmHead,
+        _req: &Request<'_>,
+        _out: &mut [u64],
+        _norms: &mut [LogSumExp],
+    ) -> Result<()> {
+        Err(Error::Unsupported { backend: self.name().into(), what: "logprobs".into() })
+    }
+
     /// Whether [`Backend::launch`] applies [`Request::constraints`]; requests with constraints are
     /// refused by backends that do not.
     fn supports_constraints(&self) -> bool {
         false
     }
 
-    /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates
-    /// of several shards combine with [`crate::candidate::merge_into`].
-    fn sample_candidates(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+    /// Validates, then writes the shard's packed candidates and, with `norms`, each row's
+    /// log-normaliser partial (merge partials of several shards with [`LogSumExp::merge`]).
+    fn sample_candidates_with_normalizer(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        norms: &mut [LogSumExp],
+    ) -> Result<()> {
+        if norms.len() != req.rows.len() {
+            return Err(Error::Shape(format!(
+                "{} normaliser slots for a batch of {} rows",
+                norms.len(),
+                req.rows.len()
+            )));
+        }
+        self.check(head, req, out)?;
+        self.launch_with_normalizer(head, req, out, norms)
+    }
+
+    /// The checks of every sampling entry point.
+    fn check(&self, head: &LmHead, req: &Request<'_>, out: &[u64]) -> Result<()> {
         if head.backend() != self.name() {
             return Err(Error::ForeignLmHead {
                 loaded_by: head.backend().to_string(),
@@ -123,13 +155,29 @@ pub trait Backend: Send + Sync {
                 req.outputs()
             )));
         }
+        Ok(())
+    }
+
+    /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates
+    /// of several shards combine with [`crate::candidate::merge_into`].
+    fn sample_candidates(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        self.check(head, req, out)?;
         self.launch(head, req, out)
     }
 
     /// Validates, samples, and decodes tokens and row statuses.
     fn sample(&self, head: &LmHead, req: &Request<'_>) -> Result<SampleOutput> {
         let mut candidates = vec![crate::candidate::EMPTY; req.outputs()];
-        self.sample_candidates(head, req, &mut candidates)?;
-        Ok(SampleOutput::from_candidates(&candidates, req.samples as usize))
+        if !req.logprobs {
+            self.sample_candidates(head, req, &mut candidates)?;
+            return Ok(SampleOutput::from_candidates(&candidates, req.samples as usize));
+        }
+        let mut norms = vec![LogSumExp::EMPTY; req.rows.len()];
+        self.sample_candidates_with_normalizer(head, req, &mut candidates, &mut norms)?;
+        Ok(SampleOutput::from_candidates(&candidates, req.samples as usize).with_logprobs(
+            &candidates,
+            &norms,
+            req.rows,
+        ))
     }
 }

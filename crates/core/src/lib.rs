@@ -15,6 +15,7 @@ pub mod constraints;
 pub mod cpu;
 pub mod error;
 pub mod exact;
+pub mod logsumexp;
 pub mod noise;
 pub mod output;
 pub mod params;

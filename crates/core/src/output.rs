@@ -1,6 +1,9 @@
 //! Decoding reduced candidates into tokens and per-row statuses.
 
 use crate::candidate::{unpack, EMPTY};
+use crate::logsumexp::LogSumExp;
+use crate::noise::gumbel;
+use crate::params::RowParams;
 
 /// The outcome of one row (request) of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,11 +21,16 @@ pub enum RowStatus {
 ///
 /// A row whose status is not [`RowStatus::Ok`] has every token set to 0: an index that is always in
 /// range, so a caller that forgets the status cannot index out of bounds, but not a sample.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleOutput {
     pub samples: usize,
     pub tokens: Vec<u32>,
     pub status: Vec<RowStatus>,
+    /// With [`crate::Request::with_logprobs`]: `logprobs[b * samples + s]` of each sampled token
+    /// (NaN for bad rows).
+    pub logprobs: Option<Vec<f32>>,
+    /// With logprobs: `logZ` of each row's processed distribution.
+    pub log_normalizer: Option<Vec<f32>>,
 }
 
 impl SampleOutput {
@@ -41,7 +49,31 @@ impl SampleOutput {
             status.push(row_status);
             tokens.extend(row.iter().map(|&c| if row_status == RowStatus::Ok { unpack(c).1 } else { 0 }));
         }
-        SampleOutput { samples, tokens, status }
+        SampleOutput { samples, tokens, status, logprobs: None, log_normalizer: None }
+    }
+
+    /// Adds logprobs from the candidates and each row's log-normaliser: a winner's `y` is its
+    /// score less its noise (recomputed from the noise function), and `logprob = y - logZ`.
+    pub fn with_logprobs(mut self, candidates: &[u64], norms: &[LogSumExp], rows: &[RowParams]) -> Self {
+        let log_z: Vec<f64> = norms.iter().map(|n| n.ln()).collect();
+        let logprobs = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let (b, s) = (i / self.samples, i % self.samples);
+                if self.status[b] != RowStatus::Ok {
+                    return f32::NAN;
+                }
+                let (score, token) = unpack(c);
+                let row = &rows[b];
+                let noise =
+                    if row.is_greedy() { 0.0 } else { f64::from(gumbel(row.seed, row.offset, s as u32, token)) };
+                (f64::from(score) - noise - log_z[b]) as f32
+            })
+            .collect();
+        self.logprobs = Some(logprobs);
+        self.log_normalizer = Some(log_z.iter().map(|&z| z as f32).collect());
+        self
     }
 }
 

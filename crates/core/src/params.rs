@@ -61,16 +61,25 @@ pub struct Request<'a> {
     pub samples: u32,
     /// One [`RowConstraints`] per row, or none for unconstrained rows.
     pub constraints: Option<&'a [RowConstraints<'a>]>,
+    /// Also report each sampled token's logprob and each row's log-normaliser.
+    pub logprobs: bool,
 }
 
 impl<'a> Request<'a> {
     pub fn new(hidden: HiddenRef<'a>, rows: &'a [RowParams], samples: u32) -> Self {
-        Request { hidden, rows, samples, constraints: None }
+        Request { hidden, rows, samples, constraints: None, logprobs: false }
     }
 
     /// Adds per-row constraints (mask, bias, penalties), applied before temperature.
     pub fn with_constraints(mut self, constraints: &'a [RowConstraints<'a>]) -> Self {
         self.constraints = Some(constraints);
+        self
+    }
+
+    /// Asks for logprobs: of each sampled token, under the row's processed distribution
+    /// (constraints and temperature applied; untempered for greedy rows), and `logZ` per row.
+    pub fn with_logprobs(mut self) -> Self {
+        self.logprobs = true;
         self
     }
 

@@ -15,6 +15,7 @@ use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
 use crate::candidate::{merge_into, pack, score_of, EMPTY};
 use crate::constraints::RowTransform;
 use crate::error::{Error, Result};
+use crate::logsumexp::LogSumExp;
 use crate::noise::{gumbel_from_word, gumbel_max, GumbelBounds, NoiseStream};
 use crate::params::{Request, RowParams};
 use crate::tensor::LmHeadRef;
@@ -68,10 +69,18 @@ impl CpuBackend {
                 req.outputs()
             )));
         }
-        self.run(head, req, out)
+        self.run(head, req, out, None)
     }
 
-    fn run(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+    /// Samples into `out`; with `norms`, also each row's log-normaliser, merged over tiles in tile
+    /// order (deterministic for a given tile size).
+    fn run(
+        &self,
+        head: &LmHeadRef<'_>,
+        req: &Request<'_>,
+        out: &mut [u64],
+        norms: Option<&mut [LogSumExp]>,
+    ) -> Result<()> {
         let (batch, dim) = (req.hidden.batch, head.dim);
         let mut hidden = vec![0.0f32; batch * dim];
         req.hidden.data.convert_range(0..batch * dim, &mut hidden);
@@ -85,10 +94,13 @@ impl CpuBackend {
             .collect();
         let tiles = head.rows.div_ceil(self.vocab_tile);
         let small = head.rows * dim <= SMALL_HEAD_ELEMENTS;
-        if tiles >= 4 * rayon::current_num_threads() || !small {
-            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out);
+        let tile_norms = if tiles >= 4 * rayon::current_num_threads() || !small {
+            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out, norms.is_some())
         } else {
-            run_sample_parallel(head, &rows, req.samples as usize, out);
+            run_sample_parallel(head, &rows, req.samples as usize, out)
+        };
+        if let Some(norms) = norms {
+            merge_in_tile_order(tile_norms, norms);
         }
         Ok(())
     }
@@ -101,35 +113,38 @@ impl CpuBackend {
         samples: usize,
         tiles: usize,
         out: &mut [u64],
-    ) {
-        let best = (0..tiles)
+        normalize: bool,
+    ) -> Vec<TileNorms> {
+        let (best, norms) = (0..tiles)
             .into_par_iter()
             .fold(
-                || TileWorker::new(head, rows, samples, self.vocab_tile),
+                || TileWorker::new(head, rows, samples, self.vocab_tile, normalize),
                 |mut worker, tile| {
                     worker.process(tile);
                     worker
                 },
             )
-            .map(|worker| worker.best)
+            .map(|worker| (worker.best, worker.norms))
             .reduce(
-                || vec![EMPTY; out.len()],
-                |mut a, b| {
+                || (vec![EMPTY; out.len()], Vec::new()),
+                |(mut a, mut an), (b, bn)| {
                     merge_into(&mut a, &b);
-                    a
+                    an.extend(bn);
+                    (a, an)
                 },
             );
         out.copy_from_slice(&best);
+        norms
     }
 }
 
 /// Small vocabularies: too few tiles to feed the threads, so threads take blocks of samples and
 /// each computes its row's (few) logits itself.
-fn run_sample_parallel(head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, out: &mut [u64]) {
+fn run_sample_parallel(head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, out: &mut [u64]) -> Vec<TileNorms> {
     const SAMPLE_BLOCK: usize = 4096;
     let dim = head.dim;
     let bounds = Bounds::new();
-    out.par_chunks_mut(samples).zip(rows.par_iter()).for_each(|(row_out, row)| {
+    let norms = out.par_chunks_mut(samples).zip(rows.par_iter()).map(|(row_out, row)| {
         let mut weights = vec![0.0f32; head.rows * dim];
         head.weights.convert_range(0..head.rows * dim, &mut weights);
         let mut scaled = vec![0.0f32; head.rows];
@@ -139,7 +154,22 @@ fn run_sample_parallel(head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, o
             let first = (block * SAMPLE_BLOCK) as u32;
             fold_tile(&scaled, head.vocab_offset, row.params, first, slots, &bounds);
         });
+        LogSumExp::of(&scaled)
     });
+    vec![(0, norms.collect())]
+}
+
+/// One tile's log-normaliser partial of every row.
+type TileNorms = (usize, Vec<LogSumExp>);
+
+fn merge_in_tile_order(mut tiles: Vec<TileNorms>, norms: &mut [LogSumExp]) {
+    tiles.sort_by_key(|t| t.0);
+    norms.fill(LogSumExp::EMPTY);
+    for (_, partials) in tiles {
+        for (n, p) in norms.iter_mut().zip(partials) {
+            *n = n.merge(p);
+        }
+    }
 }
 
 /// One row of the batch: its parameters, hidden state (f32) and constraints.
@@ -213,10 +243,13 @@ struct TileWorker<'a> {
     scaled: Vec<f32>,
     best: Vec<u64>,
     bounds: Bounds,
+    /// With logprobs: the partials of the tiles this worker took.
+    norms: Vec<TileNorms>,
+    normalize: bool,
 }
 
 impl<'a> TileWorker<'a> {
-    fn new(head: &'a LmHeadRef<'a>, rows: &'a [Row<'a>], samples: usize, tile: usize) -> Self {
+    fn new(head: &'a LmHeadRef<'a>, rows: &'a [Row<'a>], samples: usize, tile: usize, normalize: bool) -> Self {
         TileWorker {
             head,
             rows,
@@ -226,6 +259,8 @@ impl<'a> TileWorker<'a> {
             scaled: vec![0.0; tile],
             best: vec![EMPTY; rows.len() * samples],
             bounds: Bounds::new(),
+            norms: Vec::new(),
+            normalize,
         }
     }
 
@@ -236,10 +271,17 @@ impl<'a> TileWorker<'a> {
         let weights = &mut self.weights[..len * dim];
         self.head.weights.convert_range(start * dim..(start + len) * dim, weights);
         let first_token = self.head.vocab_offset + start as u32;
+        let mut partials = Vec::with_capacity(if self.normalize { self.rows.len() } else { 0 });
         for (row, slots) in self.rows.iter().zip(self.best.chunks_exact_mut(self.samples)) {
             let scaled = &mut self.scaled[..len];
             row.scaled_logits(weights, first_token, scaled);
             fold_tile(scaled, first_token, row.params, 0, slots, &self.bounds);
+            if self.normalize {
+                partials.push(LogSumExp::of(scaled));
+            }
+        }
+        if self.normalize {
+            self.norms.push((tile, partials));
         }
     }
 }
@@ -270,7 +312,17 @@ impl Backend for CpuBackend {
     }
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
-        self.run(&host_head(NAME, head)?, req, out)
+        self.run(&host_head(NAME, head)?, req, out, None)
+    }
+
+    fn launch_with_normalizer(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        norms: &mut [LogSumExp],
+    ) -> Result<()> {
+        self.run(&host_head(NAME, head)?, req, out, Some(norms))
     }
 
     fn supports_constraints(&self) -> bool {

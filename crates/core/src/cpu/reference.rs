@@ -7,6 +7,7 @@ use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
 use crate::candidate::{pack, EMPTY};
 use crate::error::Result;
 use crate::exact;
+use crate::logsumexp::LogSumExp;
 use crate::noise::gumbel;
 use crate::params::Request;
 use crate::tensor::LmHeadRef;
@@ -42,6 +43,16 @@ impl Backend for ReferenceBackend {
     }
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        self.launch_with_normalizer(head, req, out, &mut vec![LogSumExp::EMPTY; req.rows.len()])
+    }
+
+    fn launch_with_normalizer(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        norms: &mut [LogSumExp],
+    ) -> Result<()> {
         let head = host_head(NAME, head)?;
         let samples = req.samples as usize;
         let transforms = validate::transforms(req, head.vocab_size)?;
@@ -49,12 +60,13 @@ impl Backend for ReferenceBackend {
             let mut logits: Vec<f32> = exact::logits_f64(&head, &req.hidden, b).into_iter().map(|l| l as f32).collect();
             transforms[b].apply(head.vocab_offset, &mut logits);
             let inv_t = row.inv_temperature();
+            let scaled: Vec<f32> = logits.iter().map(|&l| l * inv_t).collect();
+            norms[b] = LogSumExp::of(&scaled);
             for s in 0..samples {
                 let mut best = EMPTY;
-                for (i, &l) in logits.iter().enumerate() {
+                for (i, &y) in scaled.iter().enumerate() {
                     let token = head.vocab_offset + i as u32;
-                    let score =
-                        if row.is_greedy() { l } else { l * inv_t + gumbel(row.seed, row.offset, s as u32, token) };
+                    let score = if row.is_greedy() { y } else { y + gumbel(row.seed, row.offset, s as u32, token) };
                     best = best.max(pack(score, token));
                 }
                 out[b * samples + s] = best;
