@@ -23,7 +23,7 @@ pub struct Args {
     /// Batch sizes, comma-separated, or `all`. Default: all on a GPU, 1,4,16 on the CPU.
     #[arg(long)]
     batches: Option<String>,
-    /// Timed calls per configuration (the median is reported).
+    /// Timed calls per configuration (the median is reported; at least 100 on CUDA).
     #[arg(long, default_value_t = 10)]
     iters: usize,
     #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
@@ -49,11 +49,17 @@ where
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let backend = open(args.backend.backend)?;
+    #[cfg(feature = "cuda")]
+    if backend.name() == "cuda" {
+        let shapes = parse_list(args.shapes.as_deref().unwrap_or("all"), &SHAPES, parse_shape)?;
+        let batches = parse_list(args.batches.as_deref().unwrap_or("all"), &BATCHES, |s| s.parse().ok())?;
+        drop(backend);
+        let records = flashsampling_cuda::bench::run(&shapes, &batches, args.iters)?;
+        return finish(args, "cuda", &records);
+    }
     let cpu = backend.name().starts_with("cpu");
-    let shapes = parse_list(args.shapes.as_deref().unwrap_or(if cpu { "2048x151936" } else { "all" }), &SHAPES, |s| {
-        let (d, v) = s.split_once('x')?;
-        Some((d.parse().ok()?, v.parse().ok()?))
-    })?;
+    let shapes =
+        parse_list(args.shapes.as_deref().unwrap_or(if cpu { "2048x151936" } else { "all" }), &SHAPES, parse_shape)?;
     let batches = parse_list(args.batches.as_deref().unwrap_or(if cpu { "1,4,16" } else { "all" }), &BATCHES, |s| {
         s.parse().ok()
     })?;
@@ -91,9 +97,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             records.push(record);
         }
     }
-    print_table(&records);
-    let path = args.csv.clone().unwrap_or_else(|| default_csv(&format!("bench-{}.csv", backend.name())));
-    write_csv(&path, &records)?;
+    finish(args, backend.name(), &records)
+}
+
+fn parse_shape(s: &str) -> Option<(usize, usize)> {
+    let (d, v) = s.split_once('x')?;
+    Some((d.parse().ok()?, v.parse().ok()?))
+}
+
+fn finish(args: &Args, backend: &str, records: &[Record]) -> Result<ExitCode> {
+    print_table(records);
+    let path = args.csv.clone().unwrap_or_else(|| default_csv(&format!("bench-{backend}.csv")));
+    write_csv(&path, records)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
