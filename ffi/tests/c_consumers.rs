@@ -1,6 +1,7 @@
 //! Builds tests/c/example.{c,cpp} with gcc and g++ against include/flashsampling.h and both
 //! libflashsampling.so and libflashsampling.a, runs them on the CPU backend and on wgpu where it
-//! opens, and runs the C example under valgrind when valgrind is installed.
+//! opens, and runs the C example under valgrind when valgrind is installed. Then installs with
+//! ffi/install.sh and builds the examples through pkg-config and CMake's find_package.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,4 +101,52 @@ fn c_example_is_clean_under_valgrind() {
         .arg(&exe)
         .arg("cpu"));
     assert_eq!(code, 0, "valgrind reported errors");
+}
+
+#[test]
+fn installed_package_works_with_pkg_config_and_cmake() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("install");
+    let code = run(Command::new("bash")
+        .arg(root.join("ffi/install.sh"))
+        .arg(&prefix)
+        .env("NO_BUILD", "1")
+        .env("LIB_DIR", lib_dir()));
+    assert_eq!(code, 0, "ffi/install.sh failed");
+
+    if available("pkg-config") && available("gcc") {
+        let flags = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "flashsampling"])
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .unwrap();
+        assert!(flags.status.success(), "pkg-config does not find flashsampling.pc");
+        let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-pkg-config");
+        let mut gcc = Command::new("gcc");
+        gcc.arg("-std=c11").arg(root.join("tests/c/example.c")).arg("-o").arg(&exe);
+        gcc.args(String::from_utf8(flags.stdout).unwrap().split_whitespace());
+        gcc.arg("-lm").arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+        assert_eq!(run(&mut gcc), 0, "building through pkg-config failed");
+        assert_eq!(run(Command::new(&exe).arg("cpu")), 0);
+    } else {
+        println!("pkg-config or gcc not installed: pkg-config check skipped");
+    }
+
+    if available("cmake") {
+        let build = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cmake-build");
+        let _ = std::fs::remove_dir_all(&build);
+        let configure = run(Command::new("cmake")
+            .arg("-S")
+            .arg(root.join("tests/c"))
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+        assert_eq!(configure, 0, "cmake configure failed");
+        assert_eq!(run(Command::new("cmake").arg("--build").arg(&build)), 0, "cmake build failed");
+        for exe in ["example_c", "example_cpp_static"] {
+            assert_eq!(run(Command::new(build.join(exe)).arg("cpu")), 0, "{exe} failed");
+        }
+    } else {
+        println!("cmake not installed: find_package check skipped");
+    }
 }
