@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// Exit code of an example whose backend is not available on this machine.
 const SKIP: i32 = 77;
@@ -13,24 +14,30 @@ const SKIP: i32 = 77;
 const STATIC_DEPS: [&str; 3] = ["-lpthread", "-ldl", "-lm"];
 
 /// target/<profile>/ after building the cdylib and staticlib there: `cargo test` builds neither
-/// for an integration test, so the test asks cargo (the same one, same profile) for them.
+/// for an integration test, so the test asks cargo (the same one, same profile) for them, once
+/// per process: a rebuild re-links the files that a parallel test may be reading.
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args([
-        "build",
-        "-p",
-        "flashsampling-ffi",
-        "--manifest-path",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-    ]);
-    cargo.env("CARGO_TARGET_DIR", dir.parent().unwrap());
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    assert_eq!(run(&mut cargo), 0, "building libflashsampling failed");
-    dir
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args([
+                "build",
+                "-p",
+                "flashsampling-ffi",
+                "--manifest-path",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            ]);
+            cargo.env("CARGO_TARGET_DIR", dir.parent().unwrap());
+            if dir.ends_with("release") {
+                cargo.arg("--release");
+            }
+            assert_eq!(run(&mut cargo), 0, "building libflashsampling failed");
+            dir
+        })
+        .clone()
 }
 
 fn available(tool: &str) -> bool {
@@ -44,11 +51,12 @@ fn run(cmd: &mut Command) -> i32 {
     out.status.code().unwrap_or_else(|| panic!("{cmd:?} was killed by a signal:\n{text}"))
 }
 
-/// Compiles `source` with `compiler`, linked to the shared library or the static one.
-fn build(compiler: &str, std: &str, source: &str, shared: bool) -> PathBuf {
+/// Compiles `source` with `compiler`, linked to the shared library or the static one. `test`
+/// keeps the executables of tests running in parallel apart.
+fn build(test: &str, compiler: &str, std: &str, source: &str, shared: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let libs = lib_dir();
-    let name = format!("{}-{}", source.replace(['/', '.'], "_"), if shared { "so" } else { "a" });
+    let name = format!("{test}-{}-{}", source.replace(['/', '.'], "_"), if shared { "so" } else { "a" });
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let mut cmd = Command::new(compiler);
     cmd.args([std, "-Wall", "-Wextra", "-Werror", "-o"]).arg(&exe).arg("-I").arg(root.join("include"));
@@ -83,7 +91,7 @@ fn c_and_cpp_examples_run_against_both_libraries() {
             continue;
         }
         for shared in [true, false] {
-            check_on_backends(&build(compiler, std, source, shared));
+            check_on_backends(&build("examples", compiler, std, source, shared));
         }
     }
 }
@@ -94,7 +102,7 @@ fn c_example_is_clean_under_valgrind() {
         println!("valgrind or gcc not installed: skipped");
         return;
     }
-    let exe = build("gcc", "-std=c11", "tests/c/example.c", true);
+    let exe = build("valgrind", "gcc", "-std=c11", "tests/c/example.c", true);
     // rayon's global pool threads are never joined: their stacks are "possibly lost", not leaks.
     let code = run(Command::new("valgrind")
         .args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite", "-q"])
