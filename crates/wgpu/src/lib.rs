@@ -1,11 +1,75 @@
-//! The WGSL (wgpu) backend. Not implemented in this build yet (issue 4): [`open`] says so.
+//! The WGSL (wgpu) backend: the portability path of DESIGN.md §4, running the shaders of
+//! `shaders/` on any adapter wgpu finds (Mesa lavapipe in CI, NVIDIA/AMD/Intel Vulkan elsewhere).
+//!
+//! Weights of every dtype are read from `u32` words: f32 as bits, bf16 and f16 unpacked two per
+//! word (f16 with the core `unpack2x16float`, so no adapter needs `shader-f16`). Hidden states are
+//! converted to f32 on the host: they are small, and the dot product accumulates in f32 anyway.
 
-use flashsampling_core::{Backend, Error, Result};
+mod context;
+mod debug;
+mod head;
+mod launch;
 
-/// Opens the wgpu backend on the adapter the environment selects.
+use flashsampling_core::{Backend, BackendInfo, DeviceInfo, LmHead, LmHeadRef, Request, Result};
+
+pub use debug::NoiseQuery;
+
+use context::Context;
+
+const NAME: &str = "wgpu";
+
+/// The wgpu backend on one adapter.
+pub struct WgpuBackend {
+    ctx: Context,
+}
+
+/// Opens the wgpu backend on the adapter the environment selects (`WGPU_BACKEND`,
+/// `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`); [`flashsampling_core::Error::Unavailable`] when there is none.
 pub fn open() -> Result<Box<dyn Backend>> {
-    Err(Error::Unavailable {
-        backend: "wgpu".into(),
-        reason: "the WGSL backend is not implemented in this build yet".into(),
-    })
+    Ok(Box::new(WgpuBackend::open()?))
+}
+
+impl WgpuBackend {
+    pub fn open() -> Result<Self> {
+        Ok(WgpuBackend { ctx: Context::open()? })
+    }
+
+    /// The noise word and Gumbel value the shaders compute for each query: for tests against the core.
+    pub fn noise(&self, queries: &[NoiseQuery]) -> Result<Vec<(u32, f32)>> {
+        debug::noise(&self.ctx, queries)
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn info(&self) -> BackendInfo {
+        let a = &self.ctx.adapter_info;
+        let limits = &self.ctx.limits;
+        let device = DeviceInfo {
+            name: format!("{} ({:?}, {})", a.name, a.backend, a.driver),
+            memory_bytes: None,
+            compute_units: None,
+            details: vec![
+                format!("device type: {:?}", a.device_type),
+                format!("driver info: {}", a.driver_info),
+                format!("max storage buffer binding: {} bytes", limits.max_storage_buffer_binding_size),
+                format!("max buffer size: {} bytes", limits.max_buffer_size),
+            ],
+        };
+        BackendInfo { backend: NAME, devices: vec![device] }
+    }
+
+    fn load_lm_head(&self, head: LmHeadRef<'_>) -> Result<LmHead> {
+        head.validate()?;
+        let resident = head::upload(&self.ctx, &head)?;
+        Ok(LmHead::new(NAME, &head, resident))
+    }
+
+    fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        let resident = head.storage::<head::ResidentHead>(NAME)?;
+        launch::run(&self.ctx, head, resident, req, out)
+    }
 }
