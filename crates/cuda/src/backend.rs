@@ -36,7 +36,7 @@ impl CudaBackend {
         let ctx = CudaContext::new(ordinal).map_err(|e| unavailable(format!("no CUDA device {ordinal}: {e}")))?;
         let (major, minor) = ctx.compute_capability().map_err(|e| device_error("compute capability", e))?;
         let arch = format!("sm_{major}{minor}");
-        let ptx = kernels::compile(&arch)?;
+        let ptx = kernels::compile_cached(&arch)?;
         let module = ctx.load_module(ptx).map_err(|e| device_error("loading the kernels", e))?;
         let mut functions = HashMap::new();
         for name in kernels::entry_points() {
@@ -67,7 +67,8 @@ impl CudaBackend {
     /// until the stream has run the launch.
     pub unsafe fn sample_raw(&self, args: &FusedArgs, stream: sys::CUstream) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
-        launch::fused(self.function(&kernels::fused_name(args.w_dtype, args.h_dtype))?, args, stream)
+        let name = kernels::fused_name(args.w_dtype, args.h_dtype, kernels::fused_rows(args.batch));
+        launch::fused(self.function(&name)?, args, stream)
     }
 
     /// The raw-pointer launch of sampling from materialised logits (the unfused path), with the

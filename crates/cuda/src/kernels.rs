@@ -1,5 +1,8 @@
 //! The CUDA C++ kernel source, its entry points, and NVRTC compilation.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use flashsampling_core::{DType, Error, Result};
 
@@ -17,9 +20,22 @@ fn dtype_tag(d: DType) -> &'static str {
     }
 }
 
-/// Entry point of the fused kernel for weights `w` and hidden states `h`.
-pub fn fused_name(w: DType, h: DType) -> String {
-    format!("fused_{}_{}", dtype_tag(w), dtype_tag(h))
+/// Hidden rows per register tile of the fused kernel (`R` in sample.cu): one variant for small
+/// batches, one that keeps up to 16 rows in a single pass over `W`.
+pub const FUSED_ROWS: [u32; 2] = [4, 16];
+
+/// The register-tile height for a batch of `batch` rows.
+pub fn fused_rows(batch: u32) -> u32 {
+    if batch <= FUSED_ROWS[0] {
+        FUSED_ROWS[0]
+    } else {
+        FUSED_ROWS[1]
+    }
+}
+
+/// Entry point of the fused kernel for weights `w`, hidden states `h` and tile height `rows`.
+pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
+    format!("fused_{}_{}_r{rows}", dtype_tag(w), dtype_tag(h))
 }
 
 /// Element type of materialised logits the unfused path samples from.
@@ -40,7 +56,8 @@ pub fn logits_name(d: LogitsDType) -> &'static str {
 /// Every entry point in [`SOURCE`].
 pub fn entry_points() -> Vec<String> {
     let all = [DType::Bf16, DType::F16, DType::F32];
-    let mut names: Vec<String> = all.iter().flat_map(|&w| all.iter().map(move |&h| fused_name(w, h))).collect();
+    let mut names: Vec<String> =
+        all.iter().flat_map(|&w| all.iter().flat_map(move |&h| FUSED_ROWS.map(|r| fused_name(w, h, r)))).collect();
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names
 }
@@ -61,4 +78,18 @@ pub fn compile(arch: &str) -> Result<Ptx> {
         backend: crate::NAME.into(),
         what: format!("NVRTC failed to compile the kernels for {arch}: {e}"),
     })
+}
+
+/// [`compile`], once per architecture and process: every context on that architecture loads the
+/// same PTX (NVRTC takes seconds for all variants).
+pub fn compile_cached(arch: &str) -> Result<Ptx> {
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(ptx) = cache.get(arch) {
+        return Ok(Ptx::from_src(ptx.clone()));
+    }
+    let text = compile(arch)?.to_src();
+    cache.insert(arch.to_string(), text.clone());
+    Ok(Ptx::from_src(text))
 }

@@ -122,7 +122,8 @@ pub unsafe fn fused(f: &CudaFunction, a: &FusedArgs, stream: sys::CUstream) -> R
         (&mut off as *mut u32).cast(),
     ];
     let tiles = a.v_rows.div_ceil(FUSED_TILE);
-    let slices = sample_slices(tiles, u64::from(a.batch.min(8)) * u64::from(a.samples));
+    let slices =
+        sample_slices(tiles, u64::from(a.batch.min(crate::kernels::fused_rows(a.batch))) * u64::from(a.samples));
     result::launch_kernel(f.cu_function(), (tiles, slices, 1), (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the fused kernel", e))
 }
