@@ -13,6 +13,8 @@ pub(crate) struct Context {
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// The most bytes one storage binding may hold: the adapter's limits, or a test's lower cap.
+    pub binding_limit: u64,
     /// Pass 1 per weight dtype, indexed as the shader's `DTYPE`: f32, bf16, f16.
     pub sample: [wgpu::ComputePipeline; 3],
     pub reduce: wgpu::ComputePipeline,
@@ -30,7 +32,8 @@ pub(crate) fn device_error(what: impl std::fmt::Display) -> Error {
 }
 
 impl Context {
-    pub fn open() -> Result<Self> {
+    /// Opens the adapter the environment selects; `binding_cap` lowers the binding size (tests).
+    pub fn open(binding_cap: Option<u64>) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None))
             .map_err(|e| unavailable(format!("no adapter: {e}")))?;
@@ -45,7 +48,19 @@ impl Context {
         let reduce = pipeline(&device, REDUCE_SHADER, &[]);
         let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
         let bounds = bounds_buffer(&device);
-        Ok(Context { device, queue, adapter_info: adapter.get_info(), limits, sample, reduce, noise_debug, bounds })
+        let binding_limit =
+            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(binding_cap.unwrap_or(u64::MAX));
+        Ok(Context {
+            device,
+            queue,
+            adapter_info: adapter.get_info(),
+            limits,
+            binding_limit,
+            sample,
+            reduce,
+            noise_debug,
+            bounds,
+        })
     }
 
     /// Submits `encoder` and waits for the device to finish it.

@@ -30,8 +30,7 @@ pub(crate) fn dtype_index(dtype: DType) -> usize {
 /// The most rows one binding holds: within the binding and buffer limits, a whole number of `u32`
 /// words (even for 16-bit dtypes), and few enough tiles for one dispatch dimension.
 pub(crate) fn rows_per_chunk(ctx: &Context, dim: usize, elem: usize) -> usize {
-    let limit = u64::from(ctx.limits.max_storage_buffer_binding_size).min(ctx.limits.max_buffer_size);
-    let by_bytes = (limit / (dim * elem) as u64) as usize;
+    let by_bytes = (ctx.binding_limit / (dim * elem) as u64) as usize;
     let by_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize * crate::launch::TILE;
     let rows = by_bytes.min(by_dispatch);
     if elem < 4 {

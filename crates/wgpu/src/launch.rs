@@ -51,8 +51,7 @@ pub(crate) fn run(
     let tiles: usize = resident.chunks.iter().map(|c| c.rows.div_ceil(TILE)).sum();
 
     // Samples per launch: the partial winners of one launch must fit one binding.
-    let limit = u64::from(ctx.limits.max_storage_buffer_binding_size).min(ctx.limits.max_buffer_size) as usize;
-    let per_launch = (limit / (tiles * batch * 8)).clamp(1, samples);
+    let per_launch = (ctx.binding_limit as usize / (tiles * batch * 8)).clamp(1, samples);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
     for sample_base in (0..samples).step_by(per_launch) {

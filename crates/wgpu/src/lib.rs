@@ -31,7 +31,13 @@ pub fn open() -> Result<Box<dyn Backend>> {
 
 impl WgpuBackend {
     pub fn open() -> Result<Self> {
-        Ok(WgpuBackend { ctx: Context::open()? })
+        Ok(WgpuBackend { ctx: Context::open(None)? })
+    }
+
+    /// As [`WgpuBackend::open`], with storage bindings capped at `bytes`: lets tests split small
+    /// heads over several bindings and calls over several launches, as large ones are on real adapters.
+    pub fn open_with_binding_limit(bytes: u64) -> Result<Self> {
+        Ok(WgpuBackend { ctx: Context::open(Some(bytes))? })
     }
 
     /// The noise word and Gumbel value the shaders compute for each query: for tests against the core.
