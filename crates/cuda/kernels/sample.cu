@@ -135,8 +135,8 @@ __device__ __forceinline__ u64 best_over(const float* logits, int stride, int co
 // ---- fused LM head + sampling (bandwidth path) --------------------------------------------------
 //
 // A block owns TILE consecutive vocabulary rows; each warp computes TOKENS_PER_WARP of them against
-// R hidden rows at a time (register tile; R = 4 or 16, chosen by batch size), so each 16-byte W load feeds several rows and
-// each H load several tokens. Logits land in shared memory, then every (row, sample) of the pass
+// R hidden rows at a time (register tile; R = 4 or 16, chosen by batch size), so each 16-byte W
+// load feeds several rows and each H load several tokens. Logits land in shared memory, then every (row, sample) of the pass
 // scans the tile and folds its winner into out[] with atomicMax (out must be zeroed first).
 
 #define WARPS 8
