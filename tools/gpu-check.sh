@@ -5,6 +5,8 @@
 # full battery on CUDA, the benchmark, compute-sanitizer. Logs and CSV go to $OUT (or ./gpu-out).
 set -uo pipefail
 out="${OUT:-gpu-out}"
+# The image keeps libnvrtc.so.13 and libcublas.so.13 off the default loader path.
+export LD_LIBRARY_PATH="/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$out"
 step() { echo; echo "=== $*"; }
 step info
