@@ -40,6 +40,7 @@ def main():
             bs = sorted(floor)
             ax.plot(bs, [floor[b] for b in bs], "k--", label="floor")
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xlabel("batch")
         ax.set_ylabel("µs per call")
         ax.set_title(f"D={dim}, V={vocab}")
