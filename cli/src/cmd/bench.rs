@@ -120,8 +120,7 @@ fn time_calls(
     batch: usize,
     iters: usize,
 ) -> Result<f64> {
-    let hidden = HiddenRef::new(data.hidden.view(), data.dim)?;
-    let hidden = HiddenRef { batch, data: slice(hidden.data, batch * data.dim), ..hidden };
+    let hidden = HiddenRef::new(data.hidden.view().slice(0..batch * data.dim), data.dim)?;
     let mut times = Vec::with_capacity(iters);
     for step in 0..=iters {
         let rows: Vec<RowParams> =
@@ -133,15 +132,6 @@ fn time_calls(
         }
     }
     Ok(median(&mut times))
-}
-
-fn slice(t: flashsampling::Tensor<'_>, len: usize) -> flashsampling::Tensor<'_> {
-    use flashsampling::Tensor;
-    match t {
-        Tensor::Bf16(s) => Tensor::Bf16(&s[..len]),
-        Tensor::F16(s) => Tensor::F16(&s[..len]),
-        Tensor::F32(s) => Tensor::F32(&s[..len]),
-    }
 }
 
 fn print_table(records: &[Record]) {

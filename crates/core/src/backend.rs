@@ -148,14 +148,7 @@ pub trait Backend: Send + Sync {
             return Err(Error::Unsupported { backend: self.name().into(), what: "per-row constraints".into() });
         }
         validate::transforms(req, head.vocab_size)?;
-        if out.len() != req.outputs() {
-            return Err(Error::Shape(format!(
-                "candidate buffer holds {}, expected B × samples = {}",
-                out.len(),
-                req.outputs()
-            )));
-        }
-        Ok(())
+        validate::candidates(req, out.len())
     }
 
     /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates

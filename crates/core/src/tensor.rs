@@ -81,7 +81,7 @@ impl<'a> Tensor<'a> {
     /// Views raw bytes as a tensor of `dtype` (for the C ABI). Refuses a length that is not a
     /// whole number of elements and a pointer not aligned to the element size.
     pub fn from_bytes(bytes: &'a [u8], dtype: DType) -> Result<Self> {
-        fn cast<'b, T: bytemuck::Pod>(b: &'b [u8], dtype: DType) -> Result<&'b [T]> {
+        fn cast<T: bytemuck::Pod>(b: &[u8], dtype: DType) -> Result<&[T]> {
             bytemuck::try_cast_slice(b).map_err(|e| {
                 Error::shape(format!("{} bytes at {:p} are not a {} buffer: {e:?}", b.len(), b.as_ptr(), dtype.name()))
             })
@@ -91,6 +91,15 @@ impl<'a> Tensor<'a> {
             DType::F16 => Tensor::F16(cast(bytes, dtype)?),
             DType::F32 => Tensor::F32(cast(bytes, dtype)?),
         })
+    }
+
+    /// Elements `range` as a tensor of the same dtype.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Tensor<'a> {
+        match *self {
+            Tensor::Bf16(s) => Tensor::Bf16(&s[range]),
+            Tensor::F16(s) => Tensor::F16(&s[range]),
+            Tensor::F32(s) => Tensor::F32(&s[range]),
+        }
     }
 
     /// Element `i` as f32.
@@ -190,12 +199,7 @@ impl<'a> LmHeadRef<'a> {
                 self.rows
             )));
         }
-        let range = start * self.dim..(start + len) * self.dim;
-        let weights = match self.weights {
-            Tensor::Bf16(s) => Tensor::Bf16(&s[range]),
-            Tensor::F16(s) => Tensor::F16(&s[range]),
-            Tensor::F32(s) => Tensor::F32(&s[range]),
-        };
+        let weights = self.weights.slice(start * self.dim..(start + len) * self.dim);
         let shard =
             LmHeadRef { weights, rows: len, dim: self.dim, vocab_offset: self.vocab_offset + start as u32, ..*self };
         shard.validate()?;

@@ -51,8 +51,8 @@ pub fn normal_tensor(dtype: DType, len: usize, seed: u64, scale: f64) -> OwnedTe
             .collect()
     }
     match dtype {
-        DType::Bf16 => OwnedTensor::Bf16(fill(len, seed, scale, |x| bf16::from_f64(x))),
-        DType::F16 => OwnedTensor::F16(fill(len, seed, scale, |x| f16::from_f64(x))),
+        DType::Bf16 => OwnedTensor::Bf16(fill(len, seed, scale, bf16::from_f64)),
+        DType::F16 => OwnedTensor::F16(fill(len, seed, scale, f16::from_f64)),
         DType::F32 => OwnedTensor::F32(fill(len, seed, scale, |x| x as f32)),
     }
 }

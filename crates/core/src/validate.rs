@@ -38,6 +38,14 @@ pub fn request(req: &Request<'_>, dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a candidate buffer holds one slot per row and sample.
+pub fn candidates(req: &Request<'_>, len: usize) -> Result<()> {
+    if len != req.outputs() {
+        return Err(Error::Shape(format!("candidate buffer holds {len}, expected B × samples = {}", req.outputs())));
+    }
+    Ok(())
+}
+
 /// Checks the request's constraints against a vocabulary of `vocab_size` tokens and prepares one
 /// transform per row (identity transforms when the request has none).
 pub fn transforms<'a>(req: &Request<'a>, vocab_size: u32) -> Result<Vec<RowTransform<'a>>> {

@@ -61,14 +61,8 @@ impl CpuBackend {
 
     /// Samples straight from a borrowed head, with no resident copy.
     pub fn sample_candidates_borrowed(&self, head: &LmHeadRef<'_>, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
-        crate::validate::call(head, req)?;
-        if out.len() != req.outputs() {
-            return Err(Error::Shape(format!(
-                "candidate buffer holds {}, expected B × samples = {}",
-                out.len(),
-                req.outputs()
-            )));
-        }
+        validate::call(head, req)?;
+        validate::candidates(req, out.len())?;
         self.run(head, req, out, None)
     }
 
