@@ -134,22 +134,46 @@ fn time_calls(
     Ok(median(&mut times))
 }
 
+/// One line per (D, V, B): each variant's median µs, the floor, the fused kernel's fraction of the
+/// floor and every other variant's time over the fused one.
 fn print_table(records: &[Record]) {
-    println!(
-        "\n{:<9} {:>6} {:>7} {:>5} {:>12} {:>10} {:>8}",
-        "variant", "D", "V", "B", "median µs", "floor µs", "floor/t"
-    );
+    let mut variants: Vec<&str> = Vec::new();
+    let mut configs: Vec<(usize, usize, usize, f64)> = Vec::new();
     for r in records {
-        println!(
-            "{:<9} {:>6} {:>7} {:>5} {:>12.1} {:>10.1} {:>8.3}",
-            r.variant,
-            r.dim,
-            r.vocab,
-            r.batch,
-            r.median_us,
-            r.floor_us,
-            r.fraction_of_floor()
-        );
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+        if !configs.iter().any(|c| (c.0, c.1, c.2) == (r.dim, r.vocab, r.batch)) {
+            configs.push((r.dim, r.vocab, r.batch, r.floor_us));
+        }
+    }
+    let Some((&first_name, others)) = variants.split_first() else { return };
+    let mut header = format!("\n{:>6} {:>7} {:>4}", "D", "V", "B");
+    for v in &variants {
+        header += &format!(" {:>13}", format!("{v} µs"));
+    }
+    header += &format!(" {:>9} {:>12}", "floor µs", format!("floor/{first_name}"));
+    for v in others {
+        header += &format!(" {:>20}", format!("{v}/{first_name}"));
+    }
+    println!("{header}");
+    for (dim, vocab, batch, floor) in configs {
+        let time = |v: &str| {
+            records
+                .iter()
+                .find(|r| (r.dim, r.vocab, r.batch) == (dim, vocab, batch) && r.variant == v)
+                .map(|r| r.median_us)
+        };
+        let mut line = format!("{dim:>6} {vocab:>7} {batch:>4}");
+        for v in &variants {
+            line += &time(v).map_or(format!(" {:>13}", "-"), |t| format!(" {t:>13.1}"));
+        }
+        let first = time(first_name).unwrap_or(f64::NAN);
+        line += &format!(" {floor:>9.1} {:>12.3}", floor / first);
+        for v in others {
+            line += &time(v).map_or(format!(" {:>20}", "-"), |t| format!(" {:>20.3}", t / first));
+        }
+        println!("{line}");
     }
 }
 

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
-use flashsampling_core::{Backend, BackendInfo, DeviceInfo, Error, LmHead, LmHeadRef, Request, Result};
+use flashsampling_core::{Backend, BackendInfo, DType, DeviceInfo, Error, LmHead, LmHeadRef, Request, Result};
 
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
-use crate::launch::{self, FusedArgs, LogitsArgs, RowArgs};
+use crate::launch::{self, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
 use crate::NAME;
 
 /// One CUDA device: its context, a stream, and the kernels compiled for its architecture (once).
@@ -16,6 +16,8 @@ pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
+    /// Per tensor-core entry point: the blocks that fit on the device at once.
+    mma_blocks: HashMap<String, u32>,
     arch: String,
 }
 
@@ -43,8 +45,28 @@ impl CudaBackend {
             let f = module.load_function(&name).map_err(|e| device_error(&format!("kernel {name}"), e))?;
             functions.insert(name, f);
         }
+        let sms = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| device_error("multiprocessor count", e))? as u32;
+        let mut mma_blocks = HashMap::new();
+        for e in [DType::Bf16, DType::F16] {
+            for nt in kernels::MMA_N_TILES {
+                let name = kernels::mma_name(e, nt);
+                let f = &functions[&name];
+                let shared = kernels::mma_shared_bytes(nt);
+                f.set_attribute(
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    shared as i32,
+                )
+                .map_err(|e| device_error(&format!("shared memory of {name}"), e))?;
+                let per_sm = f
+                    .occupancy_max_active_blocks_per_multiprocessor(kernels::MMA_THREADS, shared as usize, None)
+                    .map_err(|e| device_error(&format!("occupancy of {name}"), e))?;
+                mma_blocks.insert(name, sms * per_sm.max(1));
+            }
+        }
         let stream = ctx.default_stream();
-        Ok(CudaBackend { ctx, stream, functions, arch })
+        Ok(CudaBackend { ctx, stream, functions, mma_blocks, arch })
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -67,8 +89,19 @@ impl CudaBackend {
     /// until the stream has run the launch.
     pub unsafe fn sample_raw(&self, args: &FusedArgs, stream: sys::CUstream) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
+        if kernels::mma_supported(args.w_dtype, args.h_dtype) {
+            return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows), args, stream);
+        }
         let name = kernels::fused_name(args.w_dtype, args.h_dtype, kernels::fused_rows(args.batch));
         launch::fused(self.function(&name)?, args, stream)
+    }
+
+    /// The tensor-core variant for a pass of `rows` hidden rows of 16-bit type `e`.
+    fn mma_kernel(&self, e: DType, rows: u32) -> Result<MmaKernel<'_>> {
+        let nt = kernels::mma_n_tiles(rows);
+        let name = kernels::mma_name(e, nt);
+        let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
+        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes: kernels::mma_shared_bytes(nt) })
     }
 
     /// The raw-pointer launch of sampling from materialised logits (the unfused path), with the
@@ -104,7 +137,11 @@ impl Backend for CudaBackend {
                 name,
                 memory_bytes: self.ctx.total_mem().ok().map(|m| m as u64),
                 compute_units: sms,
-                details: vec![format!("arch: {}", self.arch), "kernels: NVRTC, bandwidth path".into()],
+                details: vec![
+                    format!("arch: {}", self.arch),
+                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes"
+                        .into(),
+                ],
             }],
         }
     }

@@ -1,6 +1,7 @@
-//! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel, the cuBLAS
-//! bf16 GEMM alone (bf16 logits), and the unfused path (that GEMM + sampling from the logits), each
-//! timed with device events after warm-up (median), against the floor measured in the same run.
+//! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel (sampled
+//! rows, and greedy rows: the cost of the noise), the cuBLAS bf16 GEMM alone (bf16 logits), and the
+//! unfused path (that GEMM + sampling from the logits), each timed with device events after warm-up
+//! (median), against the floor measured in the same run.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -45,12 +46,15 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let out = alloc::<u64>(&stream, max_b)?;
         let rows: Vec<RowArgs> =
             (0..max_b as u64).map(|i| RowArgs { seed: 0x1234 + i, offset: 7, inv_t: 1.0, greedy: 0 }).collect();
+        let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { greedy: 1, ..*r }).collect();
         let rows = stream.clone_htod(&RowArgs::to_bytes(&rows)).map_err(|e| device_error("upload", e))?;
+        let greedy_rows = stream.clone_htod(&RowArgs::to_bytes(&greedy_rows)).map_err(|e| device_error("upload", e))?;
         let (wp, _g1) = w.device_ptr(&stream);
         let (hp, _g2) = h.device_ptr(&stream);
         let (lp, _g3) = logits.device_ptr(&stream);
         let (op, _g4) = out.device_ptr(&stream);
         let (rp, _g5) = rows.device_ptr(&stream);
+        let (gp, _g6) = greedy_rows.device_ptr(&stream);
         for &batch in batches {
             let bytes = bytes_moved(dim, vocab, batch, 2, 2);
             let floor_us =
@@ -82,13 +86,18 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let gemm = || gemm_bf16(&blas, wp, hp, lp, vocab, batch, dim);
             // SAFETY: every pointer is a live allocation of this context, sized for max_b rows.
             let t_fused = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&fused, cu) })?;
+            let greedy = FusedArgs { rows: gp, ..fused };
+            // SAFETY: as above.
+            let t_greedy = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&greedy, cu) })?;
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
             let t_unfused = time(&ctx, &stream, iters, || {
                 gemm()?;
                 // SAFETY: as above.
                 unsafe { cuda.sample_logits_raw(&sample, cu) }
             })?;
-            for (variant, t) in [("fused", t_fused), ("cublas-gemm", t_gemm), ("unfused", t_unfused)] {
+            let variants =
+                [("fused", t_fused), ("fused-greedy", t_greedy), ("cublas-gemm", t_gemm), ("unfused", t_unfused)];
+            for (variant, t) in variants {
                 records.push(Record {
                     backend: NAME.into(),
                     device: device.clone(),

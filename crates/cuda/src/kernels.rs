@@ -1,4 +1,4 @@
-//! The CUDA C++ kernel source, its entry points, and NVRTC compilation.
+//! The CUDA C++ kernel sources, their entry points, and NVRTC compilation.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -6,8 +6,13 @@ use std::sync::{Mutex, OnceLock};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use flashsampling_core::{DType, Error, Result};
 
-/// The kernels (crates/cuda/kernels/sample.cu), compiled at run time by NVRTC.
-pub const SOURCE: &str = include_str!("../kernels/sample.cu");
+/// The kernels, one translation unit for NVRTC: the shared definitions first, then each kernel file.
+pub const SOURCE: &str = concat!(
+    include_str!("../kernels/common.cuh"),
+    include_str!("../kernels/fused_simt.cu"),
+    include_str!("../kernels/fused_mma.cu"),
+    include_str!("../kernels/logits.cu"),
+);
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).
 pub const CI_ARCHS: [&str; 3] = ["sm_80", "sm_90a", "sm_100a"];
@@ -20,8 +25,8 @@ fn dtype_tag(d: DType) -> &'static str {
     }
 }
 
-/// Hidden rows per register tile of the fused kernel (`R` in sample.cu): one variant for small
-/// batches, one that keeps up to 16 rows in a single pass over `W`.
+/// Hidden rows per register tile of the CUDA-core fused kernel (`R` in fused_simt.cu): one variant
+/// for small batches, one that keeps up to 16 rows in a single pass over `W`.
 pub const FUSED_ROWS: [u32; 2] = [4, 16];
 
 /// The register-tile height for a batch of `batch` rows.
@@ -33,9 +38,38 @@ pub fn fused_rows(batch: u32) -> u32 {
     }
 }
 
-/// Entry point of the fused kernel for weights `w`, hidden states `h` and tile height `rows`.
+/// Entry point of the CUDA-core fused kernel for weights `w`, hidden states `h` and tile height
+/// `rows`.
 pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
     format!("fused_{}_{}_r{rows}", dtype_tag(w), dtype_tag(h))
+}
+
+/// n-tiles of 8 hidden rows of the tensor-core kernel's variants (`NT` in fused_mma.cu).
+pub const MMA_N_TILES: [u32; 5] = [1, 2, 4, 8, 16];
+/// Hidden rows one tensor-core launch takes; larger batches run in several passes over `W`.
+pub const MMA_MAX_ROWS: u32 = 8 * MMA_N_TILES[MMA_N_TILES.len() - 1];
+/// Threads per block of the tensor-core kernel (`MMA_WARPS` × 32 in fused_mma.cu).
+pub const MMA_THREADS: u32 = 8 * 32;
+
+/// Whether the tensor-core kernel takes these dtypes: both 16-bit and the same (the mma's operands).
+pub fn mma_supported(w: DType, h: DType) -> bool {
+    w == h && w != DType::F32
+}
+
+/// The tensor-core variant (n-tiles) for a pass of `rows` hidden rows.
+pub fn mma_n_tiles(rows: u32) -> u32 {
+    MMA_N_TILES.into_iter().find(|&nt| 8 * nt >= rows).unwrap_or(MMA_N_TILES[MMA_N_TILES.len() - 1])
+}
+
+/// Entry point of the tensor-core fused kernel for 16-bit type `e` and `n_tiles`.
+pub fn mma_name(e: DType, n_tiles: u32) -> String {
+    format!("fused_mma_{}_n{n_tiles}", dtype_tag(e))
+}
+
+/// Dynamic shared memory of a tensor-core variant, as `MmaShared` in fused_mma.cu computes it:
+/// 3 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch.
+pub fn mma_shared_bytes(n_tiles: u32) -> u32 {
+    3 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4
 }
 
 /// Element type of materialised logits the unfused path samples from.
@@ -58,6 +92,7 @@ pub fn entry_points() -> Vec<String> {
     let all = [DType::Bf16, DType::F16, DType::F32];
     let mut names: Vec<String> =
         all.iter().flat_map(|&w| all.iter().flat_map(move |&h| FUSED_ROWS.map(|r| fused_name(w, h, r)))).collect();
+    names.extend([DType::Bf16, DType::F16].iter().flat_map(|&e| MMA_N_TILES.map(|nt| mma_name(e, nt))));
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names
 }

@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams};
 
 use crate::driver::device_error;
-use crate::kernels::LogitsDType;
+use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS};
 
 /// Per-row parameters as the kernels read them: 24 bytes, `#[repr(C)]`, one per batch row.
 #[repr(C)]
@@ -74,9 +74,9 @@ pub struct LogitsArgs {
     pub vocab_offset: u32,
 }
 
-/// Vocabulary rows per block of the fused kernel (`TILE` in sample.cu).
+/// Vocabulary rows per block of the CUDA-core fused kernel (`TILE` in fused_simt.cu).
 const FUSED_TILE: u32 = 32;
-/// Tokens per block of the logits kernel (`LOGIT_TILE` in sample.cu).
+/// Tokens per block of the logits kernel (`LOGIT_TILE` in logits.cu).
 const LOGIT_TILE: u32 = 1024;
 const THREADS: u32 = 256;
 const MAX_GRID_Y: u32 = 65_535;
@@ -96,36 +96,120 @@ fn check_common(batch: u32, samples: u32, v_rows: u32) -> Result<()> {
     Ok(())
 }
 
-/// Zeroes `out`, then folds the winners into it; both on `stream`.
+fn check_fused(a: &FusedArgs) -> Result<()> {
+    check_common(a.batch, a.samples, a.v_rows)?;
+    if a.dim == 0 || a.dim % 8 != 0 {
+        return Err(Error::Shape(format!("D = {} is not a positive multiple of 8", a.dim)));
+    }
+    Ok(())
+}
+
+/// Zeroes the `batch × samples` candidates of `out` on `stream`: the kernels fold into it.
+fn zero_candidates(out: sys::CUdeviceptr, batch: u32, samples: u32, stream: sys::CUstream) -> Result<()> {
+    let bytes = batch as usize * samples as usize * 8;
+    // SAFETY: the caller of the launch guarantees `out` holds batch × samples u64.
+    unsafe { result::memset_d8_async(out, 0, bytes, stream) }.map_err(|e| device_error("zeroing the output", e))
+}
+
+/// The kernel parameters of [`FusedArgs`], in the order every fused entry point takes them.
+struct FusedParams {
+    w: sys::CUdeviceptr,
+    h: sys::CUdeviceptr,
+    rows: sys::CUdeviceptr,
+    out: sys::CUdeviceptr,
+    values: [u32; 5],
+}
+
+impl FusedParams {
+    fn new(a: &FusedArgs) -> Self {
+        FusedParams {
+            w: a.w,
+            h: a.h,
+            rows: a.rows,
+            out: a.out,
+            values: [a.v_rows, a.dim, a.batch, a.samples, a.vocab_offset],
+        }
+    }
+
+    /// # Safety
+    /// The pointers are valid until the launch that reads them has been enqueued.
+    unsafe fn launch(
+        &mut self,
+        f: &CudaFunction,
+        grid: (u32, u32, u32),
+        threads: u32,
+        shared: u32,
+        stream: sys::CUstream,
+    ) -> Result<()> {
+        let [v, d, b, s, off] = &mut self.values;
+        let mut params: [*mut c_void; 9] = [
+            (&mut self.w as *mut sys::CUdeviceptr).cast(),
+            (&mut self.h as *mut sys::CUdeviceptr).cast(),
+            (&mut self.rows as *mut sys::CUdeviceptr).cast(),
+            (&mut self.out as *mut sys::CUdeviceptr).cast(),
+            (v as *mut u32).cast(),
+            (d as *mut u32).cast(),
+            (b as *mut u32).cast(),
+            (s as *mut u32).cast(),
+            (off as *mut u32).cast(),
+        ];
+        result::launch_kernel(f.cu_function(), grid, (threads, 1, 1), shared, stream, &mut params)
+            .map_err(|e| device_error("launching the fused kernel", e))
+    }
+}
+
+/// Zeroes `out`, then folds the winners into it with the CUDA-core kernel `f`; both on `stream`.
 ///
 /// # Safety
 /// The pointers must be valid device memory of the sizes [`FusedArgs`] describes, in the current
 /// context, and stay alive until the stream has run the launch.
 pub unsafe fn fused(f: &CudaFunction, a: &FusedArgs, stream: sys::CUstream) -> Result<()> {
-    check_common(a.batch, a.samples, a.v_rows)?;
-    if a.dim == 0 || a.dim % 8 != 0 {
-        return Err(Error::Shape(format!("D = {} is not a positive multiple of 8", a.dim)));
-    }
-    let out_bytes = a.batch as usize * a.samples as usize * 8;
-    result::memset_d8_async(a.out, 0, out_bytes, stream).map_err(|e| device_error("zeroing the output", e))?;
-    let (mut w, mut h, mut rows, mut out) = (a.w, a.h, a.rows, a.out);
-    let (mut v, mut d, mut b, mut s, mut off) = (a.v_rows, a.dim, a.batch, a.samples, a.vocab_offset);
-    let mut params: [*mut c_void; 9] = [
-        (&mut w as *mut sys::CUdeviceptr).cast(),
-        (&mut h as *mut sys::CUdeviceptr).cast(),
-        (&mut rows as *mut sys::CUdeviceptr).cast(),
-        (&mut out as *mut sys::CUdeviceptr).cast(),
-        (&mut v as *mut u32).cast(),
-        (&mut d as *mut u32).cast(),
-        (&mut b as *mut u32).cast(),
-        (&mut s as *mut u32).cast(),
-        (&mut off as *mut u32).cast(),
-    ];
+    check_fused(a)?;
+    zero_candidates(a.out, a.batch, a.samples, stream)?;
     let tiles = a.v_rows.div_ceil(FUSED_TILE);
     let slices =
         sample_slices(tiles, u64::from(a.batch.min(crate::kernels::fused_rows(a.batch))) * u64::from(a.samples));
-    result::launch_kernel(f.cu_function(), (tiles, slices, 1), (THREADS, 1, 1), 0, stream, &mut params)
-        .map_err(|e| device_error("launching the fused kernel", e))
+    FusedParams::new(a).launch(f, (tiles, slices, 1), THREADS, 0, stream)
+}
+
+/// A tensor-core variant loaded for one device: the function and its persistent grid.
+pub struct MmaKernel<'a> {
+    pub function: &'a CudaFunction,
+    /// Blocks that run at once on the whole device (multiprocessors × blocks per multiprocessor).
+    pub resident_blocks: u32,
+    pub shared_bytes: u32,
+}
+
+/// Zeroes `out`, then folds the winners into it with the tensor-core kernel, one launch per pass
+/// of at most [`MMA_MAX_ROWS`] hidden rows; `kernel(rows)` gives the variant for a pass.
+///
+/// # Safety
+/// As for [`fused`]; 16-bit `w` and `h` of one dtype.
+pub unsafe fn fused_mma<'a>(
+    kernel: impl Fn(u32) -> Result<MmaKernel<'a>>,
+    a: &FusedArgs,
+    stream: sys::CUstream,
+) -> Result<()> {
+    check_fused(a)?;
+    zero_candidates(a.out, a.batch, a.samples, stream)?;
+    let tiles = a.v_rows.div_ceil(16);
+    let h_row_bytes = u64::from(a.dim) * a.h_dtype.size() as u64;
+    let mut b0 = 0;
+    while b0 < a.batch {
+        let rows = (a.batch - b0).min(MMA_MAX_ROWS);
+        let k = kernel(rows)?;
+        let pass = FusedArgs {
+            h: a.h + u64::from(b0) * h_row_bytes,
+            rows: a.rows + u64::from(b0) * std::mem::size_of::<RowArgs>() as u64,
+            out: a.out + u64::from(b0) * u64::from(a.samples) * 8,
+            batch: rows,
+            ..*a
+        };
+        let blocks = k.resident_blocks.clamp(1, tiles);
+        FusedParams::new(&pass).launch(k.function, (blocks, 1, 1), MMA_THREADS, k.shared_bytes, stream)?;
+        b0 += rows;
+    }
+    Ok(())
 }
 
 /// Zeroes `out`, then samples from the logits into it; both on `stream`.
@@ -140,8 +224,7 @@ pub unsafe fn from_logits(f: &CudaFunction, a: &LogitsArgs, stream: sys::CUstrea
             what: format!("batch {} over {MAX_GRID_Y} rows for the logits kernel", a.batch),
         });
     }
-    let out_bytes = a.batch as usize * a.samples as usize * 8;
-    result::memset_d8_async(a.out, 0, out_bytes, stream).map_err(|e| device_error("zeroing the output", e))?;
+    zero_candidates(a.out, a.batch, a.samples, stream)?;
     let (mut l, mut rows, mut out) = (a.logits, a.rows, a.out);
     let (mut v, mut s, mut off) = (a.v_rows, a.samples, a.vocab_offset);
     let mut params: [*mut c_void; 6] = [

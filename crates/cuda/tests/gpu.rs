@@ -40,43 +40,83 @@ impl Owned {
     }
 }
 
-#[test]
-fn agrees_with_the_cpu_reference() {
-    let cuda = match flashsampling_cuda::open(0) {
-        Ok(b) => b,
+fn open_cuda() -> Option<Box<dyn Backend>> {
+    match flashsampling_cuda::open(0) {
+        Ok(b) => Some(b),
         Err(Error::Unavailable { reason, .. }) => {
             eprintln!("skipped: {reason}");
-            return;
+            None
         }
         Err(e) => panic!("{e}"),
-    };
-    let reference = ReferenceBackend;
-    let (rows_v, dim, batch, samples) = (1037usize, 72usize, 11usize, 5u32);
-    let params: Vec<RowParams> = (0..batch as u64)
-        .map(|i| if i % 3 == 0 { RowParams::greedy() } else { RowParams::new(0.5 + i as f32 * 0.2, 77 + i, 3 * i) })
-        .collect();
+    }
+}
+
+/// One case: `(identical tokens, tokens)` of the CUDA backend against the CPU reference on a
+/// vocabulary shard of `rows_v` tokens starting at global token `offset`, every third row greedy.
+fn agreement(
+    cuda: &dyn Backend,
+    (wd, hd): (DType, DType),
+    batch: usize,
+    dim: usize,
+    rows_v: usize,
+    offset: usize,
+    samples: u32,
+) -> (usize, usize) {
+    let params: Vec<RowParams> =
+        (0..batch as u64)
+            .map(|i| {
+                if i % 3 == 0 {
+                    RowParams::greedy()
+                } else {
+                    RowParams::new(0.5 + (i % 7) as f32 * 0.2, 77 + i, 3 * i)
+                }
+            })
+            .collect();
+    let w = Owned::new(wd, &values(rows_v * dim, 1));
+    let h = Owned::new(hd, &values(batch * dim, 2));
+    let head = LmHeadRef::new(w.tensor(), dim).unwrap().shard(offset as u32, (offset + rows_v) as u32 + 1000).unwrap();
+    let hidden = HiddenRef::new(h.tensor(), dim).unwrap();
+    let req = Request::new(hidden, &params, samples);
+    let g = cuda.load_lm_head(head).unwrap();
+    let r = ReferenceBackend.load_lm_head(head).unwrap();
+    let mut got = vec![u64::MAX; req.outputs()];
+    cuda.sample_candidates(&g, &req, &mut got).unwrap();
+    let mut want = vec![0u64; req.outputs()];
+    ReferenceBackend.sample_candidates(&r, &req, &mut want).unwrap();
+    let mut same = 0;
+    for (a, b) in got.iter().zip(&want) {
+        let (ta, tb) = (u32::MAX - *a as u32, u32::MAX - *b as u32);
+        assert!((offset..offset + rows_v).contains(&(ta as usize)), "token {ta} outside the shard");
+        same += usize::from(ta == tb);
+    }
+    (same, got.len())
+}
+
+#[test]
+fn agrees_with_the_cpu_reference() {
+    let Some(cuda) = open_cuda() else { return };
     let (mut same, mut total) = (0usize, 0usize);
     for wd in [DType::Bf16, DType::F16, DType::F32] {
         for hd in [DType::Bf16, DType::F16, DType::F32] {
-            let w = Owned::new(wd, &values(rows_v * dim, 1));
-            let h = Owned::new(hd, &values(batch * dim, 2));
-            let head = LmHeadRef::new(w.tensor(), dim).unwrap().shard(500, 5000).unwrap();
-            let hidden = HiddenRef::new(h.tensor(), dim).unwrap();
-            let req = Request::new(hidden, &params, samples);
-            let g = cuda.load_lm_head(head).unwrap();
-            let r = reference.load_lm_head(head).unwrap();
-            let mut got = vec![u64::MAX; req.outputs()];
-            cuda.sample_candidates(&g, &req, &mut got).unwrap();
-            let mut want = vec![0u64; req.outputs()];
-            reference.sample_candidates(&r, &req, &mut want).unwrap();
-            for (a, b) in got.iter().zip(&want) {
-                let (ta, tb) = (u32::MAX - *a as u32, u32::MAX - *b as u32);
-                assert!((500..500 + rows_v as u32).contains(&ta), "token {ta} outside the shard");
-                total += 1;
-                same += usize::from(ta == tb);
-            }
+            let (s, t) = agreement(cuda.as_ref(), (wd, hd), 11, 72, 1037, 500, 5);
+            same += s;
+            total += t;
         }
     }
     eprintln!("{same} of {total} tokens identical to the CPU reference");
     assert!(same * 100 >= total * 99, "{same} of {total} identical");
+}
+
+/// The tensor-core kernel's variants (8 to 128 rows per launch) and its passes over `W` for larger
+/// batches, with D not a multiple of its K chunk and a shard that starts inside a Philox group.
+#[test]
+fn tensor_core_variants_agree_with_the_cpu_reference() {
+    let Some(cuda) = open_cuda() else { return };
+    for dtype in [DType::Bf16, DType::F16] {
+        for batch in [1, 8, 9, 16, 17, 40, 64, 65, 128, 200] {
+            let (same, total) = agreement(cuda.as_ref(), (dtype, dtype), batch, 200, 1001, 502, 3);
+            eprintln!("{} B={batch}: {same} of {total} tokens identical", dtype.name());
+            assert!(same * 100 >= total * 99, "{} B={batch}: {same} of {total} identical", dtype.name());
+        }
+    }
 }

@@ -1,0 +1,135 @@
+// Shared by every kernel file (crates/cuda/src/kernels.rs concatenates them for NVRTC, this one
+// first): row parameters, element loads, Philox noise, candidate packing. No headers, so bf16/f16
+// are converted by hand.
+// Precise math only (no fast-math): fast logs bias the tail of the noise.
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned short u16;
+
+// Per-row parameters, laid out as `RowArgs` in src/launch.rs (24 bytes).
+struct RowArgs {
+    u64 seed;
+    u64 offset;
+    float inv_t;
+    u32 greedy;
+};
+
+// ---- element conversion -------------------------------------------------------------------------
+
+__device__ __forceinline__ float bf16_to_f32(u16 x) { return __uint_as_float(((u32)x) << 16); }
+
+__device__ __forceinline__ float f16_to_f32(u16 x) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x));
+    return f;
+}
+
+// Eight consecutive elements starting at `p` (16-byte aligned for 16-bit types, 32 for f32).
+struct Bf16 {
+    typedef u16 T;
+    static __device__ __forceinline__ void load8(const T* p, float* out) {
+        uint4 v = *reinterpret_cast<const uint4*>(p);
+        u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            out[2 * i] = __uint_as_float(w[i] << 16);
+            out[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+        }
+    }
+    static __device__ __forceinline__ float load1(const T* p) { return bf16_to_f32(*p); }
+};
+
+struct F16 {
+    typedef u16 T;
+    static __device__ __forceinline__ void load8(const T* p, float* out) {
+        uint4 v = *reinterpret_cast<const uint4*>(p);
+        u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            out[2 * i] = f16_to_f32((u16)(w[i] & 0xFFFFu));
+            out[2 * i + 1] = f16_to_f32((u16)(w[i] >> 16));
+        }
+    }
+    static __device__ __forceinline__ float load1(const T* p) { return f16_to_f32(*p); }
+};
+
+struct F32 {
+    typedef float T;
+    static __device__ __forceinline__ void load8(const T* p, float* out) {
+        float4 a = *reinterpret_cast<const float4*>(p);
+        float4 b = *reinterpret_cast<const float4*>(p + 4);
+        out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+        out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+    }
+    static __device__ __forceinline__ float load1(const T* p) { return *p; }
+};
+
+// ---- noise (DESIGN.md §3.2) ---------------------------------------------------------------------
+
+__device__ __forceinline__ uint4 philox4x32_10(uint4 c, u32 k0, u32 k1) {
+#pragma unroll
+    for (int r = 0; r < 10; ++r) {
+        u32 hi0 = __umulhi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+        u32 hi1 = __umulhi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+        c = make_uint4(hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0);
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c;
+}
+
+__device__ __forceinline__ float gumbel_from_word(u32 word) {
+    float w = __fmul_rn(__fadd_rn(__uint2float_rn(word), 0.5f), 2.3283064365386963e-10f);
+    w = fminf(w, 1.0f - 5.9604644775390625e-08f);
+    float e = -log1pf(-w);
+    return -logf(e);
+}
+
+// The four noise words of token group `t >> 2` for (row, sample).
+__device__ __forceinline__ uint4 noise_words(const RowArgs& r, u32 sample, u32 t) {
+    uint4 c = make_uint4(t >> 2, sample, (u32)r.offset, (u32)(r.offset >> 32));
+    return philox4x32_10(c, (u32)r.seed, (u32)(r.seed >> 32));
+}
+
+__device__ __forceinline__ u32 word_of(uint4 w, u32 t) {
+    u32 i = t & 3u;
+    return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
+}
+
+// ---- candidates (DESIGN.md §3.4) ----------------------------------------------------------------
+
+__device__ __forceinline__ u64 pack(float x, u32 token) {
+    u32 bits = (x != x) ? 0x7FC00000u : __float_as_uint(x);
+    u32 ord = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    return ((u64)ord << 32) | (u64)(0xFFFFFFFFu - token);
+}
+
+__device__ __forceinline__ float score(float l, const RowArgs& r, u32 word) {
+    if (r.greedy) return l;
+    return __fadd_rn(__fmul_rn(l, r.inv_t), gumbel_from_word(word));
+}
+
+// Best candidate of one (row, sample) over `count` logits `logits[i * stride]` of global tokens
+// `first + i`, one Philox evaluation per group of four tokens.
+__device__ __forceinline__ u64 best_over(const float* logits, int stride, int count, u32 first,
+                                         const RowArgs& r, u32 sample) {
+    u64 best = 0;
+    uint4 words = make_uint4(0, 0, 0, 0);
+    u32 group = 0xFFFFFFFFu;
+    for (int i = 0; i < count; ++i) {
+        u32 t = first + (u32)i;
+        u32 word = 0;
+        if (!r.greedy) {
+            if ((t >> 2) != group) {
+                group = t >> 2;
+                words = noise_words(r, sample, t);
+            }
+            word = word_of(words, t);
+        }
+        u64 c = pack(score(logits[i * stride], r, word), t);
+        best = c > best ? c : best;
+    }
+    return best;
+}
+

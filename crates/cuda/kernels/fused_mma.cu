@@ -1,0 +1,250 @@
+// ---- fused LM head + sampling on tensor cores (mma.sync): the bandwidth path for bf16 and f16 ----
+//
+// W and H of one 16-bit type. Logits = W · Hᵀ with W as the mma's A operand (16 tokens) and H as its
+// B operand (8 hidden rows per n-tile, NT n-tiles: up to 8·NT rows per launch).
+//
+// - Persistent grid: block i owns the contiguous 16-token tiles [tiles·i/grid, tiles·(i+1)/grid), so
+//   every SM streams the same share of W, to within one tile.
+// - A block step gives each of its MMA_WARPS warps MT tiles; the warp runs the K loop alone for W,
+//   which goes straight from global memory into A fragments (16-byte loads, one chunk ahead).
+// - H is shared: each MMA_KC chunk of all rows is staged in shared memory by cp.async, MMA_STAGES
+//   deep, and read by every warp.
+// - Inside each 32-element K block the dot product's order is permuted the same way for W and H:
+//   thread t holds elements 8t … 8t+7 of its rows, so its W and H loads are 16 contiguous bytes and
+//   H's shared-memory reads are conflict-free.
+// - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
+//   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
+//   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
+
+#define MMA_WARPS 8
+#define MMA_KC 64
+#define MMA_STAGES 3
+// Floats per row of the epilogue scratch: 16 tokens + 4 of padding keep writes and float4 reads
+// free of bank conflicts.
+#define MMA_SCRATCH_STRIDE 20
+
+template <typename E>
+__device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1);
+
+template <>
+__device__ __forceinline__ void mma16816<Bf16>(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <>
+__device__ __forceinline__ void mma16816<F16>(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// W is read once: keep it out of L1 so that it does not evict what is reused.
+__device__ __forceinline__ uint4 load_streaming(const u16* p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+// 16 bytes global → shared, zero-filled when `bytes` is 0.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, u32 bytes) {
+    u32 d = (u32)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+// The block's shared state for one launch shape.
+template <int NT>
+struct MmaShared {
+    static constexpr int ROWS = 8 * NT;
+    // H chunks: [stage][K block of 32][row][32 elements].
+    static constexpr int H_ELEMS = MMA_STAGES * (MMA_KC / 32) * ROWS * 32;
+    static constexpr int SCRATCH_FLOATS = MMA_WARPS * 8 * MMA_SCRATCH_STRIDE;
+    static constexpr int BYTES = H_ELEMS * 2 + SCRATCH_FLOATS * 4;
+};
+
+// Stages chunk `c` of H (rows [0, batch), all zero beyond `batch` and `dim`) into its stage.
+template <int NT>
+__device__ __forceinline__ void stage_h(u16* hs, const u16* __restrict__ h, u32 c, u32 dim, u32 batch) {
+    constexpr int ROWS = 8 * NT, PIECES = MMA_KC / 8;
+    u16* stage = hs + (c % MMA_STAGES) * (MMA_KC / 32) * ROWS * 32;
+    for (int i = threadIdx.x; i < ROWS * PIECES; i += MMA_WARPS * 32) {
+        const u32 n = i / PIECES, q = i % PIECES, k = c * MMA_KC + 8 * q;
+        const bool live = n < batch && k < dim;
+        cp_async16(stage + ((q / 4) * ROWS + n) * 32 + (q % 4) * 8, live ? h + (size_t)n * dim + k : h, live ? 16 : 0);
+    }
+    cp_async_commit();
+}
+
+// This thread's A fragments for chunk `c` of its warp's MT tiles: for tile m, half r (token g or
+// g + 8) and K block j, the 16 bytes at elements 32j + 8t of the chunk. Zero past V, D or the range.
+template <int MT>
+__device__ __forceinline__ void load_w(u32 (&a)[MT][2][MMA_KC / 32][4], const u16* __restrict__ w, u32 tile0,
+                                       u32 tiles_end, u32 c, u32 v_rows, u32 dim) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const u32 tok = (tile0 + m) * 16 + g + 8 * r;
+            const bool row_live = tile0 + m < tiles_end && tok < v_rows;
+#pragma unroll
+            for (int j = 0; j < MMA_KC / 32; ++j) {
+                const u32 k = c * MMA_KC + 32 * j + 8 * t;
+                uint4 v = make_uint4(0, 0, 0, 0);
+                if (row_live && k < dim) v = load_streaming(w + (size_t)tok * dim + k);
+                a[m][r][j][0] = v.x;
+                a[m][r][j][1] = v.y;
+                a[m][r][j][2] = v.z;
+                a[m][r][j][3] = v.w;
+            }
+        }
+}
+
+// acc += this chunk's products: two m16n8k16 per K block of 32, per tile and n-tile.
+template <typename E, int NT, int MT>
+__device__ __forceinline__ void mma_chunk(float (&acc)[MT][NT][4], const u32 (&a)[MT][2][MMA_KC / 32][4],
+                                          const u16* hs, u32 c) {
+    constexpr int ROWS = 8 * NT;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const u16* stage = hs + (c % MMA_STAGES) * (MMA_KC / 32) * ROWS * 32;
+#pragma unroll
+    for (int j = 0; j < MMA_KC / 32; ++j)
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            const uint4 b = *reinterpret_cast<const uint4*>(stage + (j * ROWS + n * 8 + g) * 32 + 8 * t);
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+                mma16816<E>(acc[m][n], a[m][0][j][0], a[m][1][j][0], a[m][0][j][1], a[m][1][j][1], b.x, b.y);
+                mma16816<E>(acc[m][n], a[m][0][j][2], a[m][1][j][2], a[m][0][j][3], a[m][1][j][3], b.z, b.w);
+            }
+        }
+}
+
+// One K chunk for the whole block: wait for its H stage, start staging a later one, multiply.
+template <typename E, int NT, int MT>
+__device__ __forceinline__ void k_step(float (&acc)[MT][NT][4], const u32 (&a)[MT][2][MMA_KC / 32][4], u16* hs,
+                                       const u16* __restrict__ h, u32 c, u32 chunks, u32 dim, u32 batch) {
+    cp_async_wait<MMA_STAGES - 2>();
+    // Every warp is done with chunk c - 1, whose stage the next line refills.
+    __syncthreads();
+    if (c + MMA_STAGES - 1 < chunks) {
+        stage_h<NT>(hs, h, c + MMA_STAGES - 1, dim, batch);
+    } else {
+        cp_async_commit();
+    }
+    mma_chunk<E, NT, MT>(acc, a, hs, c);
+}
+
+// Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
+// candidate per (row, sample).
+__device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratch, u32 tile, u32 n,
+                                              const RowArgs* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
+                                              u32 batch, u32 samples, u32 vocab_offset) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    __syncwarp();
+    scratch[(2 * t) * MMA_SCRATCH_STRIDE + g] = c[0];
+    scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g] = c[1];
+    scratch[(2 * t) * MMA_SCRATCH_STRIDE + g + 8] = c[2];
+    scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g + 8] = c[3];
+    __syncwarp();
+    const u32 live_rows = min(8u, batch - min(batch, n * 8));
+    const u32 pairs = live_rows * samples;
+    // Lane = quarter q (tokens 4q … 4q+3) × slot; the eight slots walk the (row, sample) pairs.
+    const u32 q = lane >> 3, slot = lane & 7;
+    const u32 tok = tile * 16 + 4 * q;
+    const u32 count = tok < v_rows ? min(4u, v_rows - tok) : 0;
+    for (u32 p0 = 0; p0 < pairs; p0 += 8) {
+        const u32 p = p0 + slot, row = p / samples, s = p % samples;
+        u64 best = 0;
+        if (p < pairs && count > 0) {
+            best = best_over(scratch + row * MMA_SCRATCH_STRIDE + 4 * q, 1, (int)count, vocab_offset + tok,
+                             rows[n * 8 + row], s);
+        }
+        best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 8));
+        best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 16));
+        if (q == 0 && p < pairs && best != 0) atomicMax(&out[(size_t)(n * 8 + row) * samples + s], best);
+    }
+}
+
+template <typename E, int NT, int MT>
+__device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowArgs* __restrict__ rows,
+                          u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    u16* hs = reinterpret_cast<u16*>(smem);
+    const int warp = threadIdx.x >> 5;
+    float* scratch =
+        reinterpret_cast<float*>(smem + MmaShared<NT>::H_ELEMS * 2) + warp * 8 * MMA_SCRATCH_STRIDE;
+
+    const u32 tiles = (v_rows + 15) / 16;
+    const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
+    const u32 end = (u32)((u64)tiles * (blockIdx.x + 1) / gridDim.x);
+    const u32 chunks = (dim + MMA_KC - 1) / MMA_KC;
+
+    for (u32 step = first; step < end; step += MMA_WARPS * MT) {
+        const u32 tile0 = step + warp * MT;
+        float acc[MT][NT][4];
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int n = 0; n < NT; ++n)
+#pragma unroll
+                for (int i = 0; i < 4; ++i) acc[m][n][i] = 0.0f;
+
+#pragma unroll
+        for (int s = 0; s < MMA_STAGES - 1; ++s) {
+            if ((u32)s < chunks) {
+                stage_h<NT>(hs, h, s, dim, batch);
+            } else {
+                cp_async_commit();
+            }
+        }
+        // Two register buffers for W: the next chunk's loads are in flight while this one multiplies.
+        u32 a0[MT][2][MMA_KC / 32][4], a1[MT][2][MMA_KC / 32][4];
+        load_w<MT>(a0, w, tile0, end, 0, v_rows, dim);
+        for (u32 c = 0; c < chunks; c += 2) {
+            load_w<MT>(a1, w, tile0, end, c + 1, v_rows, dim);
+            k_step<E, NT, MT>(acc, a0, hs, h, c, chunks, dim, batch);
+            if (c + 1 < chunks) {
+                load_w<MT>(a0, w, tile0, end, c + 2, v_rows, dim);
+                k_step<E, NT, MT>(acc, a1, hs, h, c + 1, chunks, dim, batch);
+            }
+        }
+        cp_async_wait<0>();
+        // The next step's first stages overwrite what slow warps may still be reading.
+        __syncthreads();
+
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+            if (tile0 + m < end) {
+#pragma unroll
+                for (int n = 0; n < NT; ++n) {
+                    if ((u32)n * 8 < batch) {
+                        tile_epilogue(acc[m][n], scratch, tile0 + m, n, rows, out, v_rows, batch, samples,
+                                      vocab_offset);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MT: tiles per warp per step. Two for 16 n-tiles, so that each H fragment read from shared memory
+// feeds two tiles (shared-memory bandwidth, not registers, limits the widest variant).
+#define FUSED_MMA_NT(E, NT, MT)                                                                      \
+    extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT(               \
+        const u16* w, const u16* h, const RowArgs* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
+        u32 samples, u32 vocab_offset) {                                                             \
+        fused_mma<E, NT, MT>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);             \
+    }
+#define FUSED_MMA(E)                                                                                 \
+    FUSED_MMA_NT(E, 1, 1) FUSED_MMA_NT(E, 2, 1) FUSED_MMA_NT(E, 4, 1) FUSED_MMA_NT(E, 8, 1)          \
+    FUSED_MMA_NT(E, 16, 2)
+
+FUSED_MMA(Bf16)
+FUSED_MMA(F16)
