@@ -41,6 +41,6 @@ pub mod conformance;
 pub use choice::{open, probe, BackendKind, BACKEND_ENV};
 pub use flashsampling_core as core;
 pub use flashsampling_core::{
-    bf16, derive_row_seed, f16, Backend, BackendInfo, DType, DeviceInfo, Error, HiddenRef, LmHead, LmHeadRef, Request,
-    Result, RowParams, RowStatus, SampleOutput, Tensor,
+    bf16, derive_row_seed, f16, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, HiddenRef, LmHead,
+    LmHeadRef, Request, Result, RowConstraints, RowParams, RowStatus, SampleOutput, Tensor, TopLogprobs, Truncation,
 };

@@ -5,7 +5,7 @@ use flashsampling_core::exact;
 use flashsampling_core::stats::{chi_square, histogram};
 use flashsampling_core::testdata::TestRng;
 use flashsampling_core::{
-    derive_row_seed, Backend, DType, Error, Penalties, Request, Result, RowConstraints, RowParams, RowStatus,
+    derive_row_seed, Backend, DType, Error, Feature, Penalties, Request, Result, RowConstraints, RowParams, RowStatus,
 };
 
 use super::problem::{Problem, Profile};
@@ -38,7 +38,7 @@ pub fn constraints(backend: &dyn Backend, samples: u32) -> Result<Outcome> {
         .collect();
     let req = Request::new(problem.hidden(), &rows, samples).with_constraints(&constraints);
     let out = match backend.sample(&head, &req) {
-        Err(Error::Unsupported { .. }) if !backend.supports_constraints() => {
+        Err(Error::Unsupported { .. }) if !backend.features().contains(Feature::Constraints) => {
             return Ok(Outcome::pass("not supported by this backend: refused with Unsupported, as it must be"));
         }
         other => other?,

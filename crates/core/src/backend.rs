@@ -3,6 +3,7 @@
 use std::any::Any;
 
 use crate::error::{Error, Result};
+use crate::features::{Feature, Features};
 use crate::logsumexp::LogSumExp;
 use crate::output::SampleOutput;
 use crate::params::Request;
@@ -97,26 +98,27 @@ pub trait Backend: Send + Sync {
     /// the head's shard. Called by the provided methods with validated inputs only.
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()>;
 
-    /// As [`Backend::launch`], and also writes each row's log-normaliser partial over the shard
-    /// into `norms[b]`. Backends that support logprobs override it.
-    fn launch_with_normalizer(
+    /// As [`Backend::launch`], and also writes each row's log-normaliser partial and top-N list
+    /// into `outputs`. Backends offering [`Feature::Logprobs`] override it.
+    fn launch_with_outputs(
         &self,
         _head: &LmHead,
         _req: &Request<'_>,
         _out: &mut [u64],
-        _norms: &mut [LogSumExp],
+        _outputs: RowOutputs<'_>,
     ) -> Result<()> {
-        Err(Error::Unsupported { backend: self.name().into(), what: "logprobs".into() })
+        Err(Error::Unsupported { backend: self.name().into(), what: Feature::Logprobs.name().into() })
     }
 
-    /// Whether [`Backend::launch`] applies [`Request::constraints`]; requests with constraints are
-    /// refused by backends that do not.
-    fn supports_constraints(&self) -> bool {
-        false
+    /// The optional features this backend offers; requests that use another are refused with
+    /// [`Error::Unsupported`] before any work.
+    fn features(&self) -> Features {
+        Features::NONE
     }
 
-    /// Validates, then writes the shard's packed candidates and, with `norms`, each row's
-    /// log-normaliser partial (merge partials of several shards with [`LogSumExp::merge`]).
+    /// Validates, then writes the shard's packed candidates and each row's log-normaliser partial
+    /// (merge partials of several shards with [`LogSumExp::merge`]). Top-N logprobs come from
+    /// [`Backend::sample`] only.
     fn sample_candidates_with_normalizer(
         &self,
         head: &LmHead,
@@ -131,8 +133,10 @@ pub trait Backend: Send + Sync {
                 req.rows.len()
             )));
         }
+        let req = &Request { logprobs: true, ..*req };
+        refuse_top_logprobs(req)?;
         self.check(head, req, out)?;
-        self.launch_with_normalizer(head, req, out, norms)
+        self.launch_with_outputs(head, req, out, RowOutputs { norms, top: &mut [] })
     }
 
     /// The checks of every sampling entry point.
@@ -144,33 +148,55 @@ pub trait Backend: Send + Sync {
             });
         }
         validate::request(req, head.dim)?;
-        if req.constraints.is_some() && !self.supports_constraints() {
-            return Err(Error::Unsupported { backend: self.name().into(), what: "per-row constraints".into() });
+        if let Some(missing) = req.features().first_missing(self.features()) {
+            return Err(Error::Unsupported { backend: self.name().into(), what: missing.name().into() });
         }
         validate::transforms(req, head.vocab_size)?;
+        validate::truncation(req, head.vocab_offset, head.rows, head.vocab_size)?;
         validate::candidates(req, out.len())
     }
 
     /// Validates, then writes the shard's packed candidates (see [`crate::candidate`]). Candidates
     /// of several shards combine with [`crate::candidate::merge_into`].
     fn sample_candidates(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
+        let req = &Request { logprobs: false, ..*req };
+        refuse_top_logprobs(req)?;
         self.check(head, req, out)?;
         self.launch(head, req, out)
     }
 
-    /// Validates, samples, and decodes tokens and row statuses.
+    /// Validates, samples, and decodes tokens, row statuses and the logprobs asked for.
     fn sample(&self, head: &LmHead, req: &Request<'_>) -> Result<SampleOutput> {
         let mut candidates = vec![crate::candidate::EMPTY; req.outputs()];
-        if !req.logprobs {
+        let samples = req.samples as usize;
+        if !req.logprobs && req.top_logprobs == 0 {
             self.sample_candidates(head, req, &mut candidates)?;
-            return Ok(SampleOutput::from_candidates(&candidates, req.samples as usize));
+            return Ok(SampleOutput::from_candidates(&candidates, samples));
         }
+        self.check(head, req, &candidates)?;
+        let n = req.top_logprobs as usize;
         let mut norms = vec![LogSumExp::EMPTY; req.rows.len()];
-        self.sample_candidates_with_normalizer(head, req, &mut candidates, &mut norms)?;
-        Ok(SampleOutput::from_candidates(&candidates, req.samples as usize).with_logprobs(
-            &candidates,
-            &norms,
-            req.rows,
-        ))
+        let mut top = vec![crate::candidate::EMPTY; req.rows.len() * n];
+        self.launch_with_outputs(head, req, &mut candidates, RowOutputs { norms: &mut norms, top: &mut top })?;
+        let out = SampleOutput::from_candidates(&candidates, samples).with_logprobs(&candidates, &norms, req.rows);
+        Ok(if n > 0 { out.with_top_logprobs(&top, n, &norms) } else { out })
     }
+}
+
+/// The candidate entry points have nowhere to write top-N lists.
+fn refuse_top_logprobs(req: &Request<'_>) -> Result<()> {
+    if req.top_logprobs > 0 {
+        return Err(Error::Param { row: None, what: "top-N logprobs are returned by sample() only".into() });
+    }
+    Ok(())
+}
+
+/// What [`Backend::launch_with_outputs`] writes besides the candidates.
+pub struct RowOutputs<'o> {
+    /// `norms[b]`: row `b`'s log-normaliser partial over the shard; over the survivors for rows
+    /// that truncation cuts (the distribution the row samples from).
+    pub norms: &'o mut [LogSumExp],
+    /// `top[b * n + i]`, `n = req.top_logprobs`: packed `(y, token)` (no noise) of row `b`'s
+    /// `i`-th most likely surviving token; [`crate::candidate::EMPTY`] where it has fewer.
+    pub top: &'o mut [u64],
 }

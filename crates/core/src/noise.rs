@@ -84,6 +84,12 @@ impl GumbelBounds {
     pub fn of_word(&self, word: u32) -> f32 {
         self.0[word.leading_zeros() as usize]
     }
+
+    /// The bound of every word: [`gumbel_max`].
+    #[inline(always)]
+    pub fn max(&self) -> f32 {
+        self.0[32]
+    }
 }
 
 impl Default for GumbelBounds {

@@ -29,8 +29,36 @@ pub struct SampleOutput {
     /// With [`crate::Request::with_logprobs`]: `logprobs[b * samples + s]` of each sampled token
     /// (NaN for bad rows).
     pub logprobs: Option<Vec<f32>>,
-    /// With logprobs: `logZ` of each row's processed distribution.
+    /// With logprobs: `logZ` of the distribution each row samples from (over the survivors of
+    /// truncation), in units of `y = l̃ / T`.
     pub log_normalizer: Option<Vec<f32>>,
+    /// With [`crate::Request::with_top_logprobs`]: each row's most likely tokens.
+    pub top_logprobs: Option<TopLogprobs>,
+}
+
+/// The `n` most likely tokens of each row and their logprobs, under the distribution the row
+/// samples from (the same as the sampled tokens' logprobs): `tokens[b * n + i]`,
+/// `logprobs[b * n + i]`, most likely first, ties by lower token id.
+///
+/// A row with fewer than `n` tokens of positive probability (after masking and truncation) is
+/// padded with token 0 and logprob `-inf`; a bad row has tokens 0 and logprobs NaN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLogprobs {
+    pub n: usize,
+    pub tokens: Vec<u32>,
+    pub logprobs: Vec<f32>,
+}
+
+impl TopLogprobs {
+    /// Row `b`'s `(token, logprob)` pairs, without the padding.
+    pub fn row(&self, b: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let range = b * self.n..(b + 1) * self.n;
+        self.tokens[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.logprobs[range].iter().copied())
+            .filter(|&(_, lp)| lp != f32::NEG_INFINITY)
+    }
 }
 
 impl SampleOutput {
@@ -49,7 +77,7 @@ impl SampleOutput {
             status.push(row_status);
             tokens.extend(row.iter().map(|&c| if row_status == RowStatus::Ok { unpack(c).1 } else { 0 }));
         }
-        SampleOutput { samples, tokens, status, logprobs: None, log_normalizer: None }
+        SampleOutput { samples, tokens, status, logprobs: None, log_normalizer: None, top_logprobs: None }
     }
 
     /// Adds logprobs from the candidates and each row's log-normaliser: a winner's `y` is its
@@ -73,6 +101,29 @@ impl SampleOutput {
             .collect();
         self.logprobs = Some(logprobs);
         self.log_normalizer = Some(log_z.iter().map(|&z| z as f32).collect());
+        self
+    }
+
+    /// Adds the top-N lists, `top[b * n + i]` packed `(y, token)` or [`EMPTY`], and their
+    /// logprobs `y - logZ`.
+    pub fn with_top_logprobs(mut self, top: &[u64], n: usize, norms: &[LogSumExp]) -> Self {
+        let (mut tokens, mut logprobs) = (Vec::with_capacity(top.len()), Vec::with_capacity(top.len()));
+        for (b, row) in top.chunks_exact(n).enumerate() {
+            let log_z = norms[b].ln();
+            for &key in row {
+                let (token, logprob) = match (self.status[b], key) {
+                    (RowStatus::Ok, EMPTY) => (0, f32::NEG_INFINITY),
+                    (RowStatus::Ok, key) => {
+                        let (y, token) = unpack(key);
+                        (token, (f64::from(y) - log_z) as f32)
+                    }
+                    _ => (0, f32::NAN),
+                };
+                tokens.push(token);
+                logprobs.push(logprob);
+            }
+        }
+        self.top_logprobs = Some(TopLogprobs { n, tokens, logprobs });
         self
     }
 }

@@ -1,7 +1,9 @@
 //! Per-row sampling parameters and the request a backend receives.
 
 use crate::constraints::RowConstraints;
+use crate::features::{Feature, Features};
 use crate::tensor::HiddenRef;
+use crate::truncation::Truncation;
 
 /// Parameters of one row (request) of a batch.
 ///
@@ -63,11 +65,15 @@ pub struct Request<'a> {
     pub constraints: Option<&'a [RowConstraints<'a>]>,
     /// Also report each sampled token's logprob and each row's log-normaliser.
     pub logprobs: bool,
+    /// One [`Truncation`] per row (top-k, top-p, min-p), or none.
+    pub truncation: Option<&'a [Truncation]>,
+    /// Also report each row's `top_logprobs` most likely tokens with their logprobs (0: none).
+    pub top_logprobs: u32,
 }
 
 impl<'a> Request<'a> {
     pub fn new(hidden: HiddenRef<'a>, rows: &'a [RowParams], samples: u32) -> Self {
-        Request { hidden, rows, samples, constraints: None, logprobs: false }
+        Request { hidden, rows, samples, constraints: None, logprobs: false, truncation: None, top_logprobs: 0 }
     }
 
     /// Adds per-row constraints (mask, bias, penalties), applied before temperature.
@@ -76,11 +82,46 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// Asks for logprobs: of each sampled token, under the row's processed distribution
-    /// (constraints and temperature applied; untempered for greedy rows), and `logZ` per row.
+    /// Asks for logprobs: of each sampled token, and `logZ` per row, under the distribution the
+    /// row samples from — constraints, temperature and truncation applied (renormalised over the
+    /// survivors); greedy rows report the untempered distribution, truncated likewise.
     pub fn with_logprobs(mut self) -> Self {
         self.logprobs = true;
         self
+    }
+
+    /// Truncates each row's distribution (top-k, then top-p, then min-p; see
+    /// [`crate::truncation`]), after constraints and temperature. Greedy rows draw the argmax,
+    /// which always survives: truncation changes only their logprobs.
+    pub fn with_truncation(mut self, truncation: &'a [Truncation]) -> Self {
+        self.truncation = Some(truncation);
+        self
+    }
+
+    /// Asks for the `n ≤ 20` most likely tokens of each row with their logprobs, under the same
+    /// distribution as [`Request::with_logprobs`] (which this turns on too).
+    pub fn with_top_logprobs(mut self, n: u32) -> Self {
+        self.top_logprobs = n;
+        self.logprobs = true;
+        self
+    }
+
+    /// The optional features this request uses.
+    pub fn features(&self) -> Features {
+        [
+            (self.constraints.is_some(), Feature::Constraints),
+            (self.logprobs, Feature::Logprobs),
+            (self.truncation.is_some(), Feature::Truncation),
+            (self.top_logprobs > 0, Feature::TopLogprobs),
+        ]
+        .into_iter()
+        .filter_map(|(used, f)| used.then_some(f))
+        .collect()
+    }
+
+    /// Row `b`'s truncation, when it can remove a token.
+    pub fn row_truncation(&self, b: usize) -> Option<&'a Truncation> {
+        self.truncation.map(|t| &t[b]).filter(|t| t.is_active())
     }
 
     /// Number of output tokens: `batch × samples`.

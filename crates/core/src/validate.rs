@@ -4,6 +4,7 @@ use crate::constraints::RowTransform;
 use crate::error::{Error, Result};
 use crate::params::Request;
 use crate::tensor::LmHeadRef;
+use crate::truncation::MAX_TOP_LOGPROBS;
 
 /// The largest number of samples per row.
 pub const MAX_SAMPLES: u32 = 1 << 24;
@@ -58,9 +59,38 @@ pub fn transforms<'a>(req: &Request<'a>, vocab_size: u32) -> Result<Vec<RowTrans
     }
 }
 
+/// Checks the request's truncation and top-N logprobs, which rank the whole vocabulary: a head
+/// of `rows` tokens from `vocab_offset` must be all of it.
+pub fn truncation(req: &Request<'_>, vocab_offset: u32, rows: usize, vocab_size: u32) -> Result<()> {
+    if let Some(t) = req.truncation {
+        if t.len() != req.rows.len() {
+            return Err(Error::Shape(format!("{} row truncations for a batch of {} rows", t.len(), req.rows.len())));
+        }
+        t.iter().enumerate().try_for_each(|(b, t)| t.check(b))?;
+    }
+    if req.top_logprobs > MAX_TOP_LOGPROBS {
+        return Err(Error::Param {
+            row: None,
+            what: format!("top logprobs: at most {MAX_TOP_LOGPROBS} per row, got {}", req.top_logprobs),
+        });
+    }
+    let ranks = req.truncation.is_some() || req.top_logprobs > 0;
+    if ranks && (vocab_offset != 0 || rows != vocab_size as usize) {
+        return Err(Error::Param {
+            row: None,
+            what: format!(
+                "truncation and top-N logprobs rank the whole vocabulary of {vocab_size} tokens; this head is the shard [{vocab_offset}, {})",
+                u64::from(vocab_offset) + rows as u64
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a head and a request together.
 pub fn call(head: &LmHeadRef<'_>, req: &Request<'_>) -> Result<()> {
     head.validate()?;
     request(req, head.dim)?;
-    transforms(req, head.vocab_size).map(|_| ())
+    transforms(req, head.vocab_size)?;
+    truncation(req, head.vocab_offset, head.rows, head.vocab_size)
 }

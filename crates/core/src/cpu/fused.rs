@@ -6,18 +6,31 @@
 //! reduction. Tokens that cannot beat the running best skip their noise: first by the largest
 //! Gumbel value of all (`y + gumbel_max`), then by the largest value of their Philox word's class
 //! ([`GumbelBounds`]). Both bounds are exact, so no sample changes.
+//!
+//! Rows that rank their tokens (truncation, top-N logprobs) also keep, per thread, their most
+//! likely tokens ([`TopList`]); the merged lists and the tile partials of the log-normaliser
+//! certify each truncated row's cut-off, and the row is then sampled over its survivors alone. A
+//! row whose list cannot certify its cut-off is recomputed whole (the materialised fallback).
+//! Rows that rank nothing pay nothing for it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::dot::dot;
+use super::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
+use super::winner::Winner;
 use super::{host_head, load_host_head};
-use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead};
-use crate::candidate::{merge_into, pack, score_of, EMPTY};
+use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead, RowOutputs};
+use crate::candidate::{merge_into, pack, EMPTY};
 use crate::constraints::RowTransform;
 use crate::error::{Error, Result};
+use crate::features::{Feature, Features};
 use crate::logsumexp::LogSumExp;
-use crate::noise::{gumbel_from_word, gumbel_max, GumbelBounds, NoiseStream};
+use crate::noise::{GumbelBounds, NoiseStream};
 use crate::params::{Request, RowParams};
+use crate::ranked::{Ranked, TopList};
 use crate::tensor::LmHeadRef;
 use crate::validate;
 
@@ -34,11 +47,14 @@ const SMALL_HEAD_ELEMENTS: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct CpuBackend {
     vocab_tile: usize,
+    /// Rows recomputed whole because their ranked list could not certify the cut-off (shared by
+    /// clones).
+    fallbacks: Arc<AtomicU64>,
 }
 
 impl Default for CpuBackend {
     fn default() -> Self {
-        CpuBackend { vocab_tile: DEFAULT_VOCAB_TILE }
+        CpuBackend { vocab_tile: DEFAULT_VOCAB_TILE, fallbacks: Arc::default() }
     }
 }
 
@@ -52,11 +68,16 @@ impl CpuBackend {
         if vocab_tile == 0 {
             return Err(Error::Param { row: None, what: "the vocabulary tile must hold at least one token".into() });
         }
-        Ok(CpuBackend { vocab_tile })
+        Ok(CpuBackend { vocab_tile, ..Self::default() })
     }
 
     pub fn vocab_tile(&self) -> usize {
         self.vocab_tile
+    }
+
+    /// How many truncated rows so far took the materialised fallback (DESIGN.md §3.6).
+    pub fn fallback_rows(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Samples straight from a borrowed head, with no resident copy.
@@ -66,14 +87,14 @@ impl CpuBackend {
         self.run(head, req, out, None)
     }
 
-    /// Samples into `out`; with `norms`, also each row's log-normaliser, merged over tiles in tile
-    /// order (deterministic for a given tile size).
+    /// Samples into `out`; with `outputs`, also each row's log-normaliser, merged over tiles in
+    /// tile order (deterministic for a given tile size), and its top-N list.
     fn run(
         &self,
         head: &LmHeadRef<'_>,
         req: &Request<'_>,
         out: &mut [u64],
-        norms: Option<&mut [LogSumExp]>,
+        outputs: Option<RowOutputs<'_>>,
     ) -> Result<()> {
         let (batch, dim) = (req.hidden.batch, head.dim);
         let mut hidden = vec![0.0f32; batch * dim];
@@ -84,18 +105,19 @@ impl CpuBackend {
             .iter()
             .zip(hidden.chunks_exact(dim))
             .zip(&transforms)
-            .map(|((params, h), transform)| Row { params, h, transform })
+            .zip(RowPlan::of_request(req))
+            .map(|(((params, h), transform), plan)| Row { params, h, transform, plan })
             .collect();
+        let normalize = outputs.is_some() || rows.iter().any(|r| r.plan.list_length() > 0);
         let tiles = head.rows.div_ceil(self.vocab_tile);
         let small = head.rows * dim <= SMALL_HEAD_ELEMENTS;
-        let tile_norms = if tiles >= 4 * rayon::current_num_threads() || !small {
-            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out, norms.is_some())
+        let pass = if tiles >= 4 * rayon::current_num_threads() || !small {
+            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out, normalize)
         } else {
-            run_sample_parallel(head, &rows, req.samples as usize, out)
+            self.run_sample_parallel(head, &rows, req.samples as usize, out)
         };
-        if let Some(norms) = norms {
-            merge_in_tile_order(tile_norms, norms);
-        }
+        let totals = merge_in_tile_order(pass.norms, batch);
+        self.finish_ranked_rows(head, &rows, pass.ranked, &totals, out, outputs);
         Ok(())
     }
 
@@ -108,8 +130,8 @@ impl CpuBackend {
         tiles: usize,
         out: &mut [u64],
         normalize: bool,
-    ) -> Vec<TileNorms> {
-        let (best, norms) = (0..tiles)
+    ) -> Pass {
+        let merged = (0..tiles)
             .into_par_iter()
             .fold(
                 || TileWorker::new(head, rows, samples, self.vocab_tile, normalize),
@@ -118,59 +140,118 @@ impl CpuBackend {
                     worker
                 },
             )
-            .map(|worker| (worker.best, worker.norms))
-            .reduce(
-                || (vec![EMPTY; out.len()], Vec::new()),
-                |(mut a, mut an), (b, bn)| {
-                    merge_into(&mut a, &b);
-                    an.extend(bn);
-                    (a, an)
-                },
-            );
-        out.copy_from_slice(&best);
-        norms
+            .map(|worker| worker.acc)
+            .reduce_with(Partial::merge)
+            .expect("a head has at least one tile");
+        out.copy_from_slice(&merged.best);
+        Pass { norms: merged.norms, ranked: merged.lists.into_iter().map(|l| l.map(TopList::finish)).collect() }
+    }
+
+    /// Small vocabularies: too few tiles to feed the threads, so threads take rows and blocks of
+    /// samples, and each row's logits are materialised.
+    fn run_sample_parallel(&self, head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, out: &mut [u64]) -> Pass {
+        const SAMPLE_BLOCK: usize = 4096;
+        let bounds = GumbelBounds::new();
+        let (norms, ranked) = out
+            .par_chunks_mut(samples)
+            .zip(rows.par_iter())
+            .map(|(row_out, row)| {
+                let scaled = self.materialise(head, row);
+                if row.plan.samples_in_pass() {
+                    row_out.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
+                        slots.fill(EMPTY);
+                        let first = (block * SAMPLE_BLOCK) as u32;
+                        fold_tile(&scaled, head.vocab_offset, row.params, first, slots, &bounds);
+                    });
+                }
+                let ranked = (row.plan.list_length() > 0).then(|| Ranked::all(&scaled, head.vocab_offset));
+                (LogSumExp::of(scaled.iter().copied()), ranked)
+            })
+            .unzip();
+        Pass { norms: vec![(0, norms)], ranked }
+    }
+
+    /// Row `row`'s scaled logits over the whole head, tiles in parallel.
+    fn materialise(&self, head: &LmHeadRef<'_>, row: &Row<'_>) -> Vec<f32> {
+        let (dim, tile) = (head.dim, self.vocab_tile);
+        let mut scaled = vec![0.0f32; head.rows];
+        scaled.par_chunks_mut(tile).enumerate().for_each_init(
+            || vec![0.0f32; tile * dim],
+            |weights, (i, chunk)| {
+                let start = i * tile;
+                let weights = &mut weights[..chunk.len() * dim];
+                head.weights.convert_range(start * dim..(start + chunk.len()) * dim, weights);
+                row.scaled_logits(weights, head.vocab_offset + start as u32, chunk);
+            },
+        );
+        scaled
+    }
+
+    /// Cuts, samples and reports the ranked rows; writes every row's log-normaliser to `outputs`.
+    fn finish_ranked_rows(
+        &self,
+        head: &LmHeadRef<'_>,
+        rows: &[Row<'_>],
+        ranked: Vec<Option<Ranked>>,
+        totals: &[LogSumExp],
+        out: &mut [u64],
+        outputs: Option<RowOutputs<'_>>,
+    ) {
+        let samples = out.len() / rows.len();
+        let (mut norms, top) = match outputs {
+            Some(o) => (Some(o.norms), o.top),
+            None => (None, &mut [][..]),
+        };
+        for (b, (row, ranked)) in rows.iter().zip(ranked).enumerate() {
+            let norm = match ranked {
+                None => totals[b],
+                Some(ranked) => {
+                    let slots = &mut out[b * samples..(b + 1) * samples];
+                    let n = if top.is_empty() { 0 } else { row.plan.top_n };
+                    let top = &mut top[b * n..(b + 1) * n];
+                    finish_row(&row.plan, row.params, &ranked, totals[b], slots, top).unwrap_or_else(|| {
+                        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        let scaled = self.materialise(head, row);
+                        let total = LogSumExp::of(scaled.iter().copied());
+                        let all = Ranked::all(&scaled, head.vocab_offset);
+                        finish_row(&row.plan, row.params, &all, total, slots, top).expect(COMPLETE_LISTS_CERTIFY)
+                    })
+                }
+            };
+            if let Some(norms) = norms.as_deref_mut() {
+                norms[b] = norm;
+            }
+        }
     }
 }
 
-/// Small vocabularies: too few tiles to feed the threads, so threads take blocks of samples and
-/// each computes its row's (few) logits itself.
-fn run_sample_parallel(head: &LmHeadRef<'_>, rows: &[Row<'_>], samples: usize, out: &mut [u64]) -> Vec<TileNorms> {
-    const SAMPLE_BLOCK: usize = 4096;
-    let dim = head.dim;
-    let bounds = Bounds::new();
-    let norms = out.par_chunks_mut(samples).zip(rows.par_iter()).map(|(row_out, row)| {
-        let mut weights = vec![0.0f32; head.rows * dim];
-        head.weights.convert_range(0..head.rows * dim, &mut weights);
-        let mut scaled = vec![0.0f32; head.rows];
-        row.scaled_logits(&weights, head.vocab_offset, &mut scaled);
-        row_out.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
-            slots.fill(EMPTY);
-            let first = (block * SAMPLE_BLOCK) as u32;
-            fold_tile(&scaled, head.vocab_offset, row.params, first, slots, &bounds);
-        });
-        LogSumExp::of(&scaled)
-    });
-    vec![(0, norms.collect())]
+/// What the fused pass leaves: tile partials of the log-normaliser and each ranking row's list.
+struct Pass {
+    norms: Vec<TileNorms>,
+    ranked: Vec<Option<Ranked>>,
 }
 
 /// One tile's log-normaliser partial of every row.
 type TileNorms = (usize, Vec<LogSumExp>);
 
-fn merge_in_tile_order(mut tiles: Vec<TileNorms>, norms: &mut [LogSumExp]) {
+/// Each row's log-normaliser over every token; `EMPTY` when no partial was kept.
+fn merge_in_tile_order(mut tiles: Vec<TileNorms>, batch: usize) -> Vec<LogSumExp> {
     tiles.sort_by_key(|t| t.0);
-    norms.fill(LogSumExp::EMPTY);
+    let mut norms = vec![LogSumExp::EMPTY; batch];
     for (_, partials) in tiles {
         for (n, p) in norms.iter_mut().zip(partials) {
             *n = n.merge(p);
         }
     }
+    norms
 }
 
-/// One row of the batch: its parameters, hidden state (f32) and constraints.
+/// One row of the batch: its parameters, hidden state (f32), constraints and what it ranks.
 struct Row<'a> {
     params: &'a RowParams,
     h: &'a [f32],
     transform: &'a RowTransform<'a>,
+    plan: RowPlan<'a>,
 }
 
 impl Row<'_> {
@@ -185,21 +266,16 @@ impl Row<'_> {
     }
 }
 
-/// The two exact bounds on the Gumbel noise used to skip it.
-struct Bounds {
-    max: f32,
-    by_word: GumbelBounds,
-}
-
-impl Bounds {
-    fn new() -> Self {
-        Bounds { max: gumbel_max(), by_word: GumbelBounds::new() }
-    }
-}
-
 /// Folds one tile of scaled logits (`first_token` onwards) into the winners `slots` of samples
 /// `first_sample..first_sample + slots.len()` of one row.
-fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u32, slots: &mut [u64], bounds: &Bounds) {
+fn fold_tile(
+    scaled: &[f32],
+    first_token: u32,
+    row: &RowParams,
+    first_sample: u32,
+    slots: &mut [u64],
+    bounds: &GumbelBounds,
+) {
     if row.is_greedy() {
         let winner = scaled.iter().enumerate().map(|(j, &x)| pack(x, first_token + j as u32)).max().unwrap_or(EMPTY);
         slots.iter_mut().for_each(|c| *c = (*c).max(winner));
@@ -207,27 +283,42 @@ fn fold_tile(scaled: &[f32], first_token: u32, row: &RowParams, first_sample: u3
     }
     for (s, slot) in slots.iter_mut().enumerate() {
         let mut noise = NoiseStream::new(row.seed, row.offset, first_sample + s as u32);
-        let mut best_score = score_of(*slot);
+        let mut winner = Winner::new(*slot);
         for (j, &y) in scaled.iter().enumerate() {
-            if y + bounds.max < best_score {
+            if winner.out_of_reach(y, bounds) {
                 continue;
             }
             let token = first_token + j as u32;
-            let word = noise.word(token);
-            if y + bounds.by_word.of_word(word) < best_score {
-                continue;
-            }
-            let score = y + gumbel_from_word(word);
-            let candidate = pack(score, token);
-            if candidate > *slot {
-                *slot = candidate;
-                best_score = score;
-            }
+            winner.offer(y, token, noise.word(token), bounds);
         }
+        *slot = winner.best;
     }
 }
 
-/// One thread's state: scratch for a tile and the best candidate so far of every (row, sample).
+/// What a thread of the vocabulary-parallel pass accumulates over its tiles.
+struct Partial {
+    /// The best candidate so far of every (row, sample).
+    best: Vec<u64>,
+    /// With logprobs or ranking rows: the partials of the tiles this thread took.
+    norms: Vec<TileNorms>,
+    /// The ranked list of each ranking row.
+    lists: Vec<Option<TopList>>,
+}
+
+impl Partial {
+    fn merge(mut self, other: Partial) -> Partial {
+        merge_into(&mut self.best, &other.best);
+        self.norms.extend(other.norms);
+        for (list, other) in self.lists.iter_mut().zip(other.lists) {
+            if let (Some(list), Some(other)) = (list, other) {
+                list.merge(other);
+            }
+        }
+        self
+    }
+}
+
+/// One thread's state: scratch for a tile and what it has accumulated.
 struct TileWorker<'a> {
     head: &'a LmHeadRef<'a>,
     rows: &'a [Row<'a>],
@@ -235,15 +326,14 @@ struct TileWorker<'a> {
     tile: usize,
     weights: Vec<f32>,
     scaled: Vec<f32>,
-    best: Vec<u64>,
-    bounds: Bounds,
-    /// With logprobs: the partials of the tiles this worker took.
-    norms: Vec<TileNorms>,
+    bounds: GumbelBounds,
     normalize: bool,
+    acc: Partial,
 }
 
 impl<'a> TileWorker<'a> {
     fn new(head: &'a LmHeadRef<'a>, rows: &'a [Row<'a>], samples: usize, tile: usize, normalize: bool) -> Self {
+        let lists = rows.iter().map(|r| Some(r.plan.list_length()).filter(|&n| n > 0).map(TopList::new)).collect();
         TileWorker {
             head,
             rows,
@@ -251,10 +341,9 @@ impl<'a> TileWorker<'a> {
             tile,
             weights: vec![0.0; tile * head.dim],
             scaled: vec![0.0; tile],
-            best: vec![EMPTY; rows.len() * samples],
-            bounds: Bounds::new(),
-            norms: Vec::new(),
+            bounds: GumbelBounds::new(),
             normalize,
+            acc: Partial { best: vec![EMPTY; rows.len() * samples], norms: Vec::new(), lists },
         }
     }
 
@@ -266,16 +355,22 @@ impl<'a> TileWorker<'a> {
         self.head.weights.convert_range(start * dim..(start + len) * dim, weights);
         let first_token = self.head.vocab_offset + start as u32;
         let mut partials = Vec::with_capacity(if self.normalize { self.rows.len() } else { 0 });
-        for (row, slots) in self.rows.iter().zip(self.best.chunks_exact_mut(self.samples)) {
+        let rows = self.rows.iter().zip(self.acc.best.chunks_exact_mut(self.samples)).zip(&mut self.acc.lists);
+        for ((row, slots), list) in rows {
             let scaled = &mut self.scaled[..len];
             row.scaled_logits(weights, first_token, scaled);
-            fold_tile(scaled, first_token, row.params, 0, slots, &self.bounds);
+            if row.plan.samples_in_pass() {
+                fold_tile(scaled, first_token, row.params, 0, slots, &self.bounds);
+            }
+            if let Some(list) = list {
+                list.offer_tile(scaled, first_token);
+            }
             if self.normalize {
-                partials.push(LogSumExp::of(scaled));
+                partials.push(LogSumExp::of(scaled.iter().copied()));
             }
         }
         if self.normalize {
-            self.norms.push((tile, partials));
+            self.acc.norms.push((tile, partials));
         }
     }
 }
@@ -309,18 +404,18 @@ impl Backend for CpuBackend {
         self.run(&host_head(NAME, head)?, req, out, None)
     }
 
-    fn launch_with_normalizer(
+    fn launch_with_outputs(
         &self,
         head: &LmHead,
         req: &Request<'_>,
         out: &mut [u64],
-        norms: &mut [LogSumExp],
+        outputs: RowOutputs<'_>,
     ) -> Result<()> {
-        self.run(&host_head(NAME, head)?, req, out, Some(norms))
+        self.run(&host_head(NAME, head)?, req, out, Some(outputs))
     }
 
-    fn supports_constraints(&self) -> bool {
-        true
+    fn features(&self) -> Features {
+        Features::of(&Feature::ALL)
     }
 }
 

@@ -4,6 +4,8 @@
 mod dot;
 mod fused;
 mod reference;
+mod survivors;
+mod winner;
 
 pub use fused::CpuBackend;
 pub use reference::ReferenceBackend;

@@ -1,0 +1,97 @@
+//! The rows of a call that rank their tokens (truncation, top-N logprobs): what each needs, and how
+//! a ranked row is finished — cut by its truncation, sampled over the survivors, its top-N and
+//! log-normaliser written. Shared by both CPU backends.
+
+use rayon::prelude::*;
+
+use super::winner::Winner;
+use crate::candidate::{unpack, EMPTY};
+use crate::logsumexp::LogSumExp;
+use crate::noise::{self, GumbelBounds};
+use crate::params::{Request, RowParams};
+use crate::ranked::Ranked;
+use crate::truncation::Truncation;
+
+/// What one row needs beyond an untruncated sample.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RowPlan<'a> {
+    /// The row's truncation, when it can remove a token and matters: a greedy row's argmax always
+    /// survives, so its truncation matters only to its logprobs.
+    pub truncation: Option<&'a Truncation>,
+    pub top_n: usize,
+}
+
+impl<'a> RowPlan<'a> {
+    pub fn of_request(req: &Request<'a>) -> Vec<Self> {
+        (0..req.rows.len())
+            .map(|b| RowPlan {
+                truncation: req.row_truncation(b).filter(|_| req.logprobs || !req.rows[b].is_greedy()),
+                top_n: req.top_logprobs as usize,
+            })
+            .collect()
+    }
+
+    /// How many tokens the row's ranked list keeps; 0: the row ranks nothing.
+    pub fn list_length(&self) -> usize {
+        Truncation::list_length(self.truncation, self.top_n)
+    }
+
+    /// Whether the fused pass draws the row's samples (over every token).
+    pub fn samples_in_pass(&self) -> bool {
+        self.truncation.is_none()
+    }
+}
+
+/// Why finishing a row from a [`Ranked::all`] list cannot fail.
+pub(super) const COMPLETE_LISTS_CERTIFY: &str = "a complete ranked list always certifies its cut-off";
+
+/// Finishes a ranked row: writes its samples (when truncated: Gumbel-max over the survivors, the
+/// same noise as the untruncated row) into `slots` and its top-N keys into `top`, and returns the
+/// log-normaliser of the distribution it samples from. `None` when the list cannot certify the
+/// cut-off: the caller materialises the row and finishes it from a complete list.
+pub(super) fn finish_row(
+    plan: &RowPlan<'_>,
+    params: &RowParams,
+    ranked: &Ranked,
+    total: LogSumExp,
+    slots: &mut [u64],
+    top: &mut [u64],
+) -> Option<LogSumExp> {
+    let survivors = match plan.truncation {
+        Some(t) => &ranked.keys[..t.survivors(&ranked.keys, ranked.complete, total)?],
+        None => &ranked.keys[..],
+    };
+    for (slot, &key) in top.iter_mut().zip(survivors.iter().chain(std::iter::repeat(&EMPTY))) {
+        *slot = key;
+    }
+    if plan.truncation.is_none() {
+        return Some(total);
+    }
+    sample_survivors(survivors, params, slots);
+    Some(LogSumExp::of(survivors.iter().map(|&k| unpack(k).0)))
+}
+
+/// Gumbel-max over `survivors` (descending keys) for every sample of a row.
+fn sample_survivors(survivors: &[u64], params: &RowParams, slots: &mut [u64]) {
+    const SAMPLE_BLOCK: usize = 1024;
+    if params.is_greedy() {
+        slots.fill(survivors.first().copied().unwrap_or(EMPTY));
+        return;
+    }
+    let bounds = GumbelBounds::new();
+    slots.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
+        for (s, slot) in slots.iter_mut().enumerate() {
+            let sample = (block * SAMPLE_BLOCK + s) as u32;
+            let mut winner = Winner::new(EMPTY);
+            for &key in survivors {
+                let (y, token) = unpack(key);
+                // Survivors come most likely first: once one is out of reach, so are the rest.
+                if winner.out_of_reach(y, &bounds) {
+                    break;
+                }
+                winner.offer(y, token, noise::word(params.seed, params.offset, sample, token), &bounds);
+            }
+            *slot = winner.best;
+        }
+    });
+}
