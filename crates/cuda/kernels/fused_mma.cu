@@ -9,6 +9,8 @@
 //   which goes straight from global memory into A fragments (16-byte loads, one chunk ahead).
 // - H is shared: each MMA_KC chunk of all rows is staged in shared memory by cp.async, MMA_STAGES
 //   deep, and read by every warp.
+// - Tuned on an H100 with tools/tune_mma.py (docs/PERFORMANCE.md): the L2 256-byte prefetch on W
+//   loads and 4 H stages helped; more W buffers, 16 warps, or 2 tiles per warp at 8 n-tiles did not.
 // - Inside each 32-element K block the dot product's order is permuted the same way for W and H:
 //   thread t holds elements 8t … 8t+7 of its rows, so its W and H loads are 16 contiguous bytes and
 //   H's shared-memory reads are conflict-free.
@@ -16,9 +18,30 @@
 //   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
 //   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
 
+// Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
+#ifndef MMA_WARPS
 #define MMA_WARPS 8
+#endif
+#ifndef MMA_KC
 #define MMA_KC 64
-#define MMA_STAGES 3
+#endif
+#ifndef MMA_STAGES
+#define MMA_STAGES 4
+#endif
+// W register buffers: chunks in flight per warp while one multiplies.
+#ifndef MMA_W_BUFFERS
+#define MMA_W_BUFFERS 2
+#endif
+#ifndef MMA_W_LOAD
+#define MMA_W_LOAD "ld.global.nc.L1::no_allocate.L2::256B.v4.u32"
+#endif
+// Tiles per warp per step of the 8- and 16-n-tile variants.
+#ifndef MMA_MT8
+#define MMA_MT8 1
+#endif
+#ifndef MMA_MT16
+#define MMA_MT16 2
+#endif
 // Floats per row of the epilogue scratch: 16 tokens + 4 of padding keep writes and float4 reads
 // free of bank conflicts.
 #define MMA_SCRATCH_STRIDE 20
@@ -40,10 +63,11 @@ __device__ __forceinline__ void mma16816<F16>(float (&c)[4], u32 a0, u32 a1, u32
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// W is read once: keep it out of L1 so that it does not evict what is reused.
+// W is read once: keep it out of L1, and have L2 fetch 256 bytes per miss (the next chunk of the
+// row arrives with this one: measured 7% faster at B = 1 on an H100).
 __device__ __forceinline__ uint4 load_streaming(const u16* p) {
     uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+    asm(MMA_W_LOAD " {%0,%1,%2,%3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                  : "l"(p));
     return v;
@@ -204,15 +228,19 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 cp_async_commit();
             }
         }
-        // Two register buffers for W: the next chunk's loads are in flight while this one multiplies.
-        u32 a0[MT][2][MMA_KC / 32][4], a1[MT][2][MMA_KC / 32][4];
-        load_w<MT>(a0, w, tile0, end, 0, v_rows, dim);
-        for (u32 c = 0; c < chunks; c += 2) {
-            load_w<MT>(a1, w, tile0, end, c + 1, v_rows, dim);
-            k_step<E, NT, MT>(acc, a0, hs, h, c, chunks, dim, batch);
-            if (c + 1 < chunks) {
-                load_w<MT>(a0, w, tile0, end, c + 2, v_rows, dim);
-                k_step<E, NT, MT>(acc, a1, hs, h, c + 1, chunks, dim, batch);
+        // MMA_W_BUFFERS register buffers for W: later chunks' loads are in flight while one multiplies.
+        // The inner loop is unrolled, so every buffer index is a compile-time constant.
+        u32 a[MMA_W_BUFFERS][MT][2][MMA_KC / 32][4];
+#pragma unroll
+        for (int i = 0; i < MMA_W_BUFFERS - 1; ++i) load_w<MT>(a[i], w, tile0, end, i, v_rows, dim);
+        for (u32 c0 = 0; c0 < chunks; c0 += MMA_W_BUFFERS) {
+#pragma unroll
+            for (int i = 0; i < MMA_W_BUFFERS; ++i) {
+                if (c0 + i < chunks) {
+                    load_w<MT>(a[(i + MMA_W_BUFFERS - 1) % MMA_W_BUFFERS], w, tile0, end, c0 + i + MMA_W_BUFFERS - 1,
+                               v_rows, dim);
+                    k_step<E, NT, MT>(acc, a[i], hs, h, c0 + i, chunks, dim, batch);
+                }
             }
         }
         cp_async_wait<0>();
@@ -243,8 +271,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         fused_mma<E, NT, MT>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);             \
     }
 #define FUSED_MMA(E)                                                                                 \
-    FUSED_MMA_NT(E, 1, 1) FUSED_MMA_NT(E, 2, 1) FUSED_MMA_NT(E, 4, 1) FUSED_MMA_NT(E, 8, 1)          \
-    FUSED_MMA_NT(E, 16, 2)
+    FUSED_MMA_NT(E, 1, 1) FUSED_MMA_NT(E, 2, 1) FUSED_MMA_NT(E, 4, 1) FUSED_MMA_NT(E, 8, MMA_MT8)          \
+    FUSED_MMA_NT(E, 16, MMA_MT16)
 
 FUSED_MMA(Bf16)
 FUSED_MMA(F16)

@@ -67,9 +67,9 @@ pub fn mma_name(e: DType, n_tiles: u32) -> String {
 }
 
 /// Dynamic shared memory of a tensor-core variant, as `MmaShared` in fused_mma.cu computes it:
-/// 3 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch.
+/// 4 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch.
 pub fn mma_shared_bytes(n_tiles: u32) -> u32 {
-    3 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4
+    4 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4
 }
 
 /// Element type of materialised logits the unfused path samples from.

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Tunes the tensor-core fused kernel (crates/cuda/kernels/fused_mma.cu) on a GPU machine.
+
+Compiles the kernel sources with NVRTC through CuPy once per configuration of its compile-time
+knobs (-D overrides), times each on one shape for several batch sizes (median of device-event
+timings of memset + launch, as the library launches it), checks every configuration returns the
+same candidates as the first, and prints a table. Needs CuPy; no Rust toolchain.
+
+    python3 tools/tune_mma.py [--shape 8192x128256] [--batches 1,16,64,128] [--iters 50]
+"""
+import argparse
+import pathlib
+import statistics
+
+import cupy as cp
+import numpy as np
+
+KERNELS = pathlib.Path(__file__).resolve().parent.parent / "crates" / "cuda" / "kernels"
+SOURCES = ["common.cuh", "fused_simt.cu", "fused_mma.cu", "logits.cu"]
+N_TILES = [1, 2, 4, 8, 16]
+
+CONFIGS = {
+    "default": {},
+    "no-L2-prefetch": {"MMA_W_LOAD": '"ld.global.nc.L1::no_allocate.v4.u32"'},
+    "Wbuf=3": {"MMA_W_BUFFERS": 3},
+    "stages=3": {"MMA_STAGES": 3},
+    "MT8=2": {"MMA_MT8": 2},
+    "warps=16": {"MMA_WARPS": 16},
+    "warps=16+MT16=1": {"MMA_WARPS": 16, "MMA_MT16": 1},
+    "warps=4": {"MMA_WARPS": 4},
+    # Grid choice (not compile-time): one block per step of the block's tiles.
+    "grid=steps": {"_grid": "steps"},
+}
+
+
+def shared_bytes(nt, d):
+    kc, stages, warps = d.get("MMA_KC", 64), d.get("MMA_STAGES", 4), d.get("MMA_WARPS", 8)
+    return stages * kc * 8 * nt * 2 + warps * 8 * 20 * 4
+
+
+def resident_blocks(kernel, smem, sms, threads):
+    regs = (kernel.num_regs + 7) // 8 * 8
+    by_regs = 65536 // (regs * threads)
+    by_smem = (228 * 1024) // (smem + 1024)
+    return sms * max(1, min(by_regs, by_smem, 64 * 32 // threads))
+
+
+def random_bf16(n, rng):
+    x = rng.standard_normal(n, dtype=np.float32) * 0.03
+    return cp.asarray((x.view(np.uint32) >> 16).astype(np.uint16))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shape", default="8192x128256")
+    ap.add_argument("--batches", default="1,16,64,128")
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--configs", default=";".join(CONFIGS), help="names separated by ';'")
+    args = ap.parse_args()
+    dim, vocab = map(int, args.shape.split("x"))
+    batches = [int(b) for b in args.batches.split(",")]
+    source = "".join((KERNELS / f).read_text() for f in SOURCES)
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    cc = cp.cuda.Device().compute_capability
+    rng = np.random.default_rng(7)
+    w = random_bf16(vocab * dim, rng)
+    h = random_bf16(max(batches) * dim, rng)
+    rows = np.zeros(max(batches), dtype=[("seed", "<u8"), ("offset", "<u8"), ("inv_t", "<f4"), ("greedy", "<u4")])
+    rows["seed"] = 0x1234 + np.arange(max(batches))
+    rows["offset"] = 7
+    rows["inv_t"] = 1.0
+    rows = cp.asarray(rows.view(np.uint8))
+    out = cp.zeros(max(batches), dtype=cp.uint64)
+    floor_us = vocab * dim * 2 / 3.0e12 * 1e6
+    print(f"{sms} SMs, sm_{cc}; ({dim}, {vocab}); floor at 3.0 TB/s: {floor_us:.1f} µs")
+    print(f"{'config':<18}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16)")
+    reference = {}
+    for name in args.configs.split(";"):
+        defines = CONFIGS[name]
+        threads = 32 * defines.get("MMA_WARPS", 8)
+        options = ("--std=c++17", f"--gpu-architecture=sm_{cc}a" if cc == "90" else f"--gpu-architecture=sm_{cc}")
+        options += tuple(f"-D{k}={v}" for k, v in defines.items() if not k.startswith("_"))
+        module = cp.RawModule(code=source, options=options, backend="nvrtc")
+        kernels = {}
+        for nt in N_TILES:
+            k = module.get_function(f"fused_mma_Bf16_n{nt}")
+            smem = shared_bytes(nt, defines)
+            k.max_dynamic_shared_size_bytes = smem
+            kernels[nt] = (k, smem, resident_blocks(k, smem, sms, threads))
+        line = f"{name:<18}"
+        for b in batches:
+            nt = next(n for n in N_TILES if 8 * n >= b)
+            k, smem, blocks = kernels[nt]
+            tiles = (vocab + 15) // 16
+            grid = defines.get("_grid")
+            blocks = -(-tiles // (threads // 32)) if grid == "steps" else blocks
+            blocks = min(blocks, tiles)
+            params = (w, h, rows, out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
+
+            def launch():
+                out[:b].fill(0)
+                k((blocks,), (threads,), params, shared_mem=smem)
+
+            for _ in range(10):
+                launch()
+            got = out[:b].get()
+            if b in reference and not np.array_equal(reference[b], got):
+                line += f"{'MISMATCH':>12}"
+                continue
+            reference.setdefault(b, got)
+            times = []
+            for _ in range(args.iters):
+                start, end = cp.cuda.Event(), cp.cuda.Event()
+                start.record()
+                launch()
+                end.record()
+                end.synchronize()
+                times.append(cp.cuda.get_elapsed_time(start, end) * 1e3)
+            line += f"{statistics.median(times):>12.1f}"
+        line += "   " + " ".join(str(kernels[nt][0].num_regs) for nt in N_TILES)
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
