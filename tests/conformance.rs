@@ -107,6 +107,16 @@ fn logprobs() {
 }
 
 #[test]
+fn truncation() {
+    run("truncation");
+}
+
+#[test]
+fn top_logprobs() {
+    run("top-N logprobs");
+}
+
+#[test]
 fn bad_rows() {
     run("bad rows");
 }
@@ -133,6 +143,8 @@ fn battery_covers_every_case() {
         "agreement",
         "constraints",
         "logprobs",
+        "truncation",
+        "top-N logprobs",
         "bad rows",
         "bad input",
         "every output",

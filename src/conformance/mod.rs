@@ -10,6 +10,7 @@ mod pathwise;
 mod problem;
 mod robustness;
 mod statistical;
+mod truncation;
 
 use std::time::Instant;
 
@@ -46,6 +47,10 @@ enum Check {
     ReferenceAgreement { rows: usize },
     Constraints { samples: u32 },
     Logprobs,
+    Truncation { samples: u32 },
+    TruncationTies { samples: u32 },
+    TruncationUncertified { samples: u32 },
+    TopLogprobs,
     BadRows,
     BadInput,
     EveryOutputWritten,
@@ -160,6 +165,16 @@ pub fn battery(level: Level) -> Vec<Case> {
         ("agreement with cpu-reference, 10,000 rows", Check::ReferenceAgreement { rows: 10_000 }),
         ("constraints: token mask, logit bias, penalties", Check::Constraints { samples: 20_000 }),
         ("logprobs and log-normaliser against f64", Check::Logprobs),
+        (
+            "truncation: top-k, top-p, min-p and combinations against the exact truncated softmax",
+            Check::Truncation { samples: 20_000 },
+        ),
+        ("truncation: ties at the cut-off keep the lowest token ids", Check::TruncationTies { samples: 20_000 }),
+        (
+            "truncation: rows no ranked list can certify (fallback) are exact",
+            Check::TruncationUncertified { samples: 10_000 },
+        ),
+        ("top-N logprobs against f64, truncated and not", Check::TopLogprobs),
         ("bad rows: NaN and all-masked rows get a status, others unaffected", Check::BadRows),
         ("bad input refused with the right error", Check::BadInput),
         ("every output written (poisoned buffer, vocabulary shard)", Check::EveryOutputWritten),
@@ -184,6 +199,10 @@ pub fn run(case: &Case, backend: &dyn Backend) -> Report {
         Check::ReferenceAgreement { rows } => pathwise::reference_agreement(backend, *rows),
         Check::Constraints { samples } => constraints::constraints(backend, *samples),
         Check::Logprobs => logprobs::logprobs(backend),
+        Check::Truncation { samples } => truncation::truncation(backend, *samples),
+        Check::TruncationTies { samples } => truncation::ties(backend, *samples),
+        Check::TruncationUncertified { samples } => truncation::uncertified(backend, *samples),
+        Check::TopLogprobs => truncation::top_logprobs(backend),
         Check::BadRows => robustness::bad_rows(backend),
         Check::BadInput => robustness::bad_input(backend),
         Check::EveryOutputWritten => robustness::every_output_written(backend),

@@ -91,6 +91,18 @@ impl Problem {
         self
     }
 
+    /// The same problem with the rows of `W` of tokens `copies` made identical to that of `source`:
+    /// their logits tie exactly.
+    pub fn with_copied_tokens(mut self, source: usize, copies: &[usize]) -> Self {
+        let w = self.weights.view();
+        let mut values: Vec<f32> = (0..w.len()).map(|i| w.get(i)).collect();
+        for &t in copies {
+            values.copy_within(source * self.dim..(source + 1) * self.dim, t * self.dim);
+        }
+        self.weights = OwnedTensor::from_f32(&values, w.dtype());
+        self
+    }
+
     pub fn head(&self) -> LmHeadRef<'_> {
         LmHeadRef::new(self.weights.view(), self.dim).expect("a well-formed problem")
     }
