@@ -1,9 +1,14 @@
 //! The adapter, device and compiled pipelines of one backend instance.
 
+use std::sync::{Mutex, OnceLock};
+
 use flashsampling_core::{Error, Result};
 
-const SAMPLE_SHADER: &str =
-    concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/sample.wgsl"));
+use crate::shape::{SampleShape, BATCH_TILES};
+use crate::workspace::Workspace;
+
+const NOISE_SHADER: &str = include_str!("../../../shaders/noise.wgsl");
+const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
 const REDUCE_SHADER: &str = include_str!("../../../shaders/reduce.wgsl");
 const NOISE_DEBUG_SHADER: &str =
     concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
@@ -15,12 +20,17 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     /// The most bytes one storage binding may hold: the adapter's limits, or a test's lower cap.
     pub binding_limit: u64,
-    /// Pass 1 per weight dtype, indexed as the shader's `DTYPE`: f32, bf16, f16.
-    pub sample: [wgpu::ComputePipeline; 3],
+    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and batch tile, compiled on
+    /// first use.
+    sample: [[OnceLock<wgpu::ComputePipeline>; BATCH_TILES.len()]; 3],
+    pub sample_layout: wgpu::BindGroupLayout,
     pub reduce: wgpu::ComputePipeline,
+    pub reduce_layout: wgpu::BindGroupLayout,
     pub noise_debug: wgpu::ComputePipeline,
     /// The core's Gumbel bounds by leading zeros of the noise word, uploaded once.
     pub bounds: wgpu::Buffer,
+    /// Buffers reused across calls.
+    pub workspace: Mutex<Workspace>,
 }
 
 fn unavailable(reason: impl Into<String>) -> Error {
@@ -44,9 +54,10 @@ impl Context {
             ..Default::default()
         }))
         .map_err(|e| unavailable(format!("no device on {}: {e}", adapter.get_info().name)))?;
-        let sample = [0.0, 1.0, 2.0].map(|dtype| pipeline(&device, SAMPLE_SHADER, &[("DTYPE", dtype)]));
-        let reduce = pipeline(&device, REDUCE_SHADER, &[]);
-        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
+        let sample_layout = bind_group_layout(&device, 4);
+        let reduce_layout = bind_group_layout(&device, 1);
+        let reduce = pipeline(&device, REDUCE_SHADER, Some(&reduce_layout));
+        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, None);
         let bounds = bounds_buffer(&device);
         let binding_limit =
             limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(binding_cap.unwrap_or(u64::MAX));
@@ -56,10 +67,21 @@ impl Context {
             adapter_info: adapter.get_info(),
             limits,
             binding_limit,
-            sample,
+            sample: Default::default(),
+            sample_layout,
             reduce,
+            reduce_layout,
             noise_debug,
             bounds,
+            workspace: Mutex::new(Workspace::default()),
+        })
+    }
+
+    /// The pass-1 pipeline of `shape`, compiled on first use.
+    pub fn sample_pipeline(&self, shape: SampleShape) -> &wgpu::ComputePipeline {
+        self.sample[shape.dtype][shape.batch_tile_index()].get_or_init(|| {
+            let source = format!("{}{}{SAMPLE_SHADER}", shape.wgsl_constants(), NOISE_SHADER);
+            pipeline(&self.device, &source, Some(&self.sample_layout))
         })
     }
 
@@ -82,17 +104,30 @@ impl Context {
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
-        self.submit_and_wait(encoder)?;
-        let slice = staging.slice(..);
+        self.queue.submit([encoder.finish()]);
+        let mut data = Vec::new();
+        self.read_mapped(&staging, bytes, |mapped| data = mapped.to_vec())?;
+        Ok(data)
+    }
+
+    /// Waits for the work submitted so far, maps the first `bytes` of `buffer` (a `MAP_READ`
+    /// buffer) and hands them to `read`.
+    pub fn read_mapped(&self, buffer: &wgpu::Buffer, bytes: u64, read: impl FnOnce(&[u8])) -> Result<()> {
+        let slice = buffer.slice(..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: None }).map_err(device_error)?;
         rx.recv().map_err(device_error)?.map_err(device_error)?;
-        let data = slice.get_mapped_range().map_err(device_error)?.to_vec();
-        staging.unmap();
-        Ok(data)
+        read(&slice.get_mapped_range().map_err(device_error)?);
+        buffer.unmap();
+        Ok(())
+    }
+
+    /// Bytes between uniform slots of the workspace's params buffer.
+    pub fn params_slot_bytes(&self) -> u64 {
+        u64::from(self.limits.min_uniform_buffer_offset_alignment).max(64)
     }
 
     /// A storage buffer holding `contents` (at least 4 bytes, as bindings require).
@@ -113,40 +148,61 @@ impl Context {
         })
     }
 
-    pub fn uniform(&self, contents: &[u8]) -> wgpu::Buffer {
-        use wgpu::util::DeviceExt;
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents,
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
-    }
-
-    pub fn bind_group(&self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+    pub fn bind_group(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        })
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries })
     }
 }
 
-fn pipeline(device: &wgpu::Device, source: &str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: None,
-        source: wgpu::ShaderSource::Wgsl(source.into()),
+/// Binding 0 a uniform, then `read_only` read-only storage bindings, then one read-write one: the
+/// layout of both passes, made explicit so that every pass-1 variant shares bind groups.
+fn bind_group_layout(device: &wgpu::Device, read_only: u32) -> wgpu::BindGroupLayout {
+    let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    };
+    let entries: Vec<_> = std::iter::once(entry(0, wgpu::BufferBindingType::Uniform))
+        .chain((1..=read_only).map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: true })))
+        .chain(std::iter::once(entry(read_only + 1, wgpu::BufferBindingType::Storage { read_only: false })))
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries })
+}
+
+fn pipeline(device: &wgpu::Device, source: &str, layout: Option<&wgpu::BindGroupLayout>) -> wgpu::ComputePipeline {
+    // Every loop of these shaders ends (their bounds are uniforms and constants), so wgpu's loop
+    // counters, which keep drivers from unrolling the register-tile loops, are left out; bounds
+    // checks stay.
+    let checks = wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
+    // SAFETY: the shaders are this crate's own, and their loops terminate.
+    let module = unsafe {
+        device.create_shader_module_trusted(
+            wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(source.into()) },
+            checks,
+        )
+    };
+    let pipeline_layout = layout.map(|l| {
+        device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(l)],
+            immediate_size: 0,
+        })
     });
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: None,
-        layout: None,
+        layout: pipeline_layout.as_ref(),
         module: &module,
         entry_point: Some("main"),
-        compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+        compilation_options: Default::default(),
         cache: None,
     })
 }

@@ -25,7 +25,10 @@ pub(crate) fn noise(ctx: &Context, queries: &[NoiseQuery]) -> Result<Vec<(u32, f
         .collect();
     let input = ctx.storage("noise queries", bytemuck::cast_slice(&words));
     let results = ctx.storage("noise results", &vec![0u8; queries.len() * 8]);
-    let group = ctx.bind_group(&ctx.noise_debug, &[&input, &results]);
+    let group = ctx.bind_group(
+        &ctx.noise_debug.get_bind_group_layout(0),
+        &[input.as_entire_binding(), results.as_entire_binding()],
+    );
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());

@@ -1,20 +1,25 @@
-//! One sampling call: upload H and the row parameters, run pass 1 over every weight binding and
-//! pass 2 into the output, read the packed candidates back.
+//! One sampling call: write H and the row parameters into the workspace, run pass 1 over every
+//! weight binding and pass 2 into the output, read the packed candidates back — one submission
+//! per launch and one wait per call.
 
 use flashsampling_core::{LmHead, Request, Result};
 
 use crate::context::Context;
 use crate::head::ResidentHead;
+use crate::shape::{SampleShape, TILE};
+use crate::workspace::{Sizes, Workspace};
 
-/// Vocabulary rows per workgroup tile (the shader's `TILE`) and threads per workgroup.
-pub(crate) const TILE: usize = 64;
+/// Invocations per workgroup of sample.wgsl and reduce.wgsl.
+const THREADS: usize = 256;
+const REDUCE_THREADS: usize = 64;
 
-/// Sample blocks per (tile, row): more blocks recompute the tile's logits, fewer leave threads idle.
+/// Sample blocks per (tile, batch tile): more blocks recompute the tile's logits, fewer leave
+/// invocations idle when a call draws many samples.
 const MAX_SAMPLE_BLOCKS: usize = 64;
 
-fn words(values: &[u32]) -> &[u8] {
-    bytemuck::cast_slice(values)
-}
+/// Bytes of the `Params` structs of sample.wgsl and reduce.wgsl.
+const SAMPLE_PARAMS: u64 = 48;
+const REDUCE_PARAMS: u64 = 32;
 
 /// The `Row` struct of sample.wgsl per row.
 fn row_words(req: &Request<'_>) -> Vec<u32> {
@@ -35,6 +40,18 @@ fn row_words(req: &Request<'_>) -> Vec<u32> {
         .collect()
 }
 
+/// Writes the hidden rows as f32, each zero-padded to `stride`, with zero rows up to `padded_rows`.
+fn write_hidden(ctx: &Context, ws: &mut Workspace, req: &Request<'_>, stride: usize, padded_rows: usize) {
+    let dim = req.hidden.dim;
+    let host = &mut ws.host_hidden;
+    host.clear();
+    host.resize(padded_rows * stride, 0.0);
+    for (b, row) in host.chunks_exact_mut(stride).take(req.hidden.batch).enumerate() {
+        req.hidden.data.convert_range(b * dim..(b + 1) * dim, &mut row[..dim]);
+    }
+    ctx.queue.write_buffer(ws.hidden.get(), 0, bytemuck::cast_slice(host));
+}
+
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
@@ -42,75 +59,94 @@ pub(crate) fn run(
     req: &Request<'_>,
     out: &mut [u64],
 ) -> Result<()> {
-    let (batch, dim, samples) = (req.hidden.batch, head.dim, req.samples as usize);
-    let mut hidden = vec![0.0f32; batch * dim];
-    req.hidden.data.convert_range(0..batch * dim, &mut hidden);
-    let hidden = ctx.storage("hidden", bytemuck::cast_slice(&hidden));
-    let rows = ctx.storage("rows", words(&row_words(req)));
-    let out_buffer = ctx.storage("candidates", &vec![0u8; out.len() * 8]);
+    let (batch, samples) = (req.hidden.batch, req.samples as usize);
+    let shape = SampleShape::for_batch(resident.dtype, batch);
+    let batch_groups = batch.div_ceil(shape.batch_tile);
+    let stride = shape.hidden_stride(resident.words_per_row);
+    let steps = shape.steps(resident.words_per_row);
     let tiles: usize = resident.chunks.iter().map(|c| c.rows.div_ceil(TILE)).sum();
-
     // Samples per launch: the partial winners of one launch must fit one binding.
     let per_launch = (ctx.binding_limit as usize / (tiles * batch * 8)).clamp(1, samples);
+    let slot = ctx.params_slot_bytes() as usize;
+    let out_bytes = (out.len() * 8) as u64;
+
+    let mut guard = ctx.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    let ws = &mut *guard;
+    ws.reserve(
+        ctx,
+        &Sizes {
+            hidden: (batch_groups * shape.batch_tile * stride * 4) as u64,
+            rows: (batch * 32) as u64,
+            params: ((resident.chunks.len() + 1) * slot) as u64,
+            partial: (tiles * batch * per_launch * 8) as u64,
+            out: out_bytes,
+        },
+    );
+    write_hidden(ctx, ws, req, stride, batch_groups * shape.batch_tile);
+    ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&row_words(req)));
+    let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
+    let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
+    let pipeline = ctx.sample_pipeline(shape);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
+    let mut params = vec![0u32; (resident.chunks.len() + 1) * slot / 4];
     for sample_base in (0..samples).step_by(per_launch) {
         let count = per_launch.min(samples - sample_base);
-        let partial = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tile winners"),
-            size: (tiles * batch * count * 8) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let outputs = batch * count;
+        params[..8].copy_from_slice(&[
+            tiles as u32,
+            outputs as u32,
+            sample_base as u32,
+            samples as u32,
+            batch as u32,
+            count as u32,
+            0,
+            0,
+        ]);
+        let mut tile_base = 0;
+        for (i, chunk) in resident.chunks.iter().enumerate() {
+            let at = (i + 1) * slot / 4;
+            params[at..at + 12].copy_from_slice(&[
+                chunk.rows as u32,
+                head.vocab_offset + chunk.first_row as u32,
+                resident.words_per_row as u32,
+                steps as u32,
+                stride as u32,
+                batch as u32,
+                sample_base as u32,
+                count as u32,
+                tile_base as u32,
+                gumbel_max,
+                0,
+                0,
+            ]);
+            tile_base += chunk.rows.div_ceil(TILE);
+        }
+        ctx.queue.write_buffer(ws.params.get(), 0, bytemuck::cast_slice(&params));
+
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&ctx.sample[resident.dtype]);
-            let mut tile_base = 0;
-            for chunk in &resident.chunks {
-                let chunk_tiles = chunk.rows.div_ceil(TILE);
-                let params = ctx.uniform(words(&[
-                    chunk.rows as u32,
-                    head.vocab_offset + chunk.first_row as u32,
-                    dim as u32,
-                    batch as u32,
-                    sample_base as u32,
-                    count as u32,
-                    tile_base as u32,
-                    gumbel_max,
-                ]));
-                let group = ctx.bind_group(
-                    &ctx.sample[resident.dtype],
-                    &[&params, &chunk.buffer, &hidden, &rows, &ctx.bounds, &partial],
-                );
-                pass.set_bind_group(0, &group, &[]);
-                let blocks = count.div_ceil(TILE).min(MAX_SAMPLE_BLOCKS);
-                pass.dispatch_workgroups(chunk_tiles as u32, batch as u32, blocks as u32);
-                tile_base += chunk_tiles;
+            pass.set_pipeline(pipeline);
+            let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
+            for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(chunk.rows.div_ceil(TILE) as u32, batch_groups as u32, blocks as u32);
             }
-            let outputs = batch * count;
-            let params = ctx.uniform(words(&[
-                tiles as u32,
-                outputs as u32,
-                sample_base as u32,
-                samples as u32,
-                batch as u32,
-                count as u32,
-                0,
-                0,
-            ]));
-            let group = ctx.bind_group(&ctx.reduce, &[&params, &partial, &out_buffer]);
             pass.set_pipeline(&ctx.reduce);
-            pass.set_bind_group(0, &group, &[]);
-            let groups = outputs.div_ceil(TILE);
+            pass.set_bind_group(0, &reduce_group, &[]);
+            let groups = outputs.div_ceil(REDUCE_THREADS);
             let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
             pass.dispatch_workgroups(groups.min(max) as u32, groups.div_ceil(max) as u32, 1);
         }
-        ctx.submit_and_wait(encoder)?;
+        if sample_base + count == samples {
+            encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);
+        }
+        ctx.queue.submit([encoder.finish()]);
     }
-    let bytes = ctx.read_back(&out_buffer, (out.len() * 8) as u64)?;
-    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-        *o = u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes"));
-    }
-    Ok(())
+    ctx.read_mapped(ws.readback.get(), out_bytes, |data| {
+        for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
+            *o = u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes"));
+        }
+    })
 }

@@ -9,6 +9,8 @@ mod context;
 mod debug;
 mod head;
 mod launch;
+mod shape;
+mod workspace;
 
 use flashsampling_core::{Backend, BackendInfo, DeviceInfo, LmHead, LmHeadRef, Request, Result};
 

@@ -1,0 +1,70 @@
+//! The launch geometry of pass 1, shared by the host and (as constants prefixed to its source)
+//! shaders/sample.wgsl, whose header comment explains the tiling.
+
+/// Vocabulary rows per workgroup tile (the shader's `TILE`).
+pub(crate) const TILE: usize = 64;
+/// Invocations sharing one weight row, each reading 16 bytes per step (the shader's `LANES`).
+const LANES: usize = 16;
+/// f32 of workgroup memory for staged hidden rows (the shader's `STAGE4` vec4s).
+const STAGE_FLOATS: usize = 2048;
+/// Weight rows are padded to this many bytes: the shader reads them as `vec4<u32>`.
+pub(crate) const ROW_ALIGN: usize = 16;
+
+/// Hidden rows per workgroup: each weight word read feeds this many rows (a register tile), and
+/// batches larger than the largest read the weights once per tile of rows.
+pub(crate) const BATCH_TILES: [usize; 5] = [1, 2, 4, 8, 16];
+
+/// One pass-1 pipeline variant: the weight dtype (the shader's `DTYPE`) and the batch tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SampleShape {
+    pub dtype: usize,
+    pub batch_tile: usize,
+}
+
+impl SampleShape {
+    /// The smallest batch tile holding `batch` rows, or the largest.
+    pub fn for_batch(dtype: usize, batch: usize) -> Self {
+        let batch_tile =
+            BATCH_TILES.iter().copied().find(|&t| t >= batch).unwrap_or(BATCH_TILES[BATCH_TILES.len() - 1]);
+        SampleShape { dtype, batch_tile }
+    }
+
+    pub fn batch_tile_index(&self) -> usize {
+        BATCH_TILES.iter().position(|&t| t == self.batch_tile).expect("a batch tile of BATCH_TILES")
+    }
+
+    /// Weights per `vec4<u32>` word.
+    fn per_word4(&self) -> usize {
+        if self.dtype == 0 {
+            4
+        } else {
+            8
+        }
+    }
+
+    /// Lane steps per staged hidden chunk: as many as fit `STAGE_FLOATS` for all rows of the tile.
+    fn chunk_steps(&self) -> usize {
+        (STAGE_FLOATS / self.batch_tile / (LANES * self.per_word4())).max(1)
+    }
+
+    /// Lane steps over a weight row of `words` `vec4<u32>` words.
+    pub fn steps(&self, words: usize) -> usize {
+        words.div_ceil(LANES)
+    }
+
+    /// f32 per staged hidden row: whole chunks covering every step, zeros past the row's end.
+    pub fn hidden_stride(&self, words: usize) -> usize {
+        let chunk = self.chunk_steps() * LANES * self.per_word4();
+        self.steps(words).div_ceil(self.chunk_steps()) * chunk
+    }
+
+    /// The constants sample.wgsl expects before its source.
+    pub fn wgsl_constants(&self) -> String {
+        format!(
+            "const DTYPE: u32 = {}u;\nconst BATCH_TILE: u32 = {}u;\nconst CHUNK_STEPS: u32 = {}u;\n",
+            self.dtype,
+            self.batch_tile,
+            self.chunk_steps()
+        )
+    }
+}

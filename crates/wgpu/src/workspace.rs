@@ -1,0 +1,101 @@
+//! Buffers reused across calls: grown when a call needs more, never shrunk, so that a call of a
+//! shape seen before creates no buffer and no bind group.
+
+use crate::context::Context;
+
+/// Bytes each buffer of one call needs.
+pub(crate) struct Sizes {
+    pub hidden: u64,
+    pub rows: u64,
+    pub params: u64,
+    pub partial: u64,
+    pub out: u64,
+}
+
+/// One grow-only buffer.
+#[derive(Default)]
+pub(crate) struct Grown(Option<wgpu::Buffer>);
+
+impl Grown {
+    /// Makes the buffer at least `bytes` long; true when it was (re)created.
+    fn reserve(&mut self, ctx: &Context, label: &str, usage: wgpu::BufferUsages, bytes: u64) -> bool {
+        let bytes = bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        if self.0.as_ref().is_some_and(|b| b.size() >= bytes) {
+            return false;
+        }
+        self.0 = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        }));
+        true
+    }
+
+    pub fn get(&self) -> &wgpu::Buffer {
+        self.0.as_ref().expect("reserved before use")
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Workspace {
+    /// Hidden rows as f32, zero-padded to the shader's stride.
+    pub hidden: Grown,
+    pub rows: Grown,
+    /// Uniform slots: the reduction's, then one per weight binding.
+    pub params: Grown,
+    /// Tile winners of one launch.
+    pub partial: Grown,
+    pub out: Grown,
+    pub readback: Grown,
+    /// Bumped whenever a buffer is replaced: bind groups made before then are stale.
+    pub generation: u64,
+    /// The host copy of the hidden rows, kept for its capacity.
+    pub host_hidden: Vec<f32>,
+    reduce_group: Option<(u64, wgpu::BindGroup)>,
+}
+
+impl Workspace {
+    pub fn reserve(&mut self, ctx: &Context, sizes: &Sizes) {
+        use wgpu::BufferUsages as U;
+        let grew = [
+            self.hidden.reserve(ctx, "hidden", U::STORAGE | U::COPY_DST, sizes.hidden),
+            self.rows.reserve(ctx, "rows", U::STORAGE | U::COPY_DST, sizes.rows),
+            self.params.reserve(ctx, "params", U::UNIFORM | U::COPY_DST, sizes.params),
+            self.partial.reserve(ctx, "tile winners", U::STORAGE, sizes.partial),
+            self.out.reserve(ctx, "candidates", U::STORAGE | U::COPY_SRC, sizes.out),
+            self.readback.reserve(ctx, "read back", U::MAP_READ | U::COPY_DST, sizes.out),
+        ];
+        if grew.contains(&true) {
+            self.generation += 1;
+        }
+    }
+
+    /// Uniform slot `slot` of `params`, `bytes` long.
+    pub fn params_slot(&self, ctx: &Context, slot: usize, bytes: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.params.get(),
+            offset: slot as u64 * ctx.params_slot_bytes(),
+            size: wgpu::BufferSize::new(bytes),
+        })
+    }
+
+    /// The reduction pass's bind group over the current buffers.
+    pub fn reduce_group(&mut self, ctx: &Context, params_bytes: u64) -> wgpu::BindGroup {
+        if let Some((generation, group)) = &self.reduce_group {
+            if *generation == self.generation {
+                return group.clone();
+            }
+        }
+        let group = ctx.bind_group(
+            &ctx.reduce_layout,
+            &[
+                self.params_slot(ctx, 0, params_bytes),
+                self.partial.get().as_entire_binding(),
+                self.out.get().as_entire_binding(),
+            ],
+        );
+        self.reduce_group = Some((self.generation, group.clone()));
+        group
+    }
+}
