@@ -79,6 +79,9 @@ enum fs_row_status
   FS_ROW_ALL_MASKED = 1,
   // A logit of the row is NaN (NaN or infinite inputs); the row's tokens are 0.
   FS_ROW_NAN_LOGITS = 2,
+  // The CUDA path only (parameters in device memory are checked on the device): the row's
+  // temperature is negative, NaN, infinite or too small to invert; the row's tokens are 0.
+  FS_ROW_INVALID_PARAMS = 3,
 };
 #ifndef __cplusplus
 typedef uint8_t fs_row_status;
@@ -187,11 +190,32 @@ enum fs_status flashsampling_lm_head_load(const struct fs_context *ctx,
                                           uint32_t vocab_size,
                                           struct fs_lm_head **out);
 
-// Frees a head and its device memory. Destroying twice returns FS_ERROR_INVALID_HANDLE (best
+// Wraps weights already in the CUDA device memory of a CUDA context's device (the engine's own
+// LM head, no copy): `weights` is `[rows, dim]` of `dtype_code`, 16-byte aligned, `dim` a multiple
+// of 8. `vocab_size` 0 means the whole vocabulary (`rows` tokens, `vocab_offset` 0); otherwise
+// the head is the shard `[vocab_offset, vocab_offset + rows)` of `vocab_size` tokens.
+// The memory stays the caller's: it must outlive the head, and destroying the head never frees
+// it. FS_ERROR_UNSUPPORTED for a context that is not CUDA. On failure `*out` is NULL.
+//
+// # Safety
+// `weights` must be a device pointer valid for `rows × dim` elements while the head is used;
+// `out` NULL or writable.
+enum fs_status flashsampling_lm_head_borrow_cuda(const struct fs_context *ctx,
+                                                 const void *weights,
+                                                 uint32_t dtype_code,
+                                                 size_t rows,
+                                                 size_t dim,
+                                                 uint32_t vocab_offset,
+                                                 uint32_t vocab_size,
+                                                 struct fs_lm_head **out);
+
+// Frees a head, and its device memory when the library allocated it (never memory borrowed with
+// `flashsampling_lm_head_borrow_cuda`). Destroying twice returns FS_ERROR_INVALID_HANDLE (best
 // effort, as for contexts).
 //
 // # Safety
-// `head` must be NULL or a pointer from `flashsampling_lm_head_load`, used by no call meanwhile.
+// `head` must be NULL or a pointer from `flashsampling_lm_head_load` or
+// `flashsampling_lm_head_borrow_cuda`, used by no call meanwhile.
 enum fs_status flashsampling_lm_head_destroy(struct fs_lm_head *head);
 
 // Draws `samples` tokens for each of the `batch` rows of the host hidden states
@@ -219,24 +243,35 @@ enum fs_status flashsampling_sample(const struct fs_context *ctx,
                                     uint8_t *statuses,
                                     size_t statuses_len);
 
-// The CUDA path: `hidden`, `tokens` and `statuses` are device pointers, `rows` is host memory,
-// `stream` is the caller's `cudaStream_t` (NULL: the default stream). Work would be enqueued
-// on `stream` with nothing copied or synchronised.
+// The CUDA path, for engines that keep everything on the GPU: `hidden`, `rows`, `workspace`,
+// `tokens` and `statuses` are device pointers of the context's device, `stream` is the caller's
+// `cudaStream_t` (NULL: the default stream). The call enqueues the fused kernel and a decode kernel
+// on `stream` and returns: it allocates nothing, copies nothing and does not synchronise, so it
+// can be captured in a CUDA graph. Read the outputs after synchronising with `stream`.
 //
-// NOT AVAILABLE IN THIS BUILD: the CUDA backend does not yet expose a raw device-pointer API,
-// so this call checks its handles and returns FS_ERROR_UNSUPPORTED. Use `flashsampling_sample`
-// with host buffers meanwhile.
+// - `head`: loaded (`flashsampling_lm_head_load`) or borrowed (`flashsampling_lm_head_borrow_cuda`)
+//   by a CUDA context.
+// - `hidden`: `[batch, head dim]` of `dtype_code`, 16-byte aligned.
+// - `rows`: `batch` `fs_row_params` in device memory (8-byte aligned). They cannot be checked
+//   before the launch: a row whose temperature is negative, NaN, infinite or too small to invert
+//   gets FS_ROW_INVALID_PARAMS and tokens 0.
+// - `workspace`: `batch * samples` `uint64_t` of scratch (the packed candidates), 8-byte aligned.
+// - `tokens`: `batch * samples` `uint32_t`, row-major; `statuses`: `batch` `fs_row_status` bytes.
+//
+// Returns FS_ERROR_UNSUPPORTED for a context that is not CUDA; everything checkable on the host
+// (handles, NULL, alignment, dtype codes, sizes) is checked before anything is enqueued.
 //
 // # Safety
-// As for `flashsampling_sample`; device pointers are never dereferenced on the host.
+// Device pointers must be valid for their sizes until `stream` has run the call; `stream` must be
+// NULL or a live stream of the context's device. Device memory is never dereferenced on the host.
 enum fs_status flashsampling_sample_cuda(const struct fs_context *ctx,
                                          const struct fs_lm_head *head,
                                          const void *hidden,
                                          uint32_t dtype_code,
                                          size_t batch,
                                          const struct fs_row_params *rows,
-                                         size_t rows_len,
                                          uint32_t samples,
+                                         uint64_t *workspace,
                                          uint32_t *tokens,
                                          uint8_t *statuses,
                                          void *stream);

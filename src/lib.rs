@@ -44,3 +44,6 @@ pub use flashsampling_core::{
     bf16, derive_row_seed, f16, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, HiddenRef, LmHead,
     LmHeadRef, Request, Result, RowConstraints, RowParams, RowStatus, SampleOutput, Tensor, TopLogprobs, Truncation,
 };
+/// The CUDA backend's own API: raw device pointers on the caller's stream.
+#[cfg(feature = "cuda")]
+pub use flashsampling_cuda as cuda;

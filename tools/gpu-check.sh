@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One call on the GPU machine (after `../shared/tools/gpu-pack --vulkan`, carrying .gpu):
-#   source .gpu/prelude.sh; bash tools/gpu-check.sh
+# One call on the GPU machine, after packing here:
+#   ../shared/tools/gpu-pack --vulkan && cargo build --release -p flashsampling-ffi \
+#     && mkdir -p .gpu/lib && cp target/release/libflashsampling.so .gpu/lib/ && strip .gpu/lib/*.so
+# then, carrying .gpu:  source .gpu/prelude.sh; bash tools/gpu-check.sh
 # Runs what the machine can: backends found, the conformance suite on every backend present, the
 # full battery on CUDA, the benchmark, compute-sanitizer. Logs and CSV go to $OUT (or ./gpu-out).
 set -uo pipefail
@@ -23,10 +25,28 @@ done
 if grep -q "^cuda: available" "$out/info.txt"; then
   step "benchmark (cuda)"
   flashsampling bench --backend cuda --csv "$out/bench-cuda.csv" 2>&1 | tee "$out/bench-cuda.log" | tail -60
+  step "CUDA tests (every kernel variant against the CPU reference)"
+  gpu-test --nocapture --test-threads=1 2>&1 | tee "$out/gpu-test.log" | grep -E "identical|test result"
+  step "C++ consumer of the device-pointer path (cudaMalloc, its own stream)"
+  if [ -e .gpu/lib/libflashsampling.so ]; then
+    g++ -std=c++17 -O1 tests/c/cuda_example.cpp -Iinclude -I/usr/local/cuda/include -L.gpu/lib -lflashsampling \
+      -L/usr/local/cuda/lib64 -lcudart -Wl,-rpath,"$PWD/.gpu/lib" -o "$out/cuda_example" 2>&1 | tail -20
+    "$out/cuda_example" 2>&1 | tee "$out/cuda-example.log" | tail -20
+  else
+    echo "skipped: .gpu/lib/libflashsampling.so was not packed"
+  fi
   step "compute-sanitizer memcheck and racecheck"
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 1 flashsampling verify --backend cuda --filter "every output" \
       > "$out/sanitizer-$tool.log" 2>&1 && echo "$tool: clean" || { echo "$tool: FAILED"; tail -20 "$out/sanitizer-$tool.log"; }
+    compute-sanitizer --tool "$tool" --error-exitcode 1 gpu-test --test-threads=1 tensor_core \
+      > "$out/sanitizer-$tool-gpu-test.log" 2>&1 && echo "$tool (tensor-core variants): clean" \
+      || { echo "$tool (tensor-core variants): FAILED"; tail -20 "$out/sanitizer-$tool-gpu-test.log"; }
+    if [ -x "$out/cuda_example" ]; then
+      compute-sanitizer --tool "$tool" --error-exitcode 1 "$out/cuda_example" > "$out/sanitizer-$tool-cuda-example.log" 2>&1 \
+        && echo "$tool (C++ device-pointer consumer): clean" \
+        || { echo "$tool (C++ device-pointer consumer): FAILED"; tail -20 "$out/sanitizer-$tool-cuda-example.log"; }
+    fi
   done
 fi
 if grep -q "^wgpu: available" "$out/info.txt"; then

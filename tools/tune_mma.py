@@ -16,7 +16,7 @@ import cupy as cp
 import numpy as np
 
 KERNELS = pathlib.Path(__file__).resolve().parent.parent / "crates" / "cuda" / "kernels"
-SOURCES = ["common.cuh", "fused_simt.cu", "fused_mma.cu", "logits.cu"]
+SOURCES = ["common.cuh", "fused_simt.cu", "fused_mma.cu", "logits.cu", "decode.cu"]
 N_TILES = [1, 2, 4, 8, 16]
 
 CONFIGS = {
@@ -65,10 +65,10 @@ def main():
     rng = np.random.default_rng(7)
     w = random_bf16(vocab * dim, rng)
     h = random_bf16(max(batches) * dim, rng)
-    rows = np.zeros(max(batches), dtype=[("seed", "<u8"), ("offset", "<u8"), ("inv_t", "<f4"), ("greedy", "<u4")])
+    rows = np.zeros(max(batches), dtype=[("temperature", "<f4"), ("reserved", "<u4"), ("seed", "<u8"), ("offset", "<u8")])
+    rows["temperature"] = 1.0
     rows["seed"] = 0x1234 + np.arange(max(batches))
     rows["offset"] = 7
-    rows["inv_t"] = 1.0
     rows = cp.asarray(rows.view(np.uint8))
     out = cp.zeros(max(batches), dtype=cp.uint64)
     floor_us = vocab * dim * 2 / 3.0e12 * 1e6

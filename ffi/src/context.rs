@@ -1,10 +1,12 @@
 //! The context: one opened backend.
 
+use std::any::Any;
 use std::ffi::{c_char, CString};
 
+use flashsampling::cuda::CudaBackend;
 use flashsampling::Backend;
 
-use crate::error::{boundary, fs_status, non_null};
+use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
 use crate::types::backend_kind;
 
@@ -61,4 +63,15 @@ pub unsafe extern "C" fn flashsampling_context_backend(ctx: *const fs_context) -
         Ok(())
     });
     name
+}
+
+/// The context's CUDA backend, or FS_ERROR_UNSUPPORTED.
+pub(crate) fn cuda_of(ctx: &fs_context) -> Result<&CudaBackend, Failure> {
+    let any: &dyn Any = ctx.backend.as_ref();
+    any.downcast_ref::<CudaBackend>().ok_or_else(|| {
+        Failure::new(
+            fs_status::FS_ERROR_UNSUPPORTED,
+            format!("device pointers need a CUDA context; this one is {}", ctx.backend.name()),
+        )
+    })
 }

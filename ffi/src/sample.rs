@@ -2,9 +2,10 @@
 
 use std::ffi::c_void;
 
+use flashsampling::cuda::DeviceCall;
 use flashsampling::{HiddenRef, Request, RowParams, Tensor};
 
-use crate::context::fs_context;
+use crate::context::{cuda_of, fs_context};
 use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
 use crate::head::fs_lm_head;
@@ -79,16 +80,27 @@ pub unsafe extern "C" fn flashsampling_sample(
     })
 }
 
-/// The CUDA path: `hidden`, `tokens` and `statuses` are device pointers, `rows` is host memory,
-/// `stream` is the caller's `cudaStream_t` (NULL: the default stream). Work would be enqueued
-/// on `stream` with nothing copied or synchronised.
+/// The CUDA path, for engines that keep everything on the GPU: `hidden`, `rows`, `workspace`,
+/// `tokens` and `statuses` are device pointers of the context's device, `stream` is the caller's
+/// `cudaStream_t` (NULL: the default stream). The call enqueues the fused kernel and a decode kernel
+/// on `stream` and returns: it allocates nothing, copies nothing and does not synchronise, so it
+/// can be captured in a CUDA graph. Read the outputs after synchronising with `stream`.
 ///
-/// NOT AVAILABLE IN THIS BUILD: the CUDA backend does not yet expose a raw device-pointer API,
-/// so this call checks its handles and returns FS_ERROR_UNSUPPORTED. Use `flashsampling_sample`
-/// with host buffers meanwhile.
+/// - `head`: loaded (`flashsampling_lm_head_load`) or borrowed (`flashsampling_lm_head_borrow_cuda`)
+///   by a CUDA context.
+/// - `hidden`: `[batch, head dim]` of `dtype_code`, 16-byte aligned.
+/// - `rows`: `batch` `fs_row_params` in device memory (8-byte aligned). They cannot be checked
+///   before the launch: a row whose temperature is negative, NaN, infinite or too small to invert
+///   gets FS_ROW_INVALID_PARAMS and tokens 0.
+/// - `workspace`: `batch * samples` `uint64_t` of scratch (the packed candidates), 8-byte aligned.
+/// - `tokens`: `batch * samples` `uint32_t`, row-major; `statuses`: `batch` `fs_row_status` bytes.
+///
+/// Returns FS_ERROR_UNSUPPORTED for a context that is not CUDA; everything checkable on the host
+/// (handles, NULL, alignment, dtype codes, sizes) is checked before anything is enqueued.
 ///
 /// # Safety
-/// As for `flashsampling_sample`; device pointers are never dereferenced on the host.
+/// Device pointers must be valid for their sizes until `stream` has run the call; `stream` must be
+/// NULL or a live stream of the context's device. Device memory is never dereferenced on the host.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn flashsampling_sample_cuda(
@@ -98,20 +110,27 @@ pub unsafe extern "C" fn flashsampling_sample_cuda(
     dtype_code: u32,
     batch: usize,
     rows: *const fs_row_params,
-    rows_len: usize,
     samples: u32,
+    workspace: *mut u64,
     tokens: *mut u32,
     statuses: *mut u8,
     stream: *mut c_void,
 ) -> fs_status {
-    let _ = (hidden, dtype_code, batch, rows, rows_len, samples, tokens, statuses, stream);
     boundary(|| {
-        unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?;
-        unsafe { handles::borrow(head, Kind::LmHead, "head") }?;
-        Err(Failure::new(
-            fs_status::FS_ERROR_UNSUPPORTED,
-            "flashsampling_sample_cuda is not available in this build: the CUDA backend exposes no raw \
-             device-pointer API yet; use flashsampling_sample with host buffers",
-        ))
+        let cuda = cuda_of(unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?)?;
+        let head = &unsafe { handles::borrow(head, Kind::LmHead, "head") }?.head;
+        let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
+        let call = DeviceCall {
+            hidden: hidden as u64,
+            hidden_dtype: dtype(dtype_code)?,
+            batch,
+            rows: rows as u64,
+            samples,
+            workspace: workspace as u64,
+            tokens: tokens as u64,
+            statuses: statuses as u64,
+        };
+        unsafe { cuda.sample_head_raw(head, &call, stream.cast()) }?;
+        Ok(())
     })
 }

@@ -36,6 +36,9 @@ pub enum fs_row_status {
     FS_ROW_ALL_MASKED = 1,
     /// A logit of the row is NaN (NaN or infinite inputs); the row's tokens are 0.
     FS_ROW_NAN_LOGITS = 2,
+    /// The CUDA path only (parameters in device memory are checked on the device): the row's
+    /// temperature is negative, NaN, infinite or too small to invert; the row's tokens are 0.
+    FS_ROW_INVALID_PARAMS = 3,
 }
 
 /// Parameters of one row (request) of a batch.

@@ -114,9 +114,15 @@ int main(int argc, char **argv) {
   expect("temperature NaN", flashsampling_sample(ctx, head, h, sizeof h, FS_DTYPE_F32, BATCH, nan_rows, BATCH, SAMPLES,
                                                  tokens, BATCH * SAMPLES, statuses, BATCH),
          FS_ERROR_PARAM);
-  expect("CUDA device-pointer path", flashsampling_sample_cuda(ctx, head, h, FS_DTYPE_F32, BATCH, rows, BATCH, SAMPLES,
-                                                               tokens, statuses, NULL),
-         FS_ERROR_UNSUPPORTED);
+  if (strcmp(flashsampling_context_backend(ctx), "cuda") != 0) {
+    uint64_t workspace[BATCH * SAMPLES];
+    expect("CUDA device-pointer path on another backend",
+           flashsampling_sample_cuda(ctx, head, h, FS_DTYPE_F32, BATCH, rows, SAMPLES, workspace, tokens, statuses, NULL),
+           FS_ERROR_UNSUPPORTED);
+    fs_lm_head *borrowed = NULL;
+    expect("borrowing device weights on another backend",
+           flashsampling_lm_head_borrow_cuda(ctx, w, FS_DTYPE_F32, VOCAB, DIM, 0, 0, &borrowed), FS_ERROR_UNSUPPORTED);
+  }
   if (flashsampling_context_backend(NULL) != NULL) { fprintf(stderr, "FAIL backend name of NULL\n"); failures++; }
 
   expect("lm_head_destroy", flashsampling_lm_head_destroy(head), FS_OK);

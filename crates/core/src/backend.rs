@@ -7,7 +7,7 @@ use crate::features::{Feature, Features};
 use crate::logsumexp::LogSumExp;
 use crate::output::SampleOutput;
 use crate::params::Request;
-use crate::tensor::{DType, LmHeadRef};
+use crate::tensor::{validate_head_shape, DType, LmHeadRef};
 use crate::validate;
 
 /// One device a backend can run on, with the limits that matter for sampling.
@@ -68,6 +68,19 @@ impl LmHead {
         }
     }
 
+    /// Wraps storage the backend did not load from host weights (device memory a caller owns):
+    /// a `rows × dim` head of `dtype`, the shard at `vocab_offset` of `vocab_size` tokens.
+    pub fn external(
+        backend: &'static str,
+        dtype: DType,
+        (rows, dim): (usize, usize),
+        (vocab_offset, vocab_size): (u32, u32),
+        storage: impl Any + Send + Sync,
+    ) -> Result<Self> {
+        validate_head_shape(rows, dim, vocab_offset, vocab_size)?;
+        Ok(LmHead { backend, rows, dim, dtype, vocab_offset, vocab_size, storage: Box::new(storage) })
+    }
+
     pub fn backend(&self) -> &'static str {
         self.backend
     }
@@ -83,8 +96,9 @@ impl LmHead {
 
 /// A sampling backend. Implementations provide [`Backend::load_lm_head`] and
 /// [`Backend::launch`]; callers use [`Backend::sample`] or, to combine vocabulary shards
-/// themselves, [`Backend::sample_candidates`].
-pub trait Backend: Send + Sync {
+/// themselves, [`Backend::sample_candidates`]. `Any` lets a caller that holds a `dyn Backend`
+/// reach a backend's own API (the C ABI's CUDA path: `&dyn Any` then `downcast_ref`).
+pub trait Backend: Any + Send + Sync {
     /// Short name: `cpu`, `cpu-reference`, `cuda`, `wgpu`.
     fn name(&self) -> &'static str;
 

@@ -137,6 +137,24 @@ pub struct LmHeadRef<'a> {
 /// The largest vocabulary: token indices and `vocab_size` fit a `u32`, and `u32::MAX` stays free.
 pub const MAX_VOCAB: u64 = u32::MAX as u64 - 1;
 
+/// The invariants of a head of `rows × dim` weights that is the shard `[vocab_offset, vocab_offset
+/// + rows)` of a vocabulary of `vocab_size` tokens, wherever its weights live.
+pub fn validate_head_shape(rows: usize, dim: usize, vocab_offset: u32, vocab_size: u32) -> Result<()> {
+    if dim == 0 || rows == 0 {
+        return Err(Error::shape(format!("W is [{rows}, {dim}]: both dimensions must be positive")));
+    }
+    if u64::from(vocab_size) > MAX_VOCAB {
+        return Err(Error::shape(format!("vocab_size {vocab_size} exceeds {MAX_VOCAB}")));
+    }
+    if u64::from(vocab_offset) + rows as u64 > u64::from(vocab_size) {
+        return Err(Error::shape(format!(
+            "shard [{vocab_offset}, {}) lies outside the vocabulary of {vocab_size} tokens",
+            u64::from(vocab_offset) + rows as u64
+        )));
+    }
+    Ok(())
+}
+
 impl<'a> LmHeadRef<'a> {
     /// The whole head: `weights.len() / dim` rows, global vocabulary = those rows.
     pub fn new(weights: Tensor<'a>, dim: usize) -> Result<Self> {
@@ -165,9 +183,6 @@ impl<'a> LmHeadRef<'a> {
 
     /// Checks the invariants; backends call it again on heads built field by field.
     pub fn validate(&self) -> Result<()> {
-        if self.dim == 0 || self.rows == 0 {
-            return Err(Error::shape(format!("W is [{}, {}]: both dimensions must be positive", self.rows, self.dim)));
-        }
         if self.weights.len() != self.rows * self.dim {
             return Err(Error::shape(format!(
                 "W has {} elements, expected rows × D = {} × {}",
@@ -176,18 +191,7 @@ impl<'a> LmHeadRef<'a> {
                 self.dim
             )));
         }
-        if u64::from(self.vocab_size) > MAX_VOCAB {
-            return Err(Error::shape(format!("vocab_size {} exceeds {MAX_VOCAB}", self.vocab_size)));
-        }
-        if u64::from(self.vocab_offset) + self.rows as u64 > u64::from(self.vocab_size) {
-            return Err(Error::shape(format!(
-                "shard [{}, {}) lies outside the vocabulary of {} tokens",
-                self.vocab_offset,
-                u64::from(self.vocab_offset) + self.rows as u64,
-                self.vocab_size
-            )));
-        }
-        Ok(())
+        validate_head_shape(self.rows, self.dim, self.vocab_offset, self.vocab_size)
     }
 
     /// Rows `[start, start + len)` of this head as a shard of the same global vocabulary.

@@ -7,13 +7,31 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef unsigned short u16;
 
-// Per-row parameters, laid out as `RowArgs` in src/launch.rs (24 bytes).
-struct RowArgs {
+// Per-row parameters as callers store them in device memory: `fs_row_params` of flashsampling.h,
+// `RowArgs` in src/launch.rs (24 bytes). Temperature 0 is greedy.
+struct RowParams {
+    float temperature;
+    u32 reserved;
+    u64 seed;
+    u64 offset;
+};
+
+// What the kernels use: 1/T computed once per row, by the same IEEE division as the core's f32.
+struct Row {
     u64 seed;
     u64 offset;
     float inv_t;
-    u32 greedy;
+    bool greedy;
 };
+
+__device__ __forceinline__ Row row_of(const RowParams& p) {
+    Row r;
+    r.seed = p.seed;
+    r.offset = p.offset;
+    r.greedy = p.temperature == 0.0f;
+    r.inv_t = r.greedy ? 1.0f : __fdiv_rn(1.0f, p.temperature);
+    return r;
+}
 
 // ---- element conversion -------------------------------------------------------------------------
 
@@ -87,7 +105,7 @@ __device__ __forceinline__ float gumbel_from_word(u32 word) {
 }
 
 // The four noise words of token group `t >> 2` for (row, sample).
-__device__ __forceinline__ uint4 noise_words(const RowArgs& r, u32 sample, u32 t) {
+__device__ __forceinline__ uint4 noise_words(const Row& r, u32 sample, u32 t) {
     uint4 c = make_uint4(t >> 2, sample, (u32)r.offset, (u32)(r.offset >> 32));
     return philox4x32_10(c, (u32)r.seed, (u32)(r.seed >> 32));
 }
@@ -105,7 +123,7 @@ __device__ __forceinline__ u64 pack(float x, u32 token) {
     return ((u64)ord << 32) | (u64)(0xFFFFFFFFu - token);
 }
 
-__device__ __forceinline__ float score(float l, const RowArgs& r, u32 word) {
+__device__ __forceinline__ float score(float l, const Row& r, u32 word) {
     if (r.greedy) return l;
     return __fadd_rn(__fmul_rn(l, r.inv_t), gumbel_from_word(word));
 }
@@ -113,7 +131,7 @@ __device__ __forceinline__ float score(float l, const RowArgs& r, u32 word) {
 // Best candidate of one (row, sample) over `count` logits `logits[i * stride]` of global tokens
 // `first + i`, one Philox evaluation per group of four tokens.
 __device__ __forceinline__ u64 best_over(const float* logits, int stride, int count, u32 first,
-                                         const RowArgs& r, u32 sample) {
+                                         const Row& r, u32 sample) {
     u64 best = 0;
     uint4 words = make_uint4(0, 0, 0, 0);
     u32 group = 0xFFFFFFFFu;

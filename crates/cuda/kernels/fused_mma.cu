@@ -168,7 +168,7 @@ __device__ __forceinline__ void k_step(float (&acc)[MT][NT][4], const u32 (&a)[M
 // Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
 // candidate per (row, sample).
 __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratch, u32 tile, u32 n,
-                                              const RowArgs* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
+                                              const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                               u32 batch, u32 samples, u32 vocab_offset) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __syncwarp();
@@ -188,7 +188,7 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
         u64 best = 0;
         if (p < pairs && count > 0) {
             best = best_over(scratch + row * MMA_SCRATCH_STRIDE + 4 * q, 1, (int)count, vocab_offset + tok,
-                             rows[n * 8 + row], s);
+                             row_of(rows[n * 8 + row]), s);
         }
         best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 8));
         best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 16));
@@ -197,7 +197,7 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
 }
 
 template <typename E, int NT, int MT>
-__device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowArgs* __restrict__ rows,
+__device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
     extern __shared__ __align__(16) unsigned char smem[];
     u16* hs = reinterpret_cast<u16*>(smem);
@@ -266,7 +266,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 // feeds two tiles (shared-memory bandwidth, not registers, limits the widest variant).
 #define FUSED_MMA_NT(E, NT, MT)                                                                      \
     extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT(               \
-        const u16* w, const u16* h, const RowArgs* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
         u32 samples, u32 vocab_offset) {                                                             \
         fused_mma<E, NT, MT>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);             \
     }

@@ -10,7 +10,7 @@
 #define TILE (WARPS * TOKENS_PER_WARP)
 template <typename WT, typename HT, int R>
 __device__ void fused_sample(const typename WT::T* __restrict__ w, const typename HT::T* __restrict__ h,
-                             const RowArgs* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
+                             const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                              u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
     __shared__ float logits[TILE][R];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -65,7 +65,7 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
         // gridDim.y splits many samples over blocks (each recomputes the tile's small dot products).
         for (u32 p = blockIdx.y * blockDim.x + threadIdx.x; p < nb * samples; p += blockDim.x * gridDim.y) {
             const u32 j = p / samples, s = p % samples;
-            const RowArgs r = rows[b0 + j];
+            const Row r = row_of(rows[b0 + j]);
             u64 best = best_over(&logits[0][j], R, (int)tile_len, vocab_offset + tile0, r, s);
             atomicMax(&out[(size_t)(b0 + j) * samples + s], best);
         }
@@ -75,7 +75,7 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
 
 #define FUSED_R(WN, HN, R)                                                                         \
     extern "C" __global__ void __launch_bounds__(WARPS * 32) fused_##WN##_##HN##_r##R(              \
-        const WN::T* w, const HN::T* h, const RowArgs* rows, u64* out, u32 v_rows, u32 dim,         \
+        const WN::T* w, const HN::T* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim,         \
         u32 batch, u32 samples, u32 vocab_offset) {                                                \
         fused_sample<WN, HN, R>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);       \
     }

@@ -6,7 +6,7 @@
 #define LOGIT_TILE 1024
 
 template <typename LT>
-__device__ void logits_sample(const typename LT::T* __restrict__ logits, const RowArgs* __restrict__ rows,
+__device__ void logits_sample(const typename LT::T* __restrict__ logits, const RowParams* __restrict__ rows,
                               u64* __restrict__ out, u32 v_rows, u32 samples, u32 vocab_offset) {
     __shared__ float tile[LOGIT_TILE];
     const u32 b = blockIdx.y;
@@ -15,7 +15,7 @@ __device__ void logits_sample(const typename LT::T* __restrict__ logits, const R
     const typename LT::T* row = logits + (size_t)b * v_rows + tile0;
     for (u32 i = threadIdx.x; i < len; i += blockDim.x) tile[i] = LT::load1(row + i);
     __syncthreads();
-    const RowArgs r = rows[b];
+    const Row r = row_of(rows[b]);
     if (samples == 1) {
         // One sample: split the tile over the block, then reduce.
         __shared__ u64 best[256];
@@ -37,12 +37,12 @@ __device__ void logits_sample(const typename LT::T* __restrict__ logits, const R
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) logits_f32(const float* logits, const RowArgs* rows, u64* out,
+extern "C" __global__ void __launch_bounds__(256) logits_f32(const float* logits, const RowParams* rows, u64* out,
                                                            u32 v_rows, u32 samples, u32 vocab_offset) {
     logits_sample<F32>(logits, rows, out, v_rows, samples, vocab_offset);
 }
 
-extern "C" __global__ void __launch_bounds__(256) logits_bf16(const u16* logits, const RowArgs* rows, u64* out,
+extern "C" __global__ void __launch_bounds__(256) logits_bf16(const u16* logits, const RowParams* rows, u64* out,
                                                             u32 v_rows, u32 samples, u32 vocab_offset) {
     logits_sample<Bf16>(logits, rows, out, v_rows, samples, vocab_offset);
 }

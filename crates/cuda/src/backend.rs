@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
+use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{Backend, BackendInfo, DType, DeviceInfo, Error, LmHead, LmHeadRef, Request, Result};
 
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
@@ -21,9 +22,20 @@ pub struct CudaBackend {
     arch: String,
 }
 
-/// An LM head resident in device memory.
-pub struct DeviceHead {
-    weights: CudaSlice<u8>,
+/// An LM head resident in device memory: uploaded by [`Backend::load_lm_head`], or device memory a
+/// caller owns ([`CudaBackend::borrow_lm_head`]), which is never freed here.
+pub enum DeviceHead {
+    Owned(CudaSlice<u8>),
+    Borrowed(sys::CUdeviceptr),
+}
+
+impl DeviceHead {
+    fn ptr(&self, stream: &CudaStream) -> sys::CUdeviceptr {
+        match self {
+            DeviceHead::Owned(weights) => weights.device_ptr(stream).0,
+            DeviceHead::Borrowed(ptr) => *ptr,
+        }
+    }
 }
 
 impl CudaBackend {
@@ -104,6 +116,92 @@ impl CudaBackend {
         Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes: kernels::mma_shared_bytes(nt) })
     }
 
+    /// [`CudaBackend::sample_raw`], then the candidates (`args.out`, a workspace of
+    /// `batch × samples` u64) decoded on the device into `tokens` (`batch × samples` u32) and
+    /// `statuses` (`batch` bytes, `fs_row_status` codes), all on `stream`.
+    ///
+    /// # Safety
+    /// As for [`CudaBackend::sample_raw`], and `tokens` / `statuses` valid for their sizes.
+    pub unsafe fn sample_tokens_raw(
+        &self,
+        args: &FusedArgs,
+        tokens: sys::CUdeviceptr,
+        statuses: sys::CUdeviceptr,
+        stream: sys::CUstream,
+    ) -> Result<()> {
+        self.sample_raw(args, stream)?;
+        let io = ((args.out, args.rows), (tokens, statuses));
+        launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (args.batch, args.samples), stream)
+    }
+
+    /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device
+    /// memory: [`CudaBackend::sample_tokens_raw`] on the head's weights. Checks what can be checked
+    /// without reading device memory, then enqueues on `stream`.
+    ///
+    /// # Safety
+    /// The pointers of `call` must be device memory of this context of the sizes [`DeviceCall`]
+    /// states, alive until the stream has run the call.
+    pub unsafe fn sample_head_raw(&self, head: &LmHead, call: &DeviceCall, stream: sys::CUstream) -> Result<()> {
+        let dev = head.storage::<DeviceHead>(NAME)?;
+        let aligned = |p: sys::CUdeviceptr, to: u64| p != 0 && p % to == 0;
+        if !aligned(call.hidden, 16)
+            || !aligned(call.rows, 8)
+            || !aligned(call.workspace, 8)
+            || !aligned(call.tokens, 4)
+        {
+            return Err(Error::Shape(
+                "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4".into(),
+            ));
+        }
+        if call.statuses == 0 {
+            return Err(Error::Shape("the statuses buffer is NULL".into()));
+        }
+        if call.batch == 0 || call.samples == 0 || call.samples > MAX_SAMPLES {
+            return Err(Error::Param {
+                row: None,
+                what: format!(
+                    "batch {} and samples {} must be positive, samples at most {MAX_SAMPLES}",
+                    call.batch, call.samples
+                ),
+            });
+        }
+        let args = FusedArgs {
+            w: dev.ptr(&self.stream),
+            w_dtype: head.dtype,
+            h: call.hidden,
+            h_dtype: call.hidden_dtype,
+            rows: call.rows,
+            out: call.workspace,
+            v_rows: head.rows as u32,
+            dim: head.dim as u32,
+            batch: call.batch,
+            samples: call.samples,
+            vocab_offset: head.vocab_offset,
+        };
+        self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)
+    }
+
+    /// An LM head over device memory the caller owns and keeps alive while the head is used:
+    /// `weights` is `[rows, dim]` of `dtype`, the shard at `vocab_offset` of `vocab_size` tokens.
+    /// Nothing is copied and the memory is never freed here.
+    ///
+    /// # Safety
+    /// `weights` must be a device pointer of this backend's context, aligned to 16 bytes (32 for
+    /// f32), valid for `rows × dim` elements for as long as the head is used.
+    pub unsafe fn borrow_lm_head(
+        &self,
+        weights: sys::CUdeviceptr,
+        dtype: DType,
+        (rows, dim): (usize, usize),
+        (vocab_offset, vocab_size): (u32, u32),
+    ) -> Result<LmHead> {
+        check_head_dim(dim, rows)?;
+        if weights == 0 || weights % 16 != 0 {
+            return Err(Error::Shape(format!("device weights at {weights:#x} are not 16-byte aligned")));
+        }
+        LmHead::external(NAME, dtype, (rows, dim), (vocab_offset, vocab_size), DeviceHead::Borrowed(weights))
+    }
+
     /// The raw-pointer launch of sampling from materialised logits (the unfused path), with the
     /// same guarantees as [`CudaBackend::sample_raw`].
     ///
@@ -117,6 +215,35 @@ impl CudaBackend {
     fn upload(&self, bytes: &[u8]) -> Result<CudaSlice<u8>> {
         self.stream.clone_htod(bytes).map_err(|e| device_error("upload", e))
     }
+}
+
+/// Device buffers of one [`CudaBackend::sample_head_raw`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceCall {
+    /// `[batch, D]` hidden states of `hidden_dtype`, 16-byte aligned (32 for f32).
+    pub hidden: sys::CUdeviceptr,
+    pub hidden_dtype: DType,
+    pub batch: u32,
+    /// `batch` [`crate::RowArgs`] (`fs_row_params`).
+    pub rows: sys::CUdeviceptr,
+    pub samples: u32,
+    /// `batch × samples` u64 candidates, overwritten.
+    pub workspace: sys::CUdeviceptr,
+    /// `batch × samples` u32 tokens, row-major.
+    pub tokens: sys::CUdeviceptr,
+    /// `batch` status bytes (`fs_row_status`).
+    pub statuses: sys::CUdeviceptr,
+}
+
+/// What the kernels need of a head's shape: D a multiple of 8 (16-byte rows), rows within u32.
+fn check_head_dim(dim: usize, rows: usize) -> Result<()> {
+    if dim % 8 != 0 {
+        return Err(Error::Unsupported { backend: NAME.into(), what: format!("D = {dim} is not a multiple of 8") });
+    }
+    if rows > u32::MAX as usize {
+        return Err(Error::Unsupported { backend: NAME.into(), what: format!("{rows} rows") });
+    }
+    Ok(())
 }
 
 impl Backend for CudaBackend {
@@ -147,17 +274,11 @@ impl Backend for CudaBackend {
     }
 
     fn load_lm_head(&self, head: LmHeadRef<'_>) -> Result<LmHead> {
-        if head.dim % 8 != 0 {
-            return Err(Error::Unsupported {
-                backend: NAME.into(),
-                what: format!("D = {} is not a multiple of 8", head.dim),
-            });
-        }
-        if head.rows > u32::MAX as usize {
-            return Err(Error::Unsupported { backend: NAME.into(), what: format!("{} rows", head.rows) });
-        }
+        check_head_dim(head.dim, head.rows)?;
         let weights = self.upload(head.weights.as_bytes())?;
-        Ok(LmHead::new(NAME, &head, DeviceHead { weights }))
+        // Raw launches run on callers' streams: the upload must be complete before any of them.
+        self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+        Ok(LmHead::new(NAME, &head, DeviceHead::Owned(weights)))
     }
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
@@ -169,7 +290,7 @@ impl Backend for CudaBackend {
         // SAFETY: the context's own allocations; the output is fully written before it is read.
         let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
         {
-            let (w, _gw) = dev.weights.device_ptr(&self.stream);
+            let w = dev.ptr(&self.stream);
             let (h, _gh) = hidden.device_ptr(&self.stream);
             let (r, _gr) = rows.device_ptr(&self.stream);
             let (o, _go) = cands.device_ptr(&self.stream);

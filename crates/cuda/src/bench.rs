@@ -44,9 +44,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let h = random_bf16(&stream, max_b * dim, 0xbeef)?;
         let logits = alloc::<u16>(&stream, max_b * vocab)?;
         let out = alloc::<u64>(&stream, max_b)?;
-        let rows: Vec<RowArgs> =
-            (0..max_b as u64).map(|i| RowArgs { seed: 0x1234 + i, offset: 7, inv_t: 1.0, greedy: 0 }).collect();
-        let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { greedy: 1, ..*r }).collect();
+        let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
+        let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { temperature: 0.0, ..*r }).collect();
         let rows = stream.clone_htod(&RowArgs::to_bytes(&rows)).map_err(|e| device_error("upload", e))?;
         let greedy_rows = stream.clone_htod(&RowArgs::to_bytes(&greedy_rows)).map_err(|e| device_error("upload", e))?;
         let (wp, _g1) = w.device_ptr(&stream);

@@ -12,7 +12,11 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/fused_simt.cu"),
     include_str!("../kernels/fused_mma.cu"),
     include_str!("../kernels/logits.cu"),
+    include_str!("../kernels/decode.cu"),
 );
+
+/// Entry point that turns candidates into tokens and row statuses on the device.
+pub const DECODE: &str = "decode_candidates";
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).
 pub const CI_ARCHS: [&str; 3] = ["sm_80", "sm_90a", "sm_100a"];
@@ -94,6 +98,7 @@ pub fn entry_points() -> Vec<String> {
         all.iter().flat_map(|&w| all.iter().flat_map(move |&h| FUSED_ROWS.map(|r| fused_name(w, h, r)))).collect();
     names.extend([DType::Bf16, DType::F16].iter().flat_map(|&e| MMA_N_TILES.map(|nt| mma_name(e, nt))));
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
+    names.push(DECODE.to_string());
     names
 }
 

@@ -9,31 +9,35 @@ use flashsampling_core::{DType, Error, Result, RowParams};
 use crate::driver::device_error;
 use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS};
 
-/// Per-row parameters as the kernels read them: 24 bytes, `#[repr(C)]`, one per batch row.
+/// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
+/// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
+/// they are. The kernels compute `1 / T` once per row (temperature 0: greedy).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowArgs {
+    pub temperature: f32,
+    pub reserved: u32,
     pub seed: u64,
     pub offset: u64,
-    /// `1 / T` in f32 (1 for greedy rows).
-    pub inv_t: f32,
-    /// Non-zero for greedy rows (`T == 0`): score = logit, no noise.
-    pub greedy: u32,
 }
 
 impl RowArgs {
+    pub fn new(temperature: f32, seed: u64, offset: u64) -> Self {
+        RowArgs { temperature, reserved: 0, seed, offset }
+    }
+
     pub fn from_params(p: &RowParams) -> Self {
-        RowArgs { seed: p.seed, offset: p.offset, inv_t: p.inv_temperature(), greedy: u32::from(p.is_greedy()) }
+        RowArgs::new(p.temperature, p.seed, p.offset)
     }
 
     /// The little-endian bytes of `rows`, ready for upload.
     pub fn to_bytes(rows: &[RowArgs]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(rows.len() * 24);
+        let mut v = Vec::with_capacity(rows.len() * size_of::<RowArgs>());
         for r in rows {
+            v.extend_from_slice(&r.temperature.to_le_bytes());
+            v.extend_from_slice(&r.reserved.to_le_bytes());
             v.extend_from_slice(&r.seed.to_le_bytes());
             v.extend_from_slice(&r.offset.to_le_bytes());
-            v.extend_from_slice(&r.inv_t.to_le_bytes());
-            v.extend_from_slice(&r.greedy.to_le_bytes());
         }
         v
     }
@@ -240,4 +244,31 @@ pub unsafe fn from_logits(f: &CudaFunction, a: &LogitsArgs, stream: sys::CUstrea
     let grid = (tiles, a.batch, slices);
     result::launch_kernel(f.cu_function(), grid, (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the logits kernel", e))
+}
+
+/// Decodes `batch × samples` candidates into tokens (`u32`, row-major) and one status byte per row
+/// (`fs_row_status` codes; a bad temperature in `rows` gives FS_ROW_INVALID_PARAMS), on `stream`.
+///
+/// # Safety
+/// Device pointers of the current context holding `batch × samples` candidates and tokens,
+/// `batch` [`RowArgs`] and `batch` status bytes, alive until the stream has run the launch.
+pub unsafe fn decode(
+    f: &CudaFunction,
+    (cands, rows): (sys::CUdeviceptr, sys::CUdeviceptr),
+    (tokens, statuses): (sys::CUdeviceptr, sys::CUdeviceptr),
+    (batch, samples): (u32, u32),
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut c, mut r, mut t, mut st, mut b, mut s) = (cands, rows, tokens, statuses, batch, samples);
+    let mut params: [*mut c_void; 6] = [
+        (&mut c as *mut sys::CUdeviceptr).cast(),
+        (&mut r as *mut sys::CUdeviceptr).cast(),
+        (&mut t as *mut sys::CUdeviceptr).cast(),
+        (&mut st as *mut sys::CUdeviceptr).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut s as *mut u32).cast(),
+    ];
+    let blocks = batch.div_ceil(THREADS).clamp(1, MAX_GRID_Y);
+    result::launch_kernel(f.cu_function(), (blocks, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the decode kernel", e))
 }

@@ -16,7 +16,7 @@ mod driver;
 pub mod kernels;
 pub mod launch;
 
-pub use backend::{CudaBackend, DeviceHead};
+pub use backend::{CudaBackend, DeviceCall, DeviceHead};
 pub use launch::{FusedArgs, LogitsArgs, RowArgs};
 
 use flashsampling_core::{Backend, Error, Result};
