@@ -35,7 +35,7 @@ pub struct TopList {
 impl TopList {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a ranked list keeps at least one token");
-        TopList { capacity, keys: Vec::with_capacity(2 * capacity), floor: 0, offered: 0 }
+        TopList { capacity, keys: Vec::new(), floor: 0, offered: 0 }
     }
 
     /// Offers the tokens of one tile of scaled logits, tokens from `first_token`; masked tokens

@@ -10,7 +10,8 @@
 //! Rows that rank their tokens (truncation, top-N logprobs) also keep, per thread, their most
 //! likely tokens ([`TopList`]); the merged lists and the tile partials of the log-normaliser
 //! certify each truncated row's cut-off, and the row is then sampled over its survivors alone. A
-//! row whose list cannot certify its cut-off is recomputed whole (the materialised fallback).
+//! row whose list cannot certify its cut-off is recomputed, ranking the whole vocabulary (the
+//! materialised fallback: one more pass over `W` for all such rows of the call).
 //! Rows that rank nothing pay nothing for it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,9 @@ const NAME: &str = "cpu";
 /// Default vocabulary tile: 64 rows of `W` (512 KiB of f32 at D = 2048) stay in L2 while every
 /// row of the batch reads them.
 pub const DEFAULT_VOCAB_TILE: usize = 64;
+
+/// Rows the materialised fallback ranks in one pass over `W` (each holds its whole row's keys).
+const FALLBACK_ROWS: usize = 16;
 
 /// Heads up to this many elements may be converted whole by each thread (the small-vocabulary path).
 const SMALL_HEAD_ELEMENTS: usize = 1 << 20;
@@ -108,17 +112,56 @@ impl CpuBackend {
             .zip(RowPlan::of_request(req))
             .map(|(((params, h), transform), plan)| Row { params, h, transform, plan })
             .collect();
-        let normalize = outputs.is_some() || rows.iter().any(|r| r.plan.list_length() > 0);
-        let tiles = head.rows.div_ceil(self.vocab_tile);
+        let normalize = outputs.is_some() || rows.iter().any(|r| r.plan.list_length > 0);
+        let samples = req.samples as usize;
         let small = head.rows * dim <= SMALL_HEAD_ELEMENTS;
-        let pass = if tiles >= 4 * rayon::current_num_threads() || !small {
-            self.run_vocab_parallel(head, &rows, req.samples as usize, tiles, out, normalize)
+        let pass = if self.tiles(head) >= 4 * rayon::current_num_threads() || !small {
+            self.run_vocab_parallel(head, &rows, samples, out, normalize)
         } else {
-            self.run_sample_parallel(head, &rows, req.samples as usize, out)
+            self.run_sample_parallel(head, &rows, samples, out)
         };
-        let totals = merge_in_tile_order(pass.norms, batch);
-        self.finish_ranked_rows(head, &rows, pass.ranked, &totals, out, outputs);
+        let mut norms = merge_in_tile_order(pass.norms, batch);
+        let (out_norms, top) = match outputs {
+            Some(o) => (Some(o.norms), o.top),
+            None => (None, &mut [][..]),
+        };
+        let uncertified = finish_ranked_rows(&rows, pass.ranked, &mut norms, out, top);
+        self.fallbacks.fetch_add(uncertified.len() as u64, Ordering::Relaxed);
+        for group in uncertified.chunks(FALLBACK_ROWS) {
+            self.rank_whole_rows(head, &rows, group, &mut norms, out, top);
+        }
+        if let Some(out_norms) = out_norms {
+            out_norms.copy_from_slice(&norms);
+        }
         Ok(())
+    }
+
+    /// The materialised fallback of DESIGN.md §3.6 for rows `which`: one more pass over `W` ranks
+    /// every token of those rows, which certifies any cut-off; then they are finished.
+    fn rank_whole_rows(
+        &self,
+        head: &LmHeadRef<'_>,
+        rows: &[Row<'_>],
+        which: &[usize],
+        norms: &mut [LogSumExp],
+        out: &mut [u64],
+        top: &mut [u64],
+    ) {
+        let (samples, n) = (out.len() / rows.len(), top.len() / rows.len());
+        let again: Vec<Row<'_>> =
+            which.iter().map(|&b| Row { plan: rows[b].plan.ranking_all(head.rows), ..rows[b] }).collect();
+        let pass = self.run_vocab_parallel(head, &again, samples, &mut vec![EMPTY; again.len() * samples], true);
+        let totals = merge_in_tile_order(pass.norms, again.len());
+        for ((&b, ranked), total) in which.iter().zip(pass.ranked).zip(totals) {
+            let ranked = ranked.expect("the fallback ranks every row it recomputes");
+            let (slots, top) = (&mut out[b * samples..(b + 1) * samples], &mut top[b * n..(b + 1) * n]);
+            norms[b] =
+                finish_row(&rows[b].plan, rows[b].params, &ranked, total, slots, top).expect(COMPLETE_LISTS_CERTIFY);
+        }
+    }
+
+    fn tiles(&self, head: &LmHeadRef<'_>) -> usize {
+        head.rows.div_ceil(self.vocab_tile)
     }
 
     /// Large vocabularies: threads take tiles, each keeps its own winners, winners meet in a `max`.
@@ -127,11 +170,10 @@ impl CpuBackend {
         head: &LmHeadRef<'_>,
         rows: &[Row<'_>],
         samples: usize,
-        tiles: usize,
         out: &mut [u64],
         normalize: bool,
     ) -> Pass {
-        let merged = (0..tiles)
+        let merged = (0..self.tiles(head))
             .into_par_iter()
             .fold(
                 || TileWorker::new(head, rows, samples, self.vocab_tile, normalize),
@@ -164,7 +206,7 @@ impl CpuBackend {
                         fold_tile(&scaled, head.vocab_offset, row.params, first, slots, &bounds);
                     });
                 }
-                let ranked = (row.plan.list_length() > 0).then(|| Ranked::all(&scaled, head.vocab_offset));
+                let ranked = (row.plan.list_length > 0).then(|| Ranked::all(&scaled, head.vocab_offset));
                 (LogSumExp::of(scaled.iter().copied()), ranked)
             })
             .unzip();
@@ -186,43 +228,28 @@ impl CpuBackend {
         );
         scaled
     }
+}
 
-    /// Cuts, samples and reports the ranked rows; writes every row's log-normaliser to `outputs`.
-    fn finish_ranked_rows(
-        &self,
-        head: &LmHeadRef<'_>,
-        rows: &[Row<'_>],
-        ranked: Vec<Option<Ranked>>,
-        totals: &[LogSumExp],
-        out: &mut [u64],
-        outputs: Option<RowOutputs<'_>>,
-    ) {
-        let samples = out.len() / rows.len();
-        let (mut norms, top) = match outputs {
-            Some(o) => (Some(o.norms), o.top),
-            None => (None, &mut [][..]),
-        };
-        for (b, (row, ranked)) in rows.iter().zip(ranked).enumerate() {
-            let norm = match ranked {
-                None => totals[b],
-                Some(ranked) => {
-                    let slots = &mut out[b * samples..(b + 1) * samples];
-                    let n = if top.is_empty() { 0 } else { row.plan.top_n };
-                    let top = &mut top[b * n..(b + 1) * n];
-                    finish_row(&row.plan, row.params, &ranked, totals[b], slots, top).unwrap_or_else(|| {
-                        self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                        let scaled = self.materialise(head, row);
-                        let total = LogSumExp::of(scaled.iter().copied());
-                        let all = Ranked::all(&scaled, head.vocab_offset);
-                        finish_row(&row.plan, row.params, &all, total, slots, top).expect(COMPLETE_LISTS_CERTIFY)
-                    })
-                }
-            };
-            if let Some(norms) = norms.as_deref_mut() {
-                norms[b] = norm;
-            }
+/// Cuts, samples and reports the ranked rows, `norms[b]` becoming the log-normaliser of what row
+/// `b` samples from; returns the rows whose list could not certify the cut-off, left undone.
+fn finish_ranked_rows(
+    rows: &[Row<'_>],
+    ranked: Vec<Option<Ranked>>,
+    norms: &mut [LogSumExp],
+    out: &mut [u64],
+    top: &mut [u64],
+) -> Vec<usize> {
+    let (samples, n) = (out.len() / rows.len(), top.len() / rows.len());
+    let mut uncertified = Vec::new();
+    for (b, (row, ranked)) in rows.iter().zip(ranked).enumerate() {
+        let Some(ranked) = ranked else { continue };
+        let (slots, top) = (&mut out[b * samples..(b + 1) * samples], &mut top[b * n..(b + 1) * n]);
+        match finish_row(&row.plan, row.params, &ranked, norms[b], slots, top) {
+            Some(norm) => norms[b] = norm,
+            None => uncertified.push(b),
         }
     }
+    uncertified
 }
 
 /// What the fused pass leaves: tile partials of the log-normaliser and each ranking row's list.
@@ -247,6 +274,7 @@ fn merge_in_tile_order(mut tiles: Vec<TileNorms>, batch: usize) -> Vec<LogSumExp
 }
 
 /// One row of the batch: its parameters, hidden state (f32), constraints and what it ranks.
+#[derive(Clone, Copy)]
 struct Row<'a> {
     params: &'a RowParams,
     h: &'a [f32],
@@ -333,7 +361,7 @@ struct TileWorker<'a> {
 
 impl<'a> TileWorker<'a> {
     fn new(head: &'a LmHeadRef<'a>, rows: &'a [Row<'a>], samples: usize, tile: usize, normalize: bool) -> Self {
-        let lists = rows.iter().map(|r| Some(r.plan.list_length()).filter(|&n| n > 0).map(TopList::new)).collect();
+        let lists = rows.iter().map(|r| Some(r.plan.list_length).filter(|&n| n > 0).map(TopList::new)).collect();
         TileWorker {
             head,
             rows,

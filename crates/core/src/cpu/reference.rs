@@ -81,7 +81,7 @@ impl Backend for ReferenceBackend {
                     *slot = best;
                 }
             }
-            outputs.norms[b] = if plan.list_length() == 0 {
+            outputs.norms[b] = if plan.list_length == 0 {
                 total
             } else {
                 let top = &mut outputs.top[b * plan.top_n..(b + 1) * plan.top_n];

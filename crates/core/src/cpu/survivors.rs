@@ -19,21 +19,24 @@ pub(super) struct RowPlan<'a> {
     /// survives, so its truncation matters only to its logprobs.
     pub truncation: Option<&'a Truncation>,
     pub top_n: usize,
+    /// How many tokens the row's ranked list keeps; 0: the row ranks nothing.
+    pub list_length: usize,
 }
 
 impl<'a> RowPlan<'a> {
     pub fn of_request(req: &Request<'a>) -> Vec<Self> {
         (0..req.rows.len())
-            .map(|b| RowPlan {
-                truncation: req.row_truncation(b).filter(|_| req.logprobs || !req.rows[b].is_greedy()),
-                top_n: req.top_logprobs as usize,
+            .map(|b| {
+                let truncation = req.row_truncation(b).filter(|_| req.logprobs || !req.rows[b].is_greedy());
+                let top_n = req.top_logprobs as usize;
+                RowPlan { truncation, top_n, list_length: Truncation::list_length(truncation, top_n) }
             })
             .collect()
     }
 
-    /// How many tokens the row's ranked list keeps; 0: the row ranks nothing.
-    pub fn list_length(&self) -> usize {
-        Truncation::list_length(self.truncation, self.top_n)
+    /// The plan of the materialised fallback: rank all `vocab` tokens, which always certifies.
+    pub fn ranking_all(self, vocab: usize) -> Self {
+        RowPlan { list_length: vocab, ..self }
     }
 
     /// Whether the fused pass draws the row's samples (over every token).
@@ -48,7 +51,7 @@ pub(super) const COMPLETE_LISTS_CERTIFY: &str = "a complete ranked list always c
 /// Finishes a ranked row: writes its samples (when truncated: Gumbel-max over the survivors, the
 /// same noise as the untruncated row) into `slots` and its top-N keys into `top`, and returns the
 /// log-normaliser of the distribution it samples from. `None` when the list cannot certify the
-/// cut-off: the caller materialises the row and finishes it from a complete list.
+/// cut-off: the caller ranks the whole row and finishes it from that complete list.
 pub(super) fn finish_row(
     plan: &RowPlan<'_>,
     params: &RowParams,
