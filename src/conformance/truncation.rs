@@ -94,6 +94,12 @@ pub fn truncation(backend: &dyn Backend, samples: u32) -> Result<Outcome> {
     let req = Request::new(problem.hidden(), &rows, samples).with_truncation(&truncations).with_logprobs();
     let out = unwrap_or_return!(run(backend, &head, &req, &[Feature::Truncation, Feature::Logprobs])?);
     let plain = backend.sample(&head, &Request::new(problem.hidden(), &rows, samples))?;
+    // Candidates straight into a poisoned buffer, without logprobs: every slot written, same tokens.
+    let mut candidates = vec![u64::MAX; req.outputs()];
+    backend.sample_candidates(&head, &Request { logprobs: false, ..req }, &mut candidates)?;
+    if SampleOutput::from_candidates(&candidates, samples as usize).tokens != out.tokens {
+        return Ok(Outcome::fail("sample_candidates (poisoned buffer, no logprobs) disagrees with sample"));
+    }
     let (mut p_values, mut notes, mut worst_lp, mut kept) = (Vec::new(), Vec::new(), 0.0f64, 0usize);
     for (b, (row, t)) in rows.iter().zip(&truncations).enumerate() {
         let probs = exact_truncated(&problem, b, row, t);
@@ -127,7 +133,7 @@ pub fn truncation(backend: &dyn Backend, samples: u32) -> Result<Outcome> {
     Ok(Outcome::from_tests(
         &p_values,
         format!(
-            "{samples} samples/row: {}; greedy = argmax; logprobs within {worst_lp:.1e}; {kept} surviving untruncated tokens drawn again; 9 bad requests refused",
+            "{samples} samples/row: {}; greedy = argmax; logprobs within {worst_lp:.1e}; {kept} surviving untruncated tokens drawn again; same tokens without logprobs, into a poisoned buffer; 9 bad requests refused",
             notes.join(", ")
         ),
     ))
@@ -240,16 +246,20 @@ pub fn uncertified(backend: &dyn Backend, samples: u32) -> Result<Outcome> {
         }
         let probs = exact_truncated(&problem, b, row, t);
         let n = probs.iter().filter(|&&q| q > 0.0).count();
-        survivors.push(n);
         worst_lp = worst_lp.max(logprob_error(&out, b, &probs));
-        p_values.push(unwrap_or_return!(fit(&out, b, &probs)));
+        let p = unwrap_or_return!(fit(&out, b, &probs));
+        p_values.push(p);
+        survivors.push(format!("{n} survivors p={p:.3}"));
     }
     if worst_lp > 1e-4 {
         return Ok(Outcome::fail(format!("logprobs off by {worst_lp:.2e}")));
     }
     Ok(Outcome::from_tests(
         &p_values,
-        format!("survivors {survivors:?}, none certifiable by the {MAX_TOP_K} most likely tokens; {samples} samples/row; logprobs within {worst_lp:.1e}"),
+        format!(
+            "{}, none certifiable by the {MAX_TOP_K} most likely tokens; {samples} samples/row; logprobs within {worst_lp:.1e}",
+            survivors.join(", ")
+        ),
     ))
 }
 
