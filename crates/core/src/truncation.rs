@@ -10,9 +10,14 @@
 //!    survivors, reaches `p`;
 //! 3. min-p then keeps the tokens with `p_t ≥ min_p · p_max`, i.e. `exp(y_t - y_max) ≥ min_p`.
 //!
-//! Masses are summed in f64. Sampling is Gumbel-max over the survivors with the same noise as the
-//! untruncated row, so a truncated row draws the untruncated row's token whenever that token
-//! survives.
+//! Masses are summed in f64 (over tiles in a fixed order): a top-p cut-off whose prefix mass lies
+//! within f64 rounding of `p` is the only place where two tile sizes could decide differently.
+//! Sampling is Gumbel-max over the survivors with the same noise as the untruncated row, so a
+//! truncated row draws the untruncated row's token whenever that token survives.
+//!
+//! Backends decide the cut-off from each row's ranked head ([`crate::ranked`]): `k` tokens for
+//! top-k, [`MAX_TOP_K`] otherwise. [`Truncation::survivors`] certifies the cut-off from that list
+//! or says that it cannot, and the backend then ranks the whole row (DESIGN.md §3.6).
 
 use crate::candidate::unpack;
 use crate::error::{Error, Result};

@@ -162,3 +162,29 @@ fn refusals() {
         Err(Error::Param { row: None, .. })
     ));
 }
+
+#[test]
+fn bad_rows_keep_their_status_under_truncation() {
+    let (w, h, rows) = problem();
+    let OwnedTensor::F32(mut h) = h else { unreachable!() };
+    h[2 * D + 5] = f32::NAN;
+    let none = vec![0u32; V.div_ceil(32)];
+    let mut constraints = vec![flashsampling_core::RowConstraints::default(); 8];
+    constraints[4].allowed = Some(&none);
+    let t = [Truncation::top_k(10).and_top_p(0.9); 8];
+    for backend in [&CpuBackend::new() as &dyn Backend, &CpuBackend::with_vocab_tile(V).unwrap(), &ReferenceBackend] {
+        let head = backend.load_lm_head(LmHeadRef::new(w.view(), D).unwrap()).unwrap();
+        let req = Request::new(HiddenRef::new(flashsampling_core::Tensor::F32(&h), D).unwrap(), &rows, 4)
+            .with_constraints(&constraints)
+            .with_truncation(&t)
+            .with_top_logprobs(3);
+        let out = backend.sample(&head, &req).unwrap();
+        use flashsampling_core::RowStatus::*;
+        assert_eq!(out.status, [Ok, Ok, NanLogits, Ok, AllMasked, Ok, Ok, Ok], "{}", backend.name());
+        let top = out.top_logprobs.as_ref().unwrap();
+        assert!(top.logprobs[2 * 3..3 * 3].iter().all(|lp| lp.is_nan()));
+        assert!(top.logprobs[4 * 3..5 * 3].iter().all(|lp| lp.is_nan()));
+        assert!(out.row(2).iter().chain(out.row(4)).all(|&t| t == 0));
+        assert!(top.row(0).count() >= 1 && top.row(0).all(|(_, lp)| lp.is_finite()));
+    }
+}
