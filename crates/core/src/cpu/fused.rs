@@ -215,7 +215,7 @@ impl CpuBackend {
 
     /// Row `row`'s scaled logits over the whole head, tiles in parallel.
     fn materialise(&self, head: &LmHeadRef<'_>, row: &Row<'_>) -> Vec<f32> {
-        let (dim, tile) = (head.dim, self.vocab_tile);
+        let (dim, tile) = (head.dim, self.vocab_tile.min(head.rows));
         let mut scaled = vec![0.0f32; head.rows];
         scaled.par_chunks_mut(tile).enumerate().for_each_init(
             || vec![0.0f32; tile * dim],
