@@ -13,7 +13,10 @@
 //
 // The host prefixes noise.wgsl and these constants (launch.rs, `SampleShape`):
 //   DTYPE: 0 f32, 1 bf16 (two per u32 word, low half first), 2 f16 (unpack2x16float, core WGSL);
-//   BATCH_TILE: hidden rows per workgroup; CHUNK_STEPS: lane steps per staged hidden chunk.
+//   BATCH_TILE: hidden rows per workgroup; STAGE_FLOATS: f32 of workgroup memory for staging;
+//   CHUNK_STEPS: lane steps per staged hidden chunk.
+// Workgroups are numbered x-fastest over (x, y) and take (tile, batch tile) with the batch tile
+// fastest, so that the workgroups reading the same weights run together and share them in L2.
 
 const THREADS: u32 = 256u;
 const LANES: u32 = 16u;
@@ -24,7 +27,7 @@ const PER_WORD4: u32 = select(8u, 4u, DTYPE == 0u); // weights per vec4<u32>
 const STEP_ELEMS: u32 = LANES * PER_WORD4; // hidden elements one lane step covers
 const CHUNK: u32 = CHUNK_STEPS * STEP_ELEMS;
 const CHUNK4: u32 = CHUNK / 4u;
-const STAGE4: u32 = 512u; // vec4<f32> of staging: 8 KiB, shared by hidden chunks and lane sums
+const STAGE4: u32 = STAGE_FLOATS / 4u; // staging shared by hidden chunks and lane sums
 const UNROLL: u32 = min(2u, CHUNK_STEPS); // lane steps whose loads are issued together
 const SUM_ROWS: u32 = min(BATCH_TILE, STAGE4 / THREADS); // hidden rows per lane-sum pass
 
@@ -39,8 +42,8 @@ struct Params {
     sample_count: u32,   // samples of this launch
     tile_base: u32,      // slot of this binding's tile 0 in `partial`
     gumbel_max: f32,     // largest Gumbel value: tokens below best - gumbel_max skip their noise
-    pad0: u32,
-    pad1: u32,
+    batch_tiles: u32,    // ceil(batch / BATCH_TILE)
+    tiles: u32,          // tiles of this binding
 }
 
 struct Row {
@@ -192,11 +195,16 @@ fn best_of(row: Row, r: u32, sample: u32, first_token: u32, begin: u32, end: u32
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x + wg.y * groups.x;
+    let tile = n / params.batch_tiles;
+    if tile >= params.tiles {
+        return;
+    }
     let lane = lid % LANES;
     let row_group = lid / LANES;
-    let first = wg.x * TILE;
+    let first = tile * TILE;
     let tile_rows = min(TILE, params.chunk_rows - first);
-    let first_hidden = wg.y * BATCH_TILE;
+    let first_hidden = (n % params.batch_tiles) * BATCH_TILE;
 
     // 1. Matmul. Rows past the binding's end read its last row; their sums are never used.
     let local_rows = row_group * ROWS_PER_INVOCATION + vec4<u32>(0u, 1u, 2u, 3u);
@@ -272,7 +280,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
             }
         }
         if live && slice == 0u {
-            partial[((params.tile_base + wg.x) * params.batch + b) * params.sample_count + j] = cands[lid];
+            partial[((params.tile_base + tile) * params.batch + b) * params.sample_count + j] = cands[lid];
         }
     }
 }

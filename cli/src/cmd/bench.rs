@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::hostbw::host_bandwidth;
+use crate::hostbw::{host_bandwidth, HostBandwidth};
 use flashsampling::core::bench::{bytes_moved, median, Record, BATCHES, SHAPES};
 use flashsampling::{derive_row_seed, open, Backend, DType, Error, HiddenRef, LmHeadRef, Request, Result, RowParams};
 
@@ -64,10 +64,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         s.parse().ok()
     })?;
     let device = backend.info().devices.first().map(|d| d.name.clone()).unwrap_or_default();
-    let bandwidth = if cpu { Some(host_bandwidth()) } else { None };
+    let bandwidth = if cpu { Some(host_bandwidth()) } else { device_bandwidth(backend.name())? };
     if let Some(bw) = &bandwidth {
         println!(
-            "host bandwidth: read-only stream {:.1} GB/s, copy {:.1} GB/s (bytes read + written)",
+            "{} bandwidth: read-only stream {:.1} GB/s, copy {:.1} GB/s (bytes read + written)",
+            if cpu { "host" } else { "device" },
             bw.read / 1e9,
             bw.copy / 1e9
         );
@@ -98,6 +99,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
     }
     finish(args, backend.name(), &records)
+}
+
+/// The bandwidth of a GPU backend's device measured through that backend (wgpu), or `None`.
+fn device_bandwidth(backend: &str) -> Result<Option<HostBandwidth>> {
+    #[cfg(feature = "wgpu")]
+    if backend == "wgpu" {
+        let bw = flashsampling_wgpu::WgpuBackend::open()?.bandwidth()?;
+        return Ok(Some(HostBandwidth { read: bw.read, copy: bw.copy }));
+    }
+    let _ = backend;
+    Ok(None)
 }
 
 fn parse_shape(s: &str) -> Option<(usize, usize)> {

@@ -4,12 +4,14 @@ use std::sync::{Mutex, OnceLock};
 
 use flashsampling_core::{Error, Result};
 
-use crate::shape::{SampleShape, BATCH_TILES};
+use crate::shape::{SampleShape, VARIANTS};
 use crate::workspace::Workspace;
+use crate::Caps;
 
 const NOISE_SHADER: &str = include_str!("../../../shaders/noise.wgsl");
 const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
 const REDUCE_SHADER: &str = include_str!("../../../shaders/reduce.wgsl");
+const STREAM_SHADER: &str = include_str!("../../../shaders/stream.wgsl");
 const NOISE_DEBUG_SHADER: &str =
     concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
 
@@ -20,13 +22,17 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     /// The most bytes one storage binding may hold: the adapter's limits, or a test's lower cap.
     pub binding_limit: u64,
-    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and batch tile, compiled on
-    /// first use.
-    sample: [[OnceLock<wgpu::ComputePipeline>; BATCH_TILES.len()]; 3],
+    /// The most workgroup memory a pass-1 variant may use: the adapter's limit, or a lower cap.
+    pub workgroup_limit: u32,
+    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and variant, compiled on first
+    /// use.
+    sample: [[OnceLock<wgpu::ComputePipeline>; VARIANTS]; 3],
     pub sample_layout: wgpu::BindGroupLayout,
     pub reduce: wgpu::ComputePipeline,
     pub reduce_layout: wgpu::BindGroupLayout,
     pub noise_debug: wgpu::ComputePipeline,
+    /// The read-only bandwidth stream.
+    pub stream: wgpu::ComputePipeline,
     /// The core's Gumbel bounds by leading zeros of the noise word, uploaded once.
     pub bounds: wgpu::Buffer,
     /// Buffers reused across calls.
@@ -42,8 +48,8 @@ pub(crate) fn device_error(what: impl std::fmt::Display) -> Error {
 }
 
 impl Context {
-    /// Opens the adapter the environment selects; `binding_cap` lowers the binding size (tests).
-    pub fn open(binding_cap: Option<u64>) -> Result<Self> {
+    /// Opens the adapter the environment selects, with its limits lowered to `caps`.
+    pub fn open(caps: Caps) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None))
             .map_err(|e| unavailable(format!("no adapter: {e}")))?;
@@ -58,20 +64,26 @@ impl Context {
         let reduce_layout = bind_group_layout(&device, 1);
         let reduce = pipeline(&device, REDUCE_SHADER, Some(&reduce_layout));
         let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, None);
+        let stream = pipeline(&device, STREAM_SHADER, None);
         let bounds = bounds_buffer(&device);
-        let binding_limit =
-            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(binding_cap.unwrap_or(u64::MAX));
+        let binding_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(caps.binding_bytes.unwrap_or(u64::MAX));
+        let workgroup_limit = limits.max_compute_workgroup_storage_size.min(caps.workgroup_bytes.unwrap_or(u32::MAX));
         Ok(Context {
             device,
             queue,
             adapter_info: adapter.get_info(),
             limits,
             binding_limit,
+            workgroup_limit,
             sample: Default::default(),
             sample_layout,
             reduce,
             reduce_layout,
             noise_debug,
+            stream,
             bounds,
             workspace: Mutex::new(Workspace::default()),
         })
@@ -79,7 +91,7 @@ impl Context {
 
     /// The pass-1 pipeline of `shape`, compiled on first use.
     pub fn sample_pipeline(&self, shape: SampleShape) -> &wgpu::ComputePipeline {
-        self.sample[shape.dtype][shape.batch_tile_index()].get_or_init(|| {
+        self.sample[shape.dtype][shape.variant_index()].get_or_init(|| {
             let source = format!("{}{}{SAMPLE_SHADER}", shape.wgsl_constants(), NOISE_SHADER);
             pipeline(&self.device, &source, Some(&self.sample_layout))
         })
@@ -123,6 +135,13 @@ impl Context {
         read(&slice.get_mapped_range().map_err(device_error)?);
         buffer.unmap();
         Ok(())
+    }
+
+    /// `(x, y)` workgroup counts numbering at least `groups` workgroups x-fastest within the
+    /// per-dimension limit; the shaders skip those past `groups`.
+    pub fn grid(&self, groups: usize) -> (u32, u32) {
+        let max = self.limits.max_compute_workgroups_per_dimension as usize;
+        (groups.min(max) as u32, groups.div_ceil(max) as u32)
     }
 
     /// Bytes between uniform slots of the workspace's params buffer.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use flashsampling_core::{DType, Error, LmHeadRef, Result};
 
 use crate::context::Context;
-use crate::shape::{ROW_ALIGN, TILE};
+use crate::shape::ROW_ALIGN;
 use crate::workspace::Workspace;
 
 /// One binding's worth of weight rows.
@@ -35,12 +35,9 @@ pub(crate) fn dtype_index(dtype: DType) -> usize {
     }
 }
 
-/// The most rows one binding holds: within the binding and buffer limits, and few enough tiles for
-/// one dispatch dimension.
+/// The most rows one binding holds: within the binding and buffer limits.
 pub(crate) fn rows_per_chunk(ctx: &Context, row_bytes: usize) -> usize {
-    let by_bytes = (ctx.binding_limit / row_bytes as u64) as usize;
-    let by_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize * TILE;
-    by_bytes.min(by_dispatch)
+    (ctx.binding_limit / row_bytes as u64) as usize
 }
 
 pub(crate) fn upload(ctx: &Context, head: &LmHeadRef<'_>) -> Result<ResidentHead> {

@@ -60,7 +60,7 @@ pub(crate) fn run(
     out: &mut [u64],
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
-    let shape = SampleShape::for_batch(resident.dtype, batch);
+    let shape = SampleShape::for_batch(resident.dtype, batch, ctx.workgroup_limit);
     let batch_groups = batch.div_ceil(shape.batch_tile);
     let stride = shape.hidden_stride(resident.words_per_row);
     let steps = shape.steps(resident.words_per_row);
@@ -117,8 +117,8 @@ pub(crate) fn run(
                 count as u32,
                 tile_base as u32,
                 gumbel_max,
-                0,
-                0,
+                batch_groups as u32,
+                chunk.rows.div_ceil(TILE) as u32,
             ]);
             tile_base += chunk.rows.div_ceil(TILE);
         }
@@ -131,13 +131,13 @@ pub(crate) fn run(
             let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
             for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
                 pass.set_bind_group(0, group, &[]);
-                pass.dispatch_workgroups(chunk.rows.div_ceil(TILE) as u32, batch_groups as u32, blocks as u32);
+                let (x, y) = ctx.grid(chunk.rows.div_ceil(TILE) * batch_groups);
+                pass.dispatch_workgroups(x, y, blocks as u32);
             }
             pass.set_pipeline(&ctx.reduce);
             pass.set_bind_group(0, &reduce_group, &[]);
-            let groups = outputs.div_ceil(REDUCE_THREADS);
-            let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-            pass.dispatch_workgroups(groups.min(max) as u32, groups.div_ceil(max) as u32, 1);
+            let (x, y) = ctx.grid(outputs.div_ceil(REDUCE_THREADS));
+            pass.dispatch_workgroups(x, y, 1);
         }
         if sample_base + count == samples {
             encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);

@@ -5,6 +5,7 @@
 //! word (f16 with the core `unpack2x16float`, so no adapter needs `shader-f16`). Hidden states are
 //! converted to f32 on the host: they are small, and the dot product accumulates in f32 anyway.
 
+mod bandwidth;
 mod context;
 mod debug;
 mod head;
@@ -14,11 +15,22 @@ mod workspace;
 
 use flashsampling_core::{Backend, BackendInfo, DeviceInfo, LmHead, LmHeadRef, Request, Result};
 
+pub use bandwidth::Bandwidth;
 pub use debug::NoiseQuery;
 
 use context::Context;
 
 const NAME: &str = "wgpu";
+
+/// Lower limits than the adapter's, for tests; `None` keeps the adapter's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caps {
+    /// Bytes per storage binding: smaller heads split over several bindings, and calls with many
+    /// samples over several launches.
+    pub binding_bytes: Option<u64>,
+    /// Workgroup memory: 16384 (WebGPU's guaranteed minimum) takes the smaller staging variant.
+    pub workgroup_bytes: Option<u32>,
+}
 
 /// The wgpu backend on one adapter.
 pub struct WgpuBackend {
@@ -33,13 +45,18 @@ pub fn open() -> Result<Box<dyn Backend>> {
 
 impl WgpuBackend {
     pub fn open() -> Result<Self> {
-        Ok(WgpuBackend { ctx: Context::open(None)? })
+        Self::open_with_caps(Caps::default())
     }
 
-    /// As [`WgpuBackend::open`], with storage bindings capped at `bytes`: lets tests split small
-    /// heads over several bindings and calls over several launches, as large ones are on real adapters.
-    pub fn open_with_binding_limit(bytes: u64) -> Result<Self> {
-        Ok(WgpuBackend { ctx: Context::open(Some(bytes))? })
+    /// As [`WgpuBackend::open`], with the adapter's limits lowered to `caps`: lets tests take on
+    /// any adapter the paths that large heads or small adapters take.
+    pub fn open_with_caps(caps: Caps) -> Result<Self> {
+        Ok(WgpuBackend { ctx: Context::open(caps)? })
+    }
+
+    /// The device's memory bandwidth, read-only and copy: the benchmark's floor.
+    pub fn bandwidth(&self) -> Result<Bandwidth> {
+        bandwidth::measure(&self.ctx)
     }
 
     /// The noise word and Gumbel value the shaders compute for each query: for tests against the core.
