@@ -67,6 +67,26 @@ enum fs_dtype
 typedef uint32_t fs_dtype;
 #endif // __cplusplus
 
+// Optional sampling features: bits of `flashsampling_context_features`. A backend refuses a
+// call that asks for a feature it lacks with FS_ERROR_UNSUPPORTED, before any work.
+enum fs_feature
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // Token mask, logit bias and penalties (`fs_sample_options` mask, bias, penalty members).
+  FS_FEATURE_CONSTRAINTS = 1,
+  // Sampled-token logprobs and log-normalisers (`fs_sample_outputs` logprobs, log_normalizer).
+  FS_FEATURE_LOGPROBS = 2,
+  // Top-k / top-p / min-p (`fs_sample_options.truncation`).
+  FS_FEATURE_TRUNCATION = 4,
+  // The top-N tokens with their logprobs (`fs_sample_outputs.top_n`).
+  FS_FEATURE_TOP_LOGPROBS = 8,
+};
+#ifndef __cplusplus
+typedef uint32_t fs_feature;
+#endif // __cplusplus
+
 // Per-row outcome written to the caller's status buffer (one byte per row).
 enum fs_row_status
 #ifdef __cplusplus
@@ -131,6 +151,102 @@ typedef struct fs_row_params {
   uint64_t offset;
 } fs_row_params;
 
+// Sparse per-row `(token, value)` lists in CSR layout: row `b` holds entries
+// `offsets[b] .. offsets[b + 1]` of `tokens` and `values`. `offsets` has `batch + 1` elements,
+// starts at 0, never decreases and ends at `len`, the length of `tokens` and `values`.
+// `offsets` NULL means no list for any row; `tokens` and `values` may be NULL when `len` is 0.
+typedef struct fs_token_floats {
+  const size_t *offsets;
+  const uint32_t *tokens;
+  const float *values;
+  size_t len;
+} fs_token_floats;
+
+// As `fs_token_floats`, with integer values (token counts).
+typedef struct fs_token_counts {
+  const size_t *offsets;
+  const uint32_t *tokens;
+  const uint32_t *counts;
+  size_t len;
+} fs_token_counts;
+
+// Penalty coefficients of one row, applied to the tokens of its `penalty_counts` list: a token
+// seen `c > 0` times gets `l / repetition` (if `l > 0`) or `l * repetition` (otherwise), then
+// `- presence - c * frequency`. `{1, 0, 0}` changes nothing; `repetition` must be > 0, all finite.
+typedef struct fs_penalty_params {
+  float repetition;
+  float presence;
+  float frequency;
+} fs_penalty_params;
+
+// Truncation of one row, after constraints and temperature, in the order top-k, top-p, min-p.
+// Tokens rank by probability, ties by lower token id; the survivors are renormalised.
+typedef struct fs_truncation {
+  // Keep exactly the `top_k` most likely tokens (ties at the cut-off: the lowest ids);
+  // 0: off. At most 1024.
+  uint32_t top_k;
+  // Keep the shortest most-likely prefix whose mass reaches `top_p`, in (0, 1]; 1: off.
+  float top_p;
+  // Keep tokens at least `min_p` times as likely as the most likely one, in [0, 1]; 0: off.
+  float min_p;
+} fs_truncation;
+
+// Optional per-row inputs of `flashsampling_sample_ex`. Zero-initialise it (`{0}`) and set what
+// you use: a NULL pointer means "not used". Any non-NULL constraint member asks for per-row
+// constraints, and a non-NULL `truncation` for truncation: backends without them
+// (`flashsampling_context_features`) refuse the call with FS_ERROR_UNSUPPORTED.
+//
+// Constraints act on the logits before temperature, in the order penalties, bias, mask.
+typedef struct fs_sample_options {
+  // Allowed tokens: `batch * ceil(V / 32)` words, row-major, where V is the head's whole
+  // vocabulary (`vocab_size`, shards included). Bit `t % 32` of a row's word `t / 32` set:
+  // token `t` allowed. A row that allows nothing gets FS_ROW_ALL_MASKED.
+  const uint32_t *mask;
+  // Number of words at `mask`.
+  size_t mask_len;
+  // Per-row logit bias, added to the logit; each token at most once per row.
+  struct fs_token_floats bias;
+  // Per-row counts of the tokens generated so far, each token at most once per row.
+  struct fs_token_counts penalty_counts;
+  // `penalties_len` (= batch) coefficients; NULL: `{1, 0, 0}` for every row.
+  const struct fs_penalty_params *penalties;
+  size_t penalties_len;
+  // `truncation_len` (= batch) rows of truncation; NULL: none.
+  const struct fs_truncation *truncation;
+  size_t truncation_len;
+} fs_sample_options;
+
+// The output buffers of `flashsampling_sample_ex`, owned by the caller; lengths are in elements
+// and must equal the sizes given. Only `tokens` and `statuses` are required: a NULL optional
+// buffer is an output not asked for, and asking for one costs work.
+//
+// Logprobs and log-normalisers are of the distribution each row samples from: constraints,
+// temperature and truncation applied, renormalised over the survivors (greedy rows: the
+// untempered distribution), so `logprob(t) = y_t - logZ` with `y = processed logit / T`.
+typedef struct fs_sample_outputs {
+  // `batch * samples` token ids, row-major (`tokens[b * samples + s]`); 0 for a bad row.
+  uint32_t *tokens;
+  size_t tokens_len;
+  // `batch` `fs_row_status` codes.
+  uint8_t *statuses;
+  size_t statuses_len;
+  // `batch * samples` logprobs of the sampled tokens (NaN for a bad row), or NULL.
+  float *logprobs;
+  size_t logprobs_len;
+  // `batch` log-normalisers `logZ`, in units of `y`, or NULL.
+  float *log_normalizer;
+  size_t log_normalizer_len;
+  // N ≤ 20 most likely tokens per row to report; 0: none (`top_tokens` and `top_logprobs`
+  // are then ignored). Both buffers hold `batch * top_n`, most likely first, ties by lower
+  // token id. A row with fewer than N tokens of positive probability is padded with token 0
+  // and logprob -INFINITY; a bad row has tokens 0 and logprobs NaN.
+  uint32_t top_n;
+  uint32_t *top_tokens;
+  size_t top_tokens_len;
+  float *top_logprobs;
+  size_t top_logprobs_len;
+} fs_sample_outputs;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -165,6 +281,13 @@ enum fs_status flashsampling_context_destroy(struct fs_context *ctx);
 // # Safety
 // `ctx` must be NULL or a pointer from `flashsampling_context_create`.
 const char *flashsampling_context_backend(const struct fs_context *ctx);
+
+// Writes to `*out` the `fs_feature` bits of the optional features the context's backend offers
+// through `flashsampling_sample_ex` (0 for a backend that offers none).
+//
+// # Safety
+// `ctx` must be NULL or a pointer from `flashsampling_context_create`; `out` NULL or writable.
+enum fs_status flashsampling_context_features(const struct fs_context *ctx, uint32_t *out);
 
 // The message of the last failed call on this thread, or "" after a call that succeeded.
 //
@@ -226,6 +349,7 @@ enum fs_status flashsampling_lm_head_destroy(struct fs_lm_head *head);
 // must equal `batch * samples`) and `statuses[batch]` (`fs_row_status` codes, `statuses_len`
 // must equal `batch`). A row whose status is not FS_ROW_OK has tokens 0. Every input is checked
 // before any work; the call returns when the tokens are written.
+// `flashsampling_sample_ex` adds constraints, truncation and logprobs.
 //
 // # Safety
 // Each pointer must be NULL or valid for its stated length; the outputs must not overlap inputs.
@@ -242,6 +366,32 @@ enum fs_status flashsampling_sample(const struct fs_context *ctx,
                                     size_t tokens_len,
                                     uint8_t *statuses,
                                     size_t statuses_len);
+
+// As `flashsampling_sample`, with the optional per-row inputs of `options` (NULL: none) and the
+// buffers of `outputs` (required). Outputs are written only on FS_OK.
+//
+// Refusals, all before any work and with nothing written: FS_ERROR_NULL_POINTER (a required
+// pointer, or a CSR's `tokens` / `values` with a non-zero `len`), FS_ERROR_SHAPE (a length that
+// does not match `batch`, `samples`, `top_n` or the vocabulary; CSR offsets that do not start at
+// 0, decrease, or do not end at `len`), FS_ERROR_PARAM (a token outside the vocabulary, a token
+// twice in one row's list, non-finite bias or penalties, repetition ≤ 0, top_k > 1024, top_p
+// outside (0, 1], min_p outside [0, 1], top_n > 20, truncation or top_n on a vocabulary shard),
+// FS_ERROR_UNSUPPORTED (a feature the backend lacks: `flashsampling_context_features`).
+//
+// # Safety
+// Each pointer, including those inside `options` and `outputs`, must be NULL or valid for its
+// stated length; outputs must not overlap inputs or each other.
+enum fs_status flashsampling_sample_ex(const struct fs_context *ctx,
+                                       const struct fs_lm_head *head,
+                                       const void *hidden,
+                                       size_t hidden_bytes,
+                                       uint32_t dtype_code,
+                                       size_t batch,
+                                       const struct fs_row_params *rows,
+                                       size_t rows_len,
+                                       uint32_t samples,
+                                       const struct fs_sample_options *options,
+                                       const struct fs_sample_outputs *outputs);
 
 // The CUDA path, for engines that keep everything on the GPU: `hidden`, `rows`, `workspace`,
 // `tokens` and `statuses` are device pointers of the context's device, `stream` is the caller's

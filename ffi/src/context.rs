@@ -8,7 +8,7 @@ use flashsampling::Backend;
 
 use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
-use crate::types::backend_kind;
+use crate::types::{backend_kind, feature_bits};
 
 /// An opened backend. Create with `flashsampling_context_create`, free with
 /// `flashsampling_context_destroy`. Safe to share between threads for concurrent calls.
@@ -63,6 +63,21 @@ pub unsafe extern "C" fn flashsampling_context_backend(ctx: *const fs_context) -
         Ok(())
     });
     name
+}
+
+/// Writes to `*out` the `fs_feature` bits of the optional features the context's backend offers
+/// through `flashsampling_sample_ex` (0 for a backend that offers none).
+///
+/// # Safety
+/// `ctx` must be NULL or a pointer from `flashsampling_context_create`; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flashsampling_context_features(ctx: *const fs_context, out: *mut u32) -> fs_status {
+    boundary(|| {
+        let ctx = unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?;
+        non_null(out, "out")?;
+        unsafe { *out = feature_bits(ctx.backend.features()) };
+        Ok(())
+    })
 }
 
 /// The context's CUDA backend, or FS_ERROR_UNSUPPORTED.

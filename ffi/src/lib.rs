@@ -4,16 +4,19 @@
 //! pointers and buffer lengths, and leaves a message for `flashsampling_last_error`.
 #![allow(non_camel_case_types)]
 
+mod buffers;
 mod context;
 mod error;
 mod handles;
 mod head;
+mod options;
 mod sample;
 mod types;
 
 pub use context::*;
 pub use error::*;
 pub use head::*;
+pub use options::*;
 pub use sample::*;
 pub use types::*;
 

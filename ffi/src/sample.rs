@@ -3,29 +3,15 @@
 use std::ffi::c_void;
 
 use flashsampling::cuda::DeviceCall;
-use flashsampling::{HiddenRef, Request, RowParams, Tensor};
+use flashsampling::{HiddenRef, Request, RowParams, SampleOutput, Tensor};
 
+use crate::buffers::{shape, slice, Output};
 use crate::context::{cuda_of, fs_context};
 use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
 use crate::head::fs_lm_head;
+use crate::options::{fs_sample_options, Options};
 use crate::types::{dtype, fs_row_params, row_status};
-
-fn shape(msg: String) -> Failure {
-    Failure::new(fs_status::FS_ERROR_SHAPE, msg)
-}
-
-/// A caller's typed buffer as a slice, after NULL, alignment and length checks.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize, expected: usize, name: &str) -> Result<&'a [T], Failure> {
-    non_null(ptr, name)?;
-    if !ptr.is_aligned() {
-        return Err(shape(format!("{name} at {ptr:p} is not aligned to {} bytes", align_of::<T>())));
-    }
-    if len != expected {
-        return Err(shape(format!("{name} holds {len} elements, expected {expected}")));
-    }
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
-}
 
 /// Draws `samples` tokens for each of the `batch` rows of the host hidden states
 /// `H: [batch, head dim]` (`hidden_bytes` bytes of `dtype`, aligned to the element size).
@@ -35,6 +21,7 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize, expected: usize, name: &str) -
 /// must equal `batch * samples`) and `statuses[batch]` (`fs_row_status` codes, `statuses_len`
 /// must equal `batch`). A row whose status is not FS_ROW_OK has tokens 0. Every input is checked
 /// before any work; the call returns when the tokens are written.
+/// `flashsampling_sample_ex` adds constraints, truncation and logprobs.
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for its stated length; the outputs must not overlap inputs.
@@ -55,29 +42,210 @@ pub unsafe extern "C" fn flashsampling_sample(
     statuses: *mut u8,
     statuses_len: usize,
 ) -> fs_status {
+    let outputs = fs_sample_outputs { tokens, tokens_len, statuses, statuses_len, ..fs_sample_outputs::NONE };
+    let options = std::ptr::null();
+    unsafe {
+        flashsampling_sample_ex(
+            ctx,
+            head,
+            hidden,
+            hidden_bytes,
+            dtype_code,
+            batch,
+            rows,
+            rows_len,
+            samples,
+            options,
+            &outputs,
+        )
+    }
+}
+
+/// The output buffers of `flashsampling_sample_ex`, owned by the caller; lengths are in elements
+/// and must equal the sizes given. Only `tokens` and `statuses` are required: a NULL optional
+/// buffer is an output not asked for, and asking for one costs work.
+///
+/// Logprobs and log-normalisers are of the distribution each row samples from: constraints,
+/// temperature and truncation applied, renormalised over the survivors (greedy rows: the
+/// untempered distribution), so `logprob(t) = y_t - logZ` with `y = processed logit / T`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct fs_sample_outputs {
+    /// `batch * samples` token ids, row-major (`tokens[b * samples + s]`); 0 for a bad row.
+    pub tokens: *mut u32,
+    pub tokens_len: usize,
+    /// `batch` `fs_row_status` codes.
+    pub statuses: *mut u8,
+    pub statuses_len: usize,
+    /// `batch * samples` logprobs of the sampled tokens (NaN for a bad row), or NULL.
+    pub logprobs: *mut f32,
+    pub logprobs_len: usize,
+    /// `batch` log-normalisers `logZ`, in units of `y`, or NULL.
+    pub log_normalizer: *mut f32,
+    pub log_normalizer_len: usize,
+    /// N ≤ 20 most likely tokens per row to report; 0: none (`top_tokens` and `top_logprobs`
+    /// are then ignored). Both buffers hold `batch * top_n`, most likely first, ties by lower
+    /// token id. A row with fewer than N tokens of positive probability is padded with token 0
+    /// and logprob -INFINITY; a bad row has tokens 0 and logprobs NaN.
+    pub top_n: u32,
+    pub top_tokens: *mut u32,
+    pub top_tokens_len: usize,
+    pub top_logprobs: *mut f32,
+    pub top_logprobs_len: usize,
+}
+
+/// As `flashsampling_sample`, with the optional per-row inputs of `options` (NULL: none) and the
+/// buffers of `outputs` (required). Outputs are written only on FS_OK.
+///
+/// Refusals, all before any work and with nothing written: FS_ERROR_NULL_POINTER (a required
+/// pointer, or a CSR's `tokens` / `values` with a non-zero `len`), FS_ERROR_SHAPE (a length that
+/// does not match `batch`, `samples`, `top_n` or the vocabulary; CSR offsets that do not start at
+/// 0, decrease, or do not end at `len`), FS_ERROR_PARAM (a token outside the vocabulary, a token
+/// twice in one row's list, non-finite bias or penalties, repetition ≤ 0, top_k > 1024, top_p
+/// outside (0, 1], min_p outside [0, 1], top_n > 20, truncation or top_n on a vocabulary shard),
+/// FS_ERROR_UNSUPPORTED (a feature the backend lacks: `flashsampling_context_features`).
+///
+/// # Safety
+/// Each pointer, including those inside `options` and `outputs`, must be NULL or valid for its
+/// stated length; outputs must not overlap inputs or each other.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn flashsampling_sample_ex(
+    ctx: *const fs_context,
+    head: *const fs_lm_head,
+    hidden: *const c_void,
+    hidden_bytes: usize,
+    dtype_code: u32,
+    batch: usize,
+    rows: *const fs_row_params,
+    rows_len: usize,
+    samples: u32,
+    options: *const fs_sample_options,
+    outputs: *const fs_sample_outputs,
+) -> fs_status {
     boundary(|| {
         let ctx = unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?;
         let head = &unsafe { handles::borrow(head, Kind::LmHead, "head") }?.head;
-        non_null(hidden, "hidden")?;
-        let bytes = unsafe { std::slice::from_raw_parts(hidden.cast::<u8>(), hidden_bytes) };
-        let hidden = HiddenRef::new(Tensor::from_bytes(bytes, dtype(dtype_code)?)?, head.dim)?;
-        if hidden.batch != batch {
-            return Err(shape(format!("hidden holds {} rows of dim {}, batch is {batch}", hidden.batch, head.dim)));
-        }
+        let hidden = unsafe { hidden_states(hidden, hidden_bytes, dtype_code, head.dim, batch) }?;
         let params: Vec<RowParams> =
             unsafe { slice(rows, rows_len, batch, "rows") }?.iter().map(|&p| p.into()).collect();
-        let outputs = batch.checked_mul(samples as usize).ok_or_else(|| shape("batch × samples overflows".into()))?;
-        let tokens = unsafe { slice(tokens.cast_const(), tokens_len, outputs, "tokens") }?.as_ptr().cast_mut();
-        let statuses = unsafe { slice(statuses.cast_const(), statuses_len, batch, "statuses") }?.as_ptr().cast_mut();
+        let options = unsafe { Options::read(options, batch, head.vocab_size) }?;
+        non_null(outputs, "outputs")?;
+        let outputs = unsafe { Outputs::read(&*outputs, batch, samples) }?;
 
-        let out = ctx.backend.sample(head, &Request::new(hidden, &params, samples))?;
-        unsafe { std::slice::from_raw_parts_mut(tokens, outputs) }.copy_from_slice(&out.tokens);
-        let statuses = unsafe { std::slice::from_raw_parts_mut(statuses, batch) };
-        for (dst, &s) in statuses.iter_mut().zip(&out.status) {
-            *dst = row_status(s);
+        let constraints = options.constraints(batch);
+        let mut req = outputs.ask(Request::new(hidden, &params, samples));
+        if let Some(c) = &constraints {
+            req = req.with_constraints(c);
         }
+        if let Some(t) = &options.truncation {
+            req = req.with_truncation(t);
+        }
+        outputs.write(ctx.backend.sample(head, &req)?);
         Ok(())
     })
+}
+
+/// The host hidden states `[batch, dim]`.
+unsafe fn hidden_states<'a>(
+    hidden: *const c_void,
+    bytes: usize,
+    dtype_code: u32,
+    dim: usize,
+    batch: usize,
+) -> Result<HiddenRef<'a>, Failure> {
+    non_null(hidden, "hidden")?;
+    let bytes = unsafe { std::slice::from_raw_parts(hidden.cast::<u8>(), bytes) };
+    let hidden = HiddenRef::new(Tensor::from_bytes(bytes, dtype(dtype_code)?)?, dim)?;
+    if hidden.batch != batch {
+        return Err(shape(format!("hidden holds {} rows of dim {dim}, batch is {batch}", hidden.batch)));
+    }
+    Ok(hidden)
+}
+
+/// The checked output buffers of one call.
+struct Outputs {
+    tokens: Output<u32>,
+    statuses: Output<u8>,
+    logprobs: Option<Output<f32>>,
+    log_normalizer: Option<Output<f32>>,
+    top_n: u32,
+    top: Option<(Output<u32>, Output<f32>)>,
+}
+
+impl fs_sample_outputs {
+    const NONE: fs_sample_outputs = fs_sample_outputs {
+        tokens: std::ptr::null_mut(),
+        tokens_len: 0,
+        statuses: std::ptr::null_mut(),
+        statuses_len: 0,
+        logprobs: std::ptr::null_mut(),
+        logprobs_len: 0,
+        log_normalizer: std::ptr::null_mut(),
+        log_normalizer_len: 0,
+        top_n: 0,
+        top_tokens: std::ptr::null_mut(),
+        top_tokens_len: 0,
+        top_logprobs: std::ptr::null_mut(),
+        top_logprobs_len: 0,
+    };
+}
+
+impl Outputs {
+    /// # Safety
+    /// The pointers of `o` must be NULL or valid for their stated lengths.
+    unsafe fn read(o: &fs_sample_outputs, batch: usize, samples: u32) -> Result<Self, Failure> {
+        let draws = batch.checked_mul(samples as usize).ok_or_else(|| shape("batch × samples overflows".into()))?;
+        let top_len = batch.checked_mul(o.top_n as usize).ok_or_else(|| shape("batch × top_n overflows".into()))?;
+        let top = match o.top_n {
+            0 => None,
+            _ => Some(unsafe {
+                (
+                    Output::new(o.top_tokens, o.top_tokens_len, top_len, "top_tokens")?,
+                    Output::new(o.top_logprobs, o.top_logprobs_len, top_len, "top_logprobs")?,
+                )
+            }),
+        };
+        Ok(Outputs {
+            tokens: unsafe { Output::new(o.tokens, o.tokens_len, draws, "tokens") }?,
+            statuses: unsafe { Output::new(o.statuses, o.statuses_len, batch, "statuses") }?,
+            logprobs: unsafe { Output::optional(o.logprobs, o.logprobs_len, draws, "logprobs") }?,
+            log_normalizer: unsafe {
+                Output::optional(o.log_normalizer, o.log_normalizer_len, batch, "log_normalizer")
+            }?,
+            top_n: o.top_n,
+            top,
+        })
+    }
+
+    /// `req` asking for the optional outputs that have a buffer.
+    fn ask<'a>(&self, req: Request<'a>) -> Request<'a> {
+        let req = if self.logprobs.is_some() || self.log_normalizer.is_some() { req.with_logprobs() } else { req };
+        if self.top.is_some() {
+            req.with_top_logprobs(self.top_n)
+        } else {
+            req
+        }
+    }
+
+    fn write(self, out: SampleOutput) {
+        // The core fills every output the request asked for (`ask`).
+        let asked = "an output asked for is missing";
+        self.tokens.write(&out.tokens);
+        let statuses: Vec<u8> = out.status.iter().map(|&s| row_status(s)).collect();
+        self.statuses.write(&statuses);
+        if let Some(dst) = self.logprobs {
+            dst.write(out.logprobs.as_deref().expect(asked));
+        }
+        if let Some(dst) = self.log_normalizer {
+            dst.write(out.log_normalizer.as_deref().expect(asked));
+        }
+        if let Some((tokens, logprobs)) = self.top {
+            let top = out.top_logprobs.as_ref().expect(asked);
+            tokens.write(&top.tokens);
+            logprobs.write(&top.logprobs);
+        }
+    }
 }
 
 /// The CUDA path, for engines that keep everything on the GPU: `hidden`, `rows`, `workspace`,

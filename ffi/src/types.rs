@@ -1,6 +1,6 @@
 //! Plain-data types and codes shared with C.
 
-use flashsampling::{BackendKind, DType, RowParams, RowStatus};
+use flashsampling::{BackendKind, DType, Feature, Features, RowParams, RowStatus};
 
 use crate::error::{fs_status, Failure};
 
@@ -39,6 +39,21 @@ pub enum fs_row_status {
     /// The CUDA path only (parameters in device memory are checked on the device): the row's
     /// temperature is negative, NaN, infinite or too small to invert; the row's tokens are 0.
     FS_ROW_INVALID_PARAMS = 3,
+}
+
+/// Optional sampling features: bits of `flashsampling_context_features`. A backend refuses a
+/// call that asks for a feature it lacks with FS_ERROR_UNSUPPORTED, before any work.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum fs_feature {
+    /// Token mask, logit bias and penalties (`fs_sample_options` mask, bias, penalty members).
+    FS_FEATURE_CONSTRAINTS = 1,
+    /// Sampled-token logprobs and log-normalisers (`fs_sample_outputs` logprobs, log_normalizer).
+    FS_FEATURE_LOGPROBS = 2,
+    /// Top-k / top-p / min-p (`fs_sample_options.truncation`).
+    FS_FEATURE_TRUNCATION = 4,
+    /// The top-N tokens with their logprobs (`fs_sample_outputs.top_n`).
+    FS_FEATURE_TOP_LOGPROBS = 8,
 }
 
 /// Parameters of one row (request) of a batch.
@@ -88,4 +103,17 @@ impl From<fs_row_params> for RowParams {
     fn from(p: fs_row_params) -> Self {
         RowParams::new(p.temperature, p.seed, p.offset)
     }
+}
+
+/// The `fs_feature` bits of a feature set.
+pub(crate) fn feature_bits(features: Features) -> u32 {
+    let bit = |f: Feature| {
+        (match f {
+            Feature::Constraints => fs_feature::FS_FEATURE_CONSTRAINTS,
+            Feature::Logprobs => fs_feature::FS_FEATURE_LOGPROBS,
+            Feature::Truncation => fs_feature::FS_FEATURE_TRUNCATION,
+            Feature::TopLogprobs => fs_feature::FS_FEATURE_TOP_LOGPROBS,
+        }) as u32
+    };
+    Feature::ALL.into_iter().filter(|&f| features.contains(f)).map(bit).fold(0, |bits, b| bits | b)
 }
