@@ -181,6 +181,7 @@ typedef struct fs_penalty_params {
 
 // Truncation of one row, after constraints and temperature, in the order top-k, top-p, min-p.
 // Tokens rank by probability, ties by lower token id; the survivors are renormalised.
+// All off: `{0, 1.0f, 0.0f}` (a zeroed struct has `top_p` 0, which is refused).
 typedef struct fs_truncation {
   // Keep exactly the `top_k` most likely tokens (ties at the cut-off: the lowest ids);
   // 0: off. At most 1024.

@@ -45,6 +45,7 @@ pub struct fs_penalty_params {
 
 /// Truncation of one row, after constraints and temperature, in the order top-k, top-p, min-p.
 /// Tokens rank by probability, ties by lower token id; the survivors are renormalised.
+/// All off: `{0, 1.0f, 0.0f}` (a zeroed struct has `top_p` 0, which is refused).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct fs_truncation {
