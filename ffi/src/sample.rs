@@ -229,21 +229,21 @@ impl Outputs {
     }
 
     fn write(self, out: SampleOutput) {
-        // The core fills every output the request asked for (`ask`).
+        // The core fills every output the request asked for (`ask`); a miss is a bug, caught as a
+        // panic before anything is written.
         let asked = "an output asked for is missing";
+        let logprobs = self.logprobs.map(|dst| (dst, out.logprobs.as_deref().expect(asked)));
+        let log_normalizer = self.log_normalizer.map(|dst| (dst, out.log_normalizer.as_deref().expect(asked)));
+        let top = self.top.map(|dst| (dst, out.top_logprobs.as_ref().expect(asked)));
         self.tokens.write(&out.tokens);
         let statuses: Vec<u8> = out.status.iter().map(|&s| row_status(s)).collect();
         self.statuses.write(&statuses);
-        if let Some(dst) = self.logprobs {
-            dst.write(out.logprobs.as_deref().expect(asked));
+        for (dst, src) in logprobs.into_iter().chain(log_normalizer) {
+            dst.write(src);
         }
-        if let Some(dst) = self.log_normalizer {
-            dst.write(out.log_normalizer.as_deref().expect(asked));
-        }
-        if let Some((tokens, logprobs)) = self.top {
-            let top = out.top_logprobs.as_ref().expect(asked);
-            tokens.write(&top.tokens);
-            logprobs.write(&top.logprobs);
+        if let Some(((tokens, logprobs), src)) = top {
+            tokens.write(&src.tokens);
+            logprobs.write(&src.logprobs);
         }
     }
 }
