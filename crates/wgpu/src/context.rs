@@ -4,7 +4,7 @@ use std::sync::{Mutex, OnceLock};
 
 use flashsampling_core::{Error, Result};
 
-use crate::shape::{SampleShape, VARIANTS};
+use crate::shape::{SampleShape, BATCH_TILES};
 use crate::workspace::Workspace;
 use crate::Caps;
 
@@ -22,11 +22,9 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     /// The most bytes one storage binding may hold: the adapter's limits, or a test's lower cap.
     pub binding_limit: u64,
-    /// The most workgroup memory a pass-1 variant may use: the adapter's limit, or a lower cap.
-    pub workgroup_limit: u32,
-    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and variant, compiled on first
-    /// use.
-    sample: [[OnceLock<wgpu::ComputePipeline>; VARIANTS]; 3],
+    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and batch tile, compiled on
+    /// first use.
+    sample: [[OnceLock<wgpu::ComputePipeline>; BATCH_TILES.len()]; 3],
     pub sample_layout: wgpu::BindGroupLayout,
     pub reduce: wgpu::ComputePipeline,
     pub reduce_layout: wgpu::BindGroupLayout,
@@ -70,14 +68,12 @@ impl Context {
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
             .min(caps.binding_bytes.unwrap_or(u64::MAX));
-        let workgroup_limit = limits.max_compute_workgroup_storage_size.min(caps.workgroup_bytes.unwrap_or(u32::MAX));
         Ok(Context {
             device,
             queue,
             adapter_info: adapter.get_info(),
             limits,
             binding_limit,
-            workgroup_limit,
             sample: Default::default(),
             sample_layout,
             reduce,
@@ -91,7 +87,7 @@ impl Context {
 
     /// The pass-1 pipeline of `shape`, compiled on first use.
     pub fn sample_pipeline(&self, shape: SampleShape) -> &wgpu::ComputePipeline {
-        self.sample[shape.dtype][shape.variant_index()].get_or_init(|| {
+        self.sample[shape.dtype][shape.batch_tile_index()].get_or_init(|| {
             let source = format!("{}{}{SAMPLE_SHADER}", shape.wgsl_constants(), NOISE_SHADER);
             pipeline(&self.device, &source, Some(&self.sample_layout))
         })

@@ -60,7 +60,7 @@ pub(crate) fn run(
     out: &mut [u64],
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
-    let shape = SampleShape::for_batch(resident.dtype, batch, ctx.workgroup_limit);
+    let shape = SampleShape::for_batch(resident.dtype, batch);
     let batch_groups = batch.div_ceil(shape.batch_tile);
     let stride = shape.hidden_stride(resident.words_per_row);
     let steps = shape.steps(resident.words_per_row);

@@ -1,9 +1,16 @@
 //! The WGSL (wgpu) backend: the portability path of DESIGN.md §4, running the shaders of
 //! `shaders/` on any adapter wgpu finds (Mesa lavapipe in CI, NVIDIA/AMD/Intel Vulkan elsewhere).
 //!
-//! Weights of every dtype are read from `u32` words: f32 as bits, bf16 and f16 unpacked two per
-//! word (f16 with the core `unpack2x16float`, so no adapter needs `shader-f16`). Hidden states are
-//! converted to f32 on the host: they are small, and the dot product accumulates in f32 anyway.
+//! Weights of every dtype are read as `vec4<u32>` words: f32 as bits, bf16 and f16 unpacked two
+//! per word (f16 with the core `unpack2x16float`). The device is opened with no optional feature:
+//! no `shader-f16`, no subgroups, and at most WebGPU's guaranteed 16 KiB of workgroup memory, so
+//! the one code path that runs everywhere is the one lavapipe tests. Hidden states are converted to
+//! f32 on the host: they are small, and the dot product accumulates in f32 anyway.
+//!
+//! Pass 1 (shaders/sample.wgsl, tiling in its header and in `shape.rs`) computes a tile of logits
+//! per workgroup with coalesced weight reads and a register tile over several hidden rows, then
+//! samples the tile; pass 2 (shaders/reduce.wgsl) folds the tiles' winners. A call's buffers live in
+//! a grow-only workspace (`workspace.rs`), so a call of a shape seen before allocates nothing.
 
 mod bandwidth;
 mod context;
@@ -28,8 +35,6 @@ pub struct Caps {
     /// Bytes per storage binding: smaller heads split over several bindings, and calls with many
     /// samples over several launches.
     pub binding_bytes: Option<u64>,
-    /// Workgroup memory: 16384 (WebGPU's guaranteed minimum) takes the smaller staging variant.
-    pub workgroup_bytes: Option<u32>,
 }
 
 /// The wgpu backend on one adapter.

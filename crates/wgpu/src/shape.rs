@@ -5,46 +5,35 @@
 pub(crate) const TILE: usize = 64;
 /// Invocations sharing one weight row, each reading 16 bytes per step (the shader's `LANES`).
 const LANES: usize = 16;
-/// f32 of workgroup memory for staged hidden rows: 8 KiB fits WebGPU's 16 KiB guarantee beside
-/// the shader's other arrays (4 KiB at most); 16 KiB where the adapter allows, for fewer barriers.
-const STAGE_FLOATS: [usize; 1] = [2048];
-const OTHER_WORKGROUP_BYTES: usize = 4 * 1024;
+/// f32 of workgroup memory for staged hidden rows: 8 KiB, which with the shader's other arrays
+/// (6 KiB at most) fits WebGPU's guaranteed 16 KiB, so every adapter runs the same variants.
+const STAGE_FLOATS: usize = 2048;
 /// Weight rows are padded to this many bytes: the shader reads them as `vec4<u32>`.
 pub(crate) const ROW_ALIGN: usize = 16;
 
-/// Hidden rows per workgroup: each weight word read feeds this many rows (a register tile).
-/// Larger batches take several workgroups per tile, which read the weights together (through L2):
-/// a larger register tile would cost occupancy.
-pub(crate) const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
-
-/// Pass-1 pipeline variants per dtype.
-pub(crate) const VARIANTS: usize = BATCH_TILES.len() * STAGE_FLOATS.len();
+/// Hidden rows per workgroup: each weight word read feeds this many rows (a register tile of 4 ×
+/// 16 f32 at most). Larger batches take several workgroups per tile, numbered next to each other so
+/// that they read the same weights at about the same time, the second from L2.
+pub(crate) const BATCH_TILES: [usize; 5] = [1, 2, 4, 8, 16];
 
 /// One pass-1 pipeline variant: the weight dtype (the shader's `DTYPE`) and the batch tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SampleShape {
     pub dtype: usize,
     pub batch_tile: usize,
-    /// f32 of workgroup memory for staging.
-    stage_floats: usize,
 }
 
 impl SampleShape {
-    /// The smallest batch tile holding `batch` rows, or the largest; staging as large as
-    /// `workgroup_bytes` (the adapter's limit) allows.
-    pub fn for_batch(dtype: usize, batch: usize, workgroup_bytes: u32) -> Self {
+    /// The smallest batch tile holding `batch` rows, or the largest.
+    pub fn for_batch(dtype: usize, batch: usize) -> Self {
         let batch_tile =
             BATCH_TILES.iter().copied().find(|&t| t >= batch).unwrap_or(BATCH_TILES[BATCH_TILES.len() - 1]);
-        let fits = |floats: usize| floats * 4 + OTHER_WORKGROUP_BYTES <= workgroup_bytes as usize;
-        let stage_floats = STAGE_FLOATS.iter().copied().rfind(|&f| fits(f)).unwrap_or(STAGE_FLOATS[0]);
-        SampleShape { dtype, batch_tile, stage_floats }
+        SampleShape { dtype, batch_tile }
     }
 
     /// Index of this variant among the pipelines of its dtype.
-    pub fn variant_index(&self) -> usize {
-        let tile = BATCH_TILES.iter().position(|&t| t == self.batch_tile).expect("a batch tile of BATCH_TILES");
-        let stage = STAGE_FLOATS.iter().position(|&f| f == self.stage_floats).expect("a size of STAGE_FLOATS");
-        tile * STAGE_FLOATS.len() + stage
+    pub fn batch_tile_index(&self) -> usize {
+        BATCH_TILES.iter().position(|&t| t == self.batch_tile).expect("a batch tile of BATCH_TILES")
     }
 
     /// Weights per `vec4<u32>` word.
@@ -58,7 +47,7 @@ impl SampleShape {
 
     /// Lane steps per staged hidden chunk: as many as fit the staging for all rows of the tile.
     fn chunk_steps(&self) -> usize {
-        (self.stage_floats / self.batch_tile / (LANES * self.per_word4())).max(1)
+        (STAGE_FLOATS / self.batch_tile / (LANES * self.per_word4())).max(1)
     }
 
     /// Lane steps over a weight row of `words` `vec4<u32>` words.
@@ -79,7 +68,7 @@ impl SampleShape {
              const CHUNK_STEPS: u32 = {}u;\n",
             self.dtype,
             self.batch_tile,
-            self.stage_floats,
+            STAGE_FLOATS,
             self.chunk_steps()
         )
     }
