@@ -85,13 +85,14 @@ pub struct fs_sample_options {
     pub truncation_len: usize,
 }
 
-/// The caller's options as the core's per-row types, owning what the core borrows.
-pub(crate) struct Options {
-    mask: Option<Vec<u32>>,
+/// The caller's options as the core's per-row types: the mask and coefficients borrowed from the
+/// caller for the call, the sparse lists copied into the core's `(token, value)` pairs.
+pub(crate) struct Options<'a> {
+    mask: Option<&'a [u32]>,
     words: usize,
     bias: Option<Csr<f32>>,
     counts: Option<Csr<u32>>,
-    penalties: Option<Vec<fs_penalty_params>>,
+    penalties: Option<&'a [fs_penalty_params]>,
     pub(crate) truncation: Option<Vec<Truncation>>,
 }
 
@@ -107,7 +108,7 @@ impl<T> Csr<T> {
     }
 }
 
-impl Options {
+impl<'a> Options<'a> {
     /// Reads and checks `options` (NULL: none) for `batch` rows over a vocabulary of `vocab` tokens.
     ///
     /// # Safety
@@ -120,7 +121,7 @@ impl Options {
         let words = vocab.div_ceil(32) as usize;
         let mask_words = batch.checked_mul(words).ok_or_else(|| shape("batch × mask words overflows".into()))?;
         Ok(Options {
-            mask: unsafe { optional(o.mask, o.mask_len, mask_words, "options.mask") }?.map(<[u32]>::to_vec),
+            mask: unsafe { optional(o.mask, o.mask_len, mask_words, "options.mask") }?,
             words,
             bias: unsafe {
                 csr(o.bias.offsets, o.bias.tokens, o.bias.values, o.bias.len, batch, vocab, "options.bias")
@@ -129,8 +130,7 @@ impl Options {
                 let c = &o.penalty_counts;
                 csr(c.offsets, c.tokens, c.counts, c.len, batch, vocab, "options.penalty_counts")
             }?,
-            penalties: unsafe { optional(o.penalties, o.penalties_len, batch, "options.penalties") }?
-                .map(<[_]>::to_vec),
+            penalties: unsafe { optional(o.penalties, o.penalties_len, batch, "options.penalties") }?,
             truncation: unsafe { optional(o.truncation, o.truncation_len, batch, "options.truncation") }?
                 .map(|rows| rows.iter().map(|&t| t.into()).collect()),
         })
@@ -143,13 +143,13 @@ impl Options {
     }
 
     fn row(&self, b: usize) -> RowConstraints<'_> {
-        let coefficients = self.penalties.as_ref().map(|p| p[b]);
+        let coefficients = self.penalties.map(|p| p[b]);
         let penalties = Penalties {
             counts: self.counts.as_ref().map_or(&[][..], |c| c.row(b)),
             ..coefficients.map(Penalties::from).unwrap_or_default()
         };
         RowConstraints {
-            allowed: self.mask.as_ref().map(|m| &m[b * self.words..(b + 1) * self.words]),
+            allowed: self.mask.map(|m| &m[b * self.words..(b + 1) * self.words]),
             bias: self.bias.as_ref().map_or(&[][..], |c| c.row(b)),
             penalties,
         }
