@@ -11,7 +11,7 @@
 // No subgroup operations, so any subgroup size works. Candidates are (hi, lo) u32 pairs compared
 // lexicographically: the u64 order of DESIGN.md §3.4.
 //
-// The host prefixes noise.wgsl and these constants (launch.rs, `SampleShape`):
+// The host prefixes these constants and noise.wgsl (shape.rs, `SampleShape`):
 //   DTYPE: 0 f32, 1 bf16 (two per u32 word, low half first), 2 f16 (unpack2x16float, core WGSL);
 //   BATCH_TILE: hidden rows per workgroup; STAGE_FLOATS: f32 of workgroup memory for staging;
 //   CHUNK_STEPS: lane steps per staged hidden chunk.
