@@ -12,6 +12,8 @@ use crate::workspace::{Sizes, Workspace};
 /// Invocations per workgroup of sample.wgsl and reduce.wgsl.
 const THREADS: usize = 256;
 const REDUCE_THREADS: usize = 64;
+/// Tiles each pass-2 invocation scans at least, before more invocations share an output.
+const TILES_PER_REDUCE_LANE: usize = 8;
 
 /// Sample blocks per (tile, batch tile): more blocks recompute the tile's logits, fewer leave
 /// invocations idle when a call draws many samples.
@@ -89,6 +91,7 @@ pub(crate) fn run(
     let pipeline = ctx.sample_pipeline(shape);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
+    let reduce_lanes = tiles.div_ceil(TILES_PER_REDUCE_LANE).next_power_of_two().min(REDUCE_THREADS);
     let mut params = vec![0u32; (resident.chunks.len() + 1) * slot / 4];
     for sample_base in (0..samples).step_by(per_launch) {
         let count = per_launch.min(samples - sample_base);
@@ -100,7 +103,7 @@ pub(crate) fn run(
             samples as u32,
             batch as u32,
             count as u32,
-            0,
+            reduce_lanes as u32,
             0,
         ]);
         let mut tile_base = 0;
@@ -136,7 +139,7 @@ pub(crate) fn run(
             }
             pass.set_pipeline(&ctx.reduce);
             pass.set_bind_group(0, &reduce_group, &[]);
-            let (x, y) = ctx.grid(outputs.div_ceil(REDUCE_THREADS));
+            let (x, y) = ctx.grid(outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
             pass.dispatch_workgroups(x, y, 1);
         }
         if sample_base + count == samples {
