@@ -85,6 +85,22 @@ impl<'a> RowTransform<'a> {
         Ok(RowTransform { allowed: c.allowed, adjust })
     }
 
+    /// The allowed-token bitmask over the global vocabulary, if the row has one.
+    pub fn allowed(&self) -> Option<&'a [u32]> {
+        self.allowed
+    }
+
+    /// The tokens whose logit changes, increasing: `(token, scale for positive logits, scale for
+    /// the rest, added)`, so that `l̃ = l · scale + added` (before the mask).
+    pub fn adjustments(&self) -> &[(u32, f32, f32, f32)] {
+        &self.adjust
+    }
+
+    /// Whether the row's logits pass unchanged.
+    pub fn is_identity(&self) -> bool {
+        self.allowed.is_none() && self.adjust.is_empty()
+    }
+
     /// `l̃` of `logits[j]`, the logits of tokens `first_token + j`, in place.
     pub fn apply(&self, first_token: u32, logits: &mut [f32]) {
         let end = first_token + logits.len() as u32;

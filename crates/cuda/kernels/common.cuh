@@ -151,3 +151,68 @@ __device__ __forceinline__ u64 best_over(const float* logits, int stride, int co
     return best;
 }
 
+
+// ---- per-row constraints and log-normaliser partials (DESIGN.md §3.3, §3.7) ----------------------
+//
+// The `_ex` variants of the fused kernels take these; the plain variants never see them. A NULL
+// table means "none": no mask, no adjusted tokens, no log-normaliser asked for.
+
+#define NO_MASK 0xFFFFFFFFu
+#define NEG_INF __int_as_float(0xFF800000)
+
+// `Extras` in src/launch.rs (56 bytes).
+struct Extras {
+    const u32* mask;          // the rows' bitmasks, concatenated: bit t % 32 of word t / 32, set = allowed
+    const u32* mask_start;    // per row: its first word in `mask`, NO_MASK when it has none
+    const u32* adjust_start;  // per row and one more: its entries are [adjust_start[b], adjust_start[b + 1])
+    const u32* adjust_token;  // global tokens, increasing within a row
+    const float* adjust_coef; // three per entry: scale of positive logits, scale of the rest, added
+    float2* norms;            // [row][slot]: (max y, Σ exp(y − max y)) of each block's tokens
+    u32 norm_slots;
+};
+
+// l̃ of `count` logits `l[i · stride]` of global tokens `first + i`, in place: `RowTransform::apply`
+// of the core, with the same roundings (multiply, then add; then the mask).
+__device__ __forceinline__ void constrain(float* l, int stride, int count, u32 first, u32 row, const Extras& ex) {
+    if (ex.adjust_start) {
+        u32 lo = ex.adjust_start[row], hi = ex.adjust_start[row + 1];
+        const u32 end = hi;
+        while (lo < hi) {
+            const u32 mid = (lo + hi) / 2;
+            if (ex.adjust_token[mid] < first) lo = mid + 1; else hi = mid;
+        }
+        for (u32 e = lo; e < end && ex.adjust_token[e] < first + (u32)count; ++e) {
+            float& x = l[(ex.adjust_token[e] - first) * stride];
+            const float scale = x > 0.0f ? ex.adjust_coef[3 * e] : ex.adjust_coef[3 * e + 1];
+            x = __fadd_rn(__fmul_rn(x, scale), ex.adjust_coef[3 * e + 2]);
+        }
+    }
+    if (ex.mask_start && ex.mask_start[row] != NO_MASK) {
+        const u32* mask = ex.mask + ex.mask_start[row];
+        for (int i = 0; i < count; ++i) {
+            const u32 t = first + (u32)i;
+            if (((mask[t / 32] >> (t % 32)) & 1u) == 0) l[i * stride] = NEG_INF;
+        }
+    }
+}
+
+// The log-normaliser partial of `count` values `y[i · stride]`: (max, Σ exp(y − max)); (-inf, 0)
+// when there are none or all are -inf.
+__device__ __forceinline__ float2 lse_of(const float* y, int stride, int count, float inv_t) {
+    float m = NEG_INF;
+    for (int i = 0; i < count; ++i) m = fmaxf(m, __fmul_rn(y[i * stride], inv_t));
+    float s = 0.0f;
+    if (m != NEG_INF) {
+        for (int i = 0; i < count; ++i) s += expf(__fmul_rn(y[i * stride], inv_t) - m);
+    }
+    return make_float2(m, s);
+}
+
+// Combines two partials (`LogSumExp::merge` of the core, in f32).
+__device__ __forceinline__ float2 lse_merge(float2 a, float2 b) {
+    const float m = fmaxf(a.x, b.x);
+    if (m == NEG_INF) return make_float2(NEG_INF, 0.0f);
+    const float sa = a.y == 0.0f ? 0.0f : a.y * expf(a.x - m);
+    const float sb = b.y == 0.0f ? 0.0f : b.y * expf(b.x - m);
+    return make_float2(m, sa + sb);
+}

@@ -17,6 +17,9 @@
 // - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
 //   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
 //   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
+// - EX (the `_ex` entry points): the scratch logits are constrained before sampling, and each warp
+//   folds every tile's log-normaliser partial into its own per-row partials in shared memory; the
+//   block merges them in warp order and writes them to slot blockIdx.x.
 
 // Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
 #ifndef MMA_WARPS
@@ -83,13 +86,15 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 
 // The block's shared state for one launch shape.
-template <int NT>
+template <int NT, bool EX>
 struct MmaShared {
     static constexpr int ROWS = 8 * NT;
     // H chunks: [stage][K block of 32][row][32 elements].
     static constexpr int H_ELEMS = MMA_STAGES * (MMA_KC / 32) * ROWS * 32;
     static constexpr int SCRATCH_FLOATS = MMA_WARPS * 8 * MMA_SCRATCH_STRIDE;
-    static constexpr int BYTES = H_ELEMS * 2 + SCRATCH_FLOATS * 4;
+    // EX: each warp's log-normaliser partials, [warp][row].
+    static constexpr int NORMS = EX ? MMA_WARPS * ROWS : 0;
+    static constexpr int BYTES = H_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8;
 };
 
 // Stages chunk `c` of H (rows [0, batch), all zero beyond `batch` and `dim`) into its stage.
@@ -167,9 +172,11 @@ __device__ __forceinline__ void k_step(float (&acc)[MT][NT][4], const u32 (&a)[M
 
 // Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
 // candidate per (row, sample).
+template <bool EX>
 __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratch, u32 tile, u32 n,
                                               const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
-                                              u32 batch, u32 samples, u32 vocab_offset) {
+                                              u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
+                                              float2* norms) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __syncwarp();
     scratch[(2 * t) * MMA_SCRATCH_STRIDE + g] = c[0];
@@ -177,6 +184,27 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
     scratch[(2 * t) * MMA_SCRATCH_STRIDE + g + 8] = c[2];
     scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g + 8] = c[3];
     __syncwarp();
+    if constexpr (EX) {
+        // Lane = row g of the n-tile × tokens 4t … 4t+3 of the tile.
+        const u32 row = n * 8 + g, tok = tile * 16 + 4 * t;
+        const u32 count = tok < v_rows ? min(4u, v_rows - tok) : 0;
+        float* l = scratch + g * MMA_SCRATCH_STRIDE + 4 * t;
+        float2 part = make_float2(NEG_INF, 0.0f);
+        if (row < batch && count > 0) {
+            constrain(l, 1, (int)count, vocab_offset + tok, row, ex);
+            if (ex.norms) part = lse_of(l, 1, (int)count, row_of(rows[row]).inv_t);
+        }
+        if (ex.norms) {
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) {
+                const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
+                                                 __shfl_xor_sync(0xFFFFFFFFu, part.y, o));
+                part = lse_merge(part, other);
+            }
+            if (t == 0 && row < batch) norms[row] = lse_merge(norms[row], part);
+        }
+        __syncwarp();
+    }
     const u32 live_rows = min(8u, batch - min(batch, n * 8));
     const u32 pairs = live_rows * samples;
     // Lane = quarter q (tokens 4q … 4q+3) × slot; the eight slots walk the (row, sample) pairs.
@@ -196,14 +224,20 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
     }
 }
 
-template <typename E, int NT, int MT>
+template <typename E, int NT, int MT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
-                          u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
+                          u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
+                          const Extras& ex) {
+    typedef MmaShared<NT, EX> Shared;
     extern __shared__ __align__(16) unsigned char smem[];
     u16* hs = reinterpret_cast<u16*>(smem);
     const int warp = threadIdx.x >> 5;
-    float* scratch =
-        reinterpret_cast<float*>(smem + MmaShared<NT>::H_ELEMS * 2) + warp * 8 * MMA_SCRATCH_STRIDE;
+    float* scratch = reinterpret_cast<float*>(smem + Shared::H_ELEMS * 2) + warp * 8 * MMA_SCRATCH_STRIDE;
+    float2* all_norms = reinterpret_cast<float2*>(smem + Shared::H_ELEMS * 2 + Shared::SCRATCH_FLOATS * 4);
+    float2* norms = all_norms + warp * Shared::ROWS;
+    if constexpr (EX) {
+        for (int i = threadIdx.x & 31; i < Shared::ROWS; i += 32) norms[i] = make_float2(NEG_INF, 0.0f);
+    }
 
     const u32 tiles = (v_rows + 15) / 16;
     const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
@@ -253,10 +287,20 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 #pragma unroll
                 for (int n = 0; n < NT; ++n) {
                     if ((u32)n * 8 < batch) {
-                        tile_epilogue(acc[m][n], scratch, tile0 + m, n, rows, out, v_rows, batch, samples,
-                                      vocab_offset);
+                        tile_epilogue<EX>(acc[m][n], scratch, tile0 + m, n, rows, out, v_rows, batch, samples,
+                                          vocab_offset, ex, norms);
                     }
                 }
+            }
+        }
+    }
+    if constexpr (EX) {
+        if (ex.norms) {
+            __syncthreads();
+            for (u32 b = threadIdx.x; b < min(batch, (u32)Shared::ROWS); b += blockDim.x) {
+                float2 merged = all_norms[b];
+                for (int wi = 1; wi < MMA_WARPS; ++wi) merged = lse_merge(merged, all_norms[wi * Shared::ROWS + b]);
+                ex.norms[(size_t)b * ex.norm_slots + blockIdx.x] = merged;
             }
         }
     }
@@ -268,7 +312,12 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT(               \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
         u32 samples, u32 vocab_offset) {                                                             \
-        fused_mma<E, NT, MT>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);             \
+        fused_mma<E, NT, MT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{}); \
+    }                                                                                                \
+    extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT##_ex(          \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
+        u32 samples, u32 vocab_offset, Extras ex) {                                                  \
+        fused_mma<E, NT, MT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);   \
     }
 #define FUSED_MMA(E)                                                                                 \
     FUSED_MMA_NT(E, 1, 1) FUSED_MMA_NT(E, 2, 1) FUSED_MMA_NT(E, 4, 1) FUSED_MMA_NT(E, 8, MMA_MT8)          \

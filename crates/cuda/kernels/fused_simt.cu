@@ -4,14 +4,16 @@
 // R hidden rows at a time (register tile; R = 4 or 16, chosen by batch size), so each 16-byte W
 // load feeds several rows and each H load several tokens. Logits land in shared memory, then every (row, sample) of the pass
 // scans the tile and folds its winner into out[] with atomicMax (out must be zeroed first).
+// EX (the `_ex` entry points): the tile's logits are constrained first, and the block writes its
+// log-normaliser partial of every row to slot blockIdx.x.
 
 #define WARPS 8
 #define TOKENS_PER_WARP 4
 #define TILE (WARPS * TOKENS_PER_WARP)
-template <typename WT, typename HT, int R>
+template <typename WT, typename HT, int R, bool EX>
 __device__ void fused_sample(const typename WT::T* __restrict__ w, const typename HT::T* __restrict__ h,
                              const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
-                             u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
+                             u32 dim, u32 batch, u32 samples, u32 vocab_offset, const Extras& ex) {
     __shared__ float logits[TILE][R];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const u32 tile0 = blockIdx.x * TILE;
@@ -62,6 +64,17 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
             }
         __syncthreads();
 
+        if constexpr (EX) {
+            for (u32 j = threadIdx.x; j < nb; j += blockDim.x) {
+                constrain(&logits[0][j], R, (int)tile_len, vocab_offset + tile0, b0 + j, ex);
+                if (ex.norms && blockIdx.y == 0) {
+                    ex.norms[(size_t)(b0 + j) * ex.norm_slots + blockIdx.x] =
+                        lse_of(&logits[0][j], R, (int)tile_len, row_of(rows[b0 + j]).inv_t);
+                }
+            }
+            __syncthreads();
+        }
+
         // gridDim.y splits many samples over blocks (each recomputes the tile's small dot products).
         for (u32 p = blockIdx.y * blockDim.x + threadIdx.x; p < nb * samples; p += blockDim.x * gridDim.y) {
             const u32 j = p / samples, s = p % samples;
@@ -77,7 +90,12 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
     extern "C" __global__ void __launch_bounds__(WARPS * 32) fused_##WN##_##HN##_r##R(              \
         const WN::T* w, const HN::T* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim,         \
         u32 batch, u32 samples, u32 vocab_offset) {                                                \
-        fused_sample<WN, HN, R>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset);       \
+        fused_sample<WN, HN, R, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{}); \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(WARPS * 32) fused_##WN##_##HN##_r##R##_ex(         \
+        const WN::T* w, const HN::T* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim,         \
+        u32 batch, u32 samples, u32 vocab_offset, Extras ex) {                                     \
+        fused_sample<WN, HN, R, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex); \
     }
 #define FUSED(WN, HN) FUSED_R(WN, HN, 4) FUSED_R(WN, HN, 16)
 

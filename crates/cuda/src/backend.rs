@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::validate::MAX_SAMPLES;
-use flashsampling_core::{Backend, BackendInfo, DType, DeviceInfo, Error, LmHead, LmHeadRef, Request, Result};
+use flashsampling_core::{
+    logsumexp::LogSumExp, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, LmHead,
+    LmHeadRef, Request, Result, RowOutputs,
+};
 
+use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
-use crate::launch::{self, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
+use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
 use crate::NAME;
 
 /// One CUDA device: its context, a stream, and the kernels compiled for its architecture (once).
@@ -19,6 +23,8 @@ pub struct CudaBackend {
     functions: HashMap<String, CudaFunction>,
     /// Per tensor-core entry point: the blocks that fit on the device at once.
     mma_blocks: HashMap<String, u32>,
+    /// The largest of `mma_blocks`: log-normaliser slots per row enough for any tensor-core launch.
+    mma_norm_slots: u32,
     arch: String,
 }
 
@@ -62,10 +68,10 @@ impl CudaBackend {
             .map_err(|e| device_error("multiprocessor count", e))? as u32;
         let mut mma_blocks = HashMap::new();
         for e in [DType::Bf16, DType::F16] {
-            for nt in kernels::MMA_N_TILES {
-                let name = kernels::mma_name(e, nt);
+            for (nt, extras) in kernels::MMA_N_TILES.into_iter().flat_map(|nt| [(nt, false), (nt, true)]) {
+                let name = mma_entry(e, nt, extras);
                 let f = &functions[&name];
-                let shared = kernels::mma_shared_bytes(nt);
+                let shared = kernels::mma_shared_bytes(nt, extras);
                 f.set_attribute(
                     sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     shared as i32,
@@ -78,7 +84,8 @@ impl CudaBackend {
             }
         }
         let stream = ctx.default_stream();
-        Ok(CudaBackend { ctx, stream, functions, mma_blocks, arch })
+        let mma_norm_slots = mma_blocks.values().copied().max().unwrap_or(1);
+        Ok(CudaBackend { ctx, stream, functions, mma_blocks, mma_norm_slots, arch })
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -101,19 +108,32 @@ impl CudaBackend {
     /// until the stream has run the launch.
     pub unsafe fn sample_raw(&self, args: &FusedArgs, stream: sys::CUstream) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
+        let extras = args.extras.is_some();
         if kernels::mma_supported(args.w_dtype, args.h_dtype) {
-            return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows), args, stream);
+            return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows, extras), args, stream);
         }
         let name = kernels::fused_name(args.w_dtype, args.h_dtype, kernels::fused_rows(args.batch));
+        let name = if extras { kernels::with_extras(&name) } else { name };
         launch::fused(self.function(&name)?, args, stream)
     }
 
+    /// Log-normaliser slots per row ([`launch::Extras::norm_slots`]) that a fused launch over
+    /// `v_rows` weight rows of `w` and hidden states of `h` needs.
+    pub fn norm_slots(&self, w: DType, h: DType, v_rows: u32) -> u32 {
+        if kernels::mma_supported(w, h) {
+            self.mma_norm_slots
+        } else {
+            launch::simt_norm_slots(v_rows)
+        }
+    }
+
     /// The tensor-core variant for a pass of `rows` hidden rows of 16-bit type `e`.
-    fn mma_kernel(&self, e: DType, rows: u32) -> Result<MmaKernel<'_>> {
+    fn mma_kernel(&self, e: DType, rows: u32, extras: bool) -> Result<MmaKernel<'_>> {
         let nt = kernels::mma_n_tiles(rows);
-        let name = kernels::mma_name(e, nt);
+        let name = mma_entry(e, nt, extras);
         let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
-        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes: kernels::mma_shared_bytes(nt) })
+        let shared_bytes = kernels::mma_shared_bytes(nt, extras);
+        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes })
     }
 
     /// [`CudaBackend::sample_raw`], then the candidates (`args.out`, a workspace of
@@ -177,6 +197,7 @@ impl CudaBackend {
             batch: call.batch,
             samples: call.samples,
             vocab_offset: head.vocab_offset,
+            extras: None,
         };
         self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)
     }
@@ -214,6 +235,131 @@ impl CudaBackend {
 
     fn upload(&self, bytes: &[u8]) -> Result<CudaSlice<u8>> {
         self.stream.clone_htod(bytes).map_err(|e| device_error("upload", e))
+    }
+
+    /// One call of the [`Backend`] trait: uploads the request, launches, downloads the candidates
+    /// and, when `norms` is given, each row's log-normaliser partial over the shard.
+    fn run(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64], norms: Option<&mut [LogSumExp]>) -> Result<()> {
+        let dev = head.storage::<DeviceHead>(NAME)?;
+        let batch = u32::try_from(req.hidden.batch).map_err(|_| Error::Shape("batch over u32".into()))?;
+        let h_dtype = req.hidden.data.dtype();
+        let hidden = self.upload(req.hidden.data.as_bytes())?;
+        let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
+        let rows = self.upload(&RowArgs::to_bytes(&rows))?;
+        let transforms = validate::transforms(req, head.vocab_size)?;
+        let tables = ConstraintTables::new(&transforms).map(|t| self.upload_tables(&t)).transpose()?;
+        let slots = self.norm_slots(head.dtype, h_dtype, head.rows as u32);
+        let norm_parts = match norms {
+            Some(_) => Some(self.upload(&empty_norm_parts(batch as usize * slots as usize))?),
+            None => None,
+        };
+        // SAFETY: the context's own allocations; the output is fully written before it is read.
+        let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
+        {
+            let ptr = |b: &CudaSlice<u8>| b.device_ptr(&self.stream).0;
+            let extras = (tables.is_some() || norm_parts.is_some()).then(|| {
+                let mut e = tables.as_ref().map(|t| t.extras(&self.stream)).unwrap_or_default();
+                if let Some(parts) = &norm_parts {
+                    e.norms = ptr(parts);
+                    e.norm_slots = slots;
+                }
+                e
+            });
+            let args = FusedArgs {
+                w: dev.ptr(&self.stream),
+                w_dtype: head.dtype,
+                h: ptr(&hidden),
+                h_dtype,
+                rows: ptr(&rows),
+                out: cands.device_ptr(&self.stream).0,
+                v_rows: head.rows as u32,
+                dim: head.dim as u32,
+                batch,
+                samples: req.samples,
+                vocab_offset: head.vocab_offset,
+                extras,
+            };
+            // SAFETY: pointers from live allocations of this context, sized by the validated request;
+            // every allocation outlives the synchronisation below.
+            unsafe { self.sample_raw(&args, self.stream.cu_stream())? };
+        }
+        self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
+        let parts =
+            norm_parts.map(|p| self.stream.clone_dtoh(&p)).transpose().map_err(|e| device_error("download", e))?;
+        self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+        if let (Some(parts), Some(norms)) = (parts, norms) {
+            merge_norm_parts(&parts, slots as usize, norms);
+        }
+        Ok(())
+    }
+
+    fn upload_tables(&self, t: &ConstraintTables) -> Result<DeviceTables> {
+        let words = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        // Zero-length uploads are not allocations: an empty table gets one unused word.
+        let nonempty = |b: Vec<u8>| if b.is_empty() { vec![0; 4] } else { b };
+        Ok(DeviceTables {
+            has_mask: !t.mask.is_empty(),
+            has_adjust: !t.adjust_token.is_empty(),
+            mask: self.upload(&nonempty(words(&t.mask)))?,
+            mask_start: self.upload(&words(&t.mask_start))?,
+            adjust_start: self.upload(&words(&t.adjust_start))?,
+            adjust_token: self.upload(&nonempty(words(&t.adjust_token)))?,
+            adjust_coef: self.upload(&nonempty(floats(&t.adjust_coef)))?,
+        })
+    }
+}
+
+/// [`ConstraintTables`] in device memory.
+struct DeviceTables {
+    has_mask: bool,
+    has_adjust: bool,
+    mask: CudaSlice<u8>,
+    mask_start: CudaSlice<u8>,
+    adjust_start: CudaSlice<u8>,
+    adjust_token: CudaSlice<u8>,
+    adjust_coef: CudaSlice<u8>,
+}
+
+impl DeviceTables {
+    /// The kernels' view; a table no row uses is left out (NULL), so its lookups are skipped.
+    fn extras(&self, stream: &CudaStream) -> Extras {
+        let ptr = |b: &CudaSlice<u8>| b.device_ptr(stream).0;
+        Extras {
+            mask: if self.has_mask { ptr(&self.mask) } else { 0 },
+            mask_start: if self.has_mask { ptr(&self.mask_start) } else { 0 },
+            adjust_start: if self.has_adjust { ptr(&self.adjust_start) } else { 0 },
+            adjust_token: ptr(&self.adjust_token),
+            adjust_coef: ptr(&self.adjust_coef),
+            ..Extras::default()
+        }
+    }
+}
+
+/// `slots` f32 pairs `(-inf, 0)`: the empty partial, for slots no block writes.
+fn empty_norm_parts(slots: usize) -> Vec<u8> {
+    let pair: Vec<u8> = f32::NEG_INFINITY.to_le_bytes().into_iter().chain(0f32.to_le_bytes()).collect();
+    pair.repeat(slots)
+}
+
+/// Each row's partials (`[row][slot]` f32 pairs), merged in slot order.
+fn merge_norm_parts(parts: &[u8], slots: usize, norms: &mut [LogSumExp]) {
+    let f32_at = |i: usize| f32::from_le_bytes(parts[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    for (b, norm) in norms.iter_mut().enumerate() {
+        *norm = (0..slots)
+            .map(|s| 2 * (b * slots + s))
+            .map(|i| LogSumExp { max: f32_at(i), sum: f64::from(f32_at(i + 1)) })
+            .fold(LogSumExp::EMPTY, LogSumExp::merge);
+    }
+}
+
+/// The entry point of the tensor-core variant with `n_tiles`, with or without extras.
+fn mma_entry(e: DType, n_tiles: u32, extras: bool) -> String {
+    let name = kernels::mma_name(e, n_tiles);
+    if extras {
+        kernels::with_extras(&name)
+    } else {
+        name
     }
 }
 
@@ -281,37 +427,21 @@ impl Backend for CudaBackend {
         Ok(LmHead::new(NAME, &head, DeviceHead::Owned(weights)))
     }
 
+    fn features(&self) -> Features {
+        Features::of(&[Feature::Constraints, Feature::Logprobs])
+    }
+
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
-        let dev = head.storage::<DeviceHead>(NAME)?;
-        let batch = u32::try_from(req.hidden.batch).map_err(|_| Error::Shape("batch over u32".into()))?;
-        let hidden = self.upload(req.hidden.data.as_bytes())?;
-        let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
-        let rows = self.upload(&RowArgs::to_bytes(&rows))?;
-        // SAFETY: the context's own allocations; the output is fully written before it is read.
-        let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
-        {
-            let w = dev.ptr(&self.stream);
-            let (h, _gh) = hidden.device_ptr(&self.stream);
-            let (r, _gr) = rows.device_ptr(&self.stream);
-            let (o, _go) = cands.device_ptr(&self.stream);
-            let args = FusedArgs {
-                w,
-                w_dtype: head.dtype,
-                h,
-                h_dtype: req.hidden.data.dtype(),
-                rows: r,
-                out: o,
-                v_rows: head.rows as u32,
-                dim: head.dim as u32,
-                batch,
-                samples: req.samples,
-                vocab_offset: head.vocab_offset,
-            };
-            // SAFETY: pointers from live allocations of this context, sized by the validated request.
-            unsafe { self.sample_raw(&args, self.stream.cu_stream())? };
-        }
-        self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
-        self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
-        Ok(())
+        self.run(head, req, out, None)
+    }
+
+    fn launch_with_outputs(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        outputs: RowOutputs<'_>,
+    ) -> Result<()> {
+        self.run(head, req, out, Some(outputs.norms))
     }
 }

@@ -1,5 +1,5 @@
 //! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel (sampled
-//! rows, and greedy rows: the cost of the noise), the cuBLAS bf16 GEMM alone (bf16 logits), and the
+//! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs), the cuBLAS bf16 GEMM alone (bf16 logits), and the
 //! unfused path (that GEMM + sampling from the logits), each timed with device events after warm-up
 //! (median), against the floor measured in the same run.
 
@@ -13,7 +13,7 @@ use flashsampling_core::{Backend, DType, Result};
 
 use crate::driver::device_error;
 use crate::kernels::LogitsDType;
-use crate::launch::{FusedArgs, LogitsArgs, RowArgs};
+use crate::launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
 use crate::{CudaBackend, NAME};
 
 const WARMUP: usize = 10;
@@ -44,6 +44,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let h = random_bf16(&stream, max_b * dim, 0xbeef)?;
         let logits = alloc::<u16>(&stream, max_b * vocab)?;
         let out = alloc::<u64>(&stream, max_b)?;
+        let slots = cuda.norm_slots(DType::Bf16, DType::Bf16, vocab as u32);
+        let norms = alloc::<u64>(&stream, max_b * slots as usize)?;
         let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
         let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { temperature: 0.0, ..*r }).collect();
         let rows = stream.clone_htod(&RowArgs::to_bytes(&rows)).map_err(|e| device_error("upload", e))?;
@@ -54,6 +56,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let (op, _g4) = out.device_ptr(&stream);
         let (rp, _g5) = rows.device_ptr(&stream);
         let (gp, _g6) = greedy_rows.device_ptr(&stream);
+        let (np, _g7) = norms.device_ptr(&stream);
         for &batch in batches {
             let bytes = bytes_moved(dim, vocab, batch, 2, 2);
             let floor_us =
@@ -70,6 +73,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 batch: batch as u32,
                 samples: 1,
                 vocab_offset: 0,
+                extras: None,
             };
             let sample = LogitsArgs {
                 logits: lp,
@@ -88,14 +92,23 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let greedy = FusedArgs { rows: gp, ..fused };
             // SAFETY: as above.
             let t_greedy = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&greedy, cu) })?;
+            let logprobs =
+                FusedArgs { extras: Some(Extras { norms: np, norm_slots: slots, ..Extras::default() }), ..fused };
+            // SAFETY: as above; `norms` holds max_b × slots pairs.
+            let t_logprobs = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&logprobs, cu) })?;
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
             let t_unfused = time(&ctx, &stream, iters, || {
                 gemm()?;
                 // SAFETY: as above.
                 unsafe { cuda.sample_logits_raw(&sample, cu) }
             })?;
-            let variants =
-                [("fused", t_fused), ("fused-greedy", t_greedy), ("cublas-gemm", t_gemm), ("unfused", t_unfused)];
+            let variants = [
+                ("fused", t_fused),
+                ("fused-greedy", t_greedy),
+                ("fused-logprobs", t_logprobs),
+                ("cublas-gemm", t_gemm),
+                ("unfused", t_unfused),
+            ];
             for (variant, t) in variants {
                 records.push(Record {
                     backend: NAME.into(),

@@ -71,9 +71,17 @@ pub fn mma_name(e: DType, n_tiles: u32) -> String {
 }
 
 /// Dynamic shared memory of a tensor-core variant, as `MmaShared` in fused_mma.cu computes it:
-/// 4 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch.
-pub fn mma_shared_bytes(n_tiles: u32) -> u32 {
-    4 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4
+/// 4 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch, plus
+/// for the `_ex` variants 8 warps × 8·NT log-normaliser partials of 8 bytes.
+pub fn mma_shared_bytes(n_tiles: u32, extras: bool) -> u32 {
+    let norms = if extras { 8 * 8 * n_tiles * 8 } else { 0 };
+    4 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4 + norms
+}
+
+/// The entry point that also takes [`crate::launch::Extras`] (constraints, log-normaliser
+/// partials), of the fused kernel `name`.
+pub fn with_extras(name: &str) -> String {
+    format!("{name}_ex")
 }
 
 /// Element type of materialised logits the unfused path samples from.
@@ -94,9 +102,11 @@ pub fn logits_name(d: LogitsDType) -> &'static str {
 /// Every entry point in [`SOURCE`].
 pub fn entry_points() -> Vec<String> {
     let all = [DType::Bf16, DType::F16, DType::F32];
-    let mut names: Vec<String> =
+    let mut fused: Vec<String> =
         all.iter().flat_map(|&w| all.iter().flat_map(move |&h| FUSED_ROWS.map(|r| fused_name(w, h, r)))).collect();
-    names.extend([DType::Bf16, DType::F16].iter().flat_map(|&e| MMA_N_TILES.map(|nt| mma_name(e, nt))));
+    fused.extend([DType::Bf16, DType::F16].iter().flat_map(|&e| MMA_N_TILES.map(|nt| mma_name(e, nt))));
+    let mut names: Vec<String> = fused.iter().map(|n| with_extras(n)).collect();
+    names.extend(fused);
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names.push(DECODE.to_string());
     names

@@ -32,7 +32,7 @@ impl RowArgs {
 
     /// The little-endian bytes of `rows`, ready for upload.
     pub fn to_bytes(rows: &[RowArgs]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(rows.len() * size_of::<RowArgs>());
+        let mut v = Vec::with_capacity(std::mem::size_of_val(rows));
         for r in rows {
             v.extend_from_slice(&r.temperature.to_le_bytes());
             v.extend_from_slice(&r.reserved.to_le_bytes());
@@ -43,11 +43,52 @@ impl RowArgs {
     }
 }
 
+/// Per-row constraints and log-normaliser partials of a fused launch (`Extras` in
+/// kernels/common.cuh: 56 bytes, passed by value). A zero pointer means "none".
+///
+/// - `mask`: the rows' allowed-token bitmasks concatenated (bit `t % 32` of word `t / 32` for
+///   global token `t`); `mask_start`: per row, its first word, [`NO_MASK`] for none;
+/// - `adjust_start`: `batch + 1` offsets into `adjust_token` (global tokens, increasing within a
+///   row) and `adjust_coef` (three f32 per entry: scale of positive logits, scale of the rest,
+///   added), as [`flashsampling_core::constraints::RowTransform::adjustments`] gives them;
+/// - `norms`: `[batch][norm_slots]` `(max y, Σ exp(y − max y))` f32 pairs; each block writes its
+///   own slot, so the caller fills them with `(-inf, 0)` first and merges them in slot order.
+///   [`norm_slots`] says how many a launch needs.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Extras {
+    pub mask: sys::CUdeviceptr,
+    pub mask_start: sys::CUdeviceptr,
+    pub adjust_start: sys::CUdeviceptr,
+    pub adjust_token: sys::CUdeviceptr,
+    pub adjust_coef: sys::CUdeviceptr,
+    pub norms: sys::CUdeviceptr,
+    pub norm_slots: u32,
+}
+
+/// `mask_start` of a row without a bitmask.
+pub const NO_MASK: u32 = u32::MAX;
+
+impl Extras {
+    /// The tables of the rows from `b0` on (a pass over part of the batch).
+    fn past_rows(&self, b0: u32) -> Self {
+        let skip = |p: sys::CUdeviceptr, bytes_per_row: u64| if p == 0 { 0 } else { p + u64::from(b0) * bytes_per_row };
+        Extras {
+            mask_start: skip(self.mask_start, 4),
+            adjust_start: skip(self.adjust_start, 4),
+            norms: skip(self.norms, 8 * u64::from(self.norm_slots)),
+            ..*self
+        }
+    }
+}
+
 /// One fused sampling launch on device memory the caller owns.
 ///
 /// - `w`: `[v_rows, dim]` row-major weights of `w_dtype` (a vocabulary shard whose row 0 is global
 ///   token `vocab_offset`); `h`: `[batch, dim]` hidden states of `h_dtype`;
 /// - `rows`: `batch` [`RowArgs`]; `out`: `batch × samples` `u64` packed candidates, overwritten;
+/// - `extras`: constraints and log-normaliser partials, run by the `_ex` kernels; `None` runs the
+///   plain ones;
 /// - `dim` a multiple of 8 and every pointer 16-byte aligned (32 for f32 weights or hidden states).
 #[derive(Debug, Clone, Copy)]
 pub struct FusedArgs {
@@ -62,6 +103,7 @@ pub struct FusedArgs {
     pub batch: u32,
     pub samples: u32,
     pub vocab_offset: u32,
+    pub extras: Option<Extras>,
 }
 
 /// One sampling-from-logits launch: `logits` is `[batch, v_rows]` row-major, the rest as in
@@ -108,6 +150,22 @@ fn check_fused(a: &FusedArgs) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a launch of `blocks` blocks has a log-normaliser slot for each.
+fn check_slots(extras: Option<&Extras>, blocks: u32) -> Result<()> {
+    match extras {
+        Some(e) if e.norms != 0 && e.norm_slots < blocks => {
+            Err(Error::Shape(format!("{} log-normaliser slots per row for a launch of {blocks} blocks", e.norm_slots)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Log-normaliser slots per row that a launch of the CUDA-core kernel over `v_rows` needs (one
+/// per vocabulary tile); the tensor-core kernel needs its persistent grid's size.
+pub fn simt_norm_slots(v_rows: u32) -> u32 {
+    v_rows.div_ceil(FUSED_TILE)
+}
+
 /// Zeroes the `batch × samples` candidates of `out` on `stream`: the kernels fold into it.
 fn zero_candidates(out: sys::CUdeviceptr, batch: u32, samples: u32, stream: sys::CUstream) -> Result<()> {
     let bytes = batch as usize * samples as usize * 8;
@@ -122,6 +180,7 @@ struct FusedParams {
     rows: sys::CUdeviceptr,
     out: sys::CUdeviceptr,
     values: [u32; 5],
+    extras: Option<Extras>,
 }
 
 impl FusedParams {
@@ -132,6 +191,7 @@ impl FusedParams {
             rows: a.rows,
             out: a.out,
             values: [a.v_rows, a.dim, a.batch, a.samples, a.vocab_offset],
+            extras: a.extras,
         }
     }
 
@@ -145,8 +205,9 @@ impl FusedParams {
         shared: u32,
         stream: sys::CUstream,
     ) -> Result<()> {
+        check_slots(self.extras.as_ref(), grid.0)?;
         let [v, d, b, s, off] = &mut self.values;
-        let mut params: [*mut c_void; 9] = [
+        let mut params: Vec<*mut c_void> = vec![
             (&mut self.w as *mut sys::CUdeviceptr).cast(),
             (&mut self.h as *mut sys::CUdeviceptr).cast(),
             (&mut self.rows as *mut sys::CUdeviceptr).cast(),
@@ -157,6 +218,9 @@ impl FusedParams {
             (s as *mut u32).cast(),
             (off as *mut u32).cast(),
         ];
+        if let Some(extras) = self.extras.as_mut() {
+            params.push((extras as *mut Extras).cast());
+        }
         result::launch_kernel(f.cu_function(), grid, (threads, 1, 1), shared, stream, &mut params)
             .map_err(|e| device_error("launching the fused kernel", e))
     }
@@ -207,6 +271,7 @@ pub unsafe fn fused_mma<'a>(
             rows: a.rows + u64::from(b0) * std::mem::size_of::<RowArgs>() as u64,
             out: a.out + u64::from(b0) * u64::from(a.samples) * 8,
             batch: rows,
+            extras: a.extras.map(|e| e.past_rows(b0)),
             ..*a
         };
         let blocks = k.resident_blocks.clamp(1, tiles);

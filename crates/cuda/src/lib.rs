@@ -12,12 +12,13 @@
 
 mod backend;
 pub mod bench;
+pub mod constraints;
 mod driver;
 pub mod kernels;
 pub mod launch;
 
 pub use backend::{CudaBackend, DeviceCall, DeviceHead};
-pub use launch::{FusedArgs, LogitsArgs, RowArgs};
+pub use launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
 
 use flashsampling_core::{Backend, Error, Result};
 

@@ -1,9 +1,13 @@
 //! On a GPU: the CUDA backend agrees with the CPU reference on a small mixed case (every dtype pair,
 //! greedy and sampled rows, several samples, a vocabulary shard, V not a multiple of any tile).
-//! Small enough to run under compute-sanitizer. Skips where the backend is unavailable.
+//! Also the `_ex` kernels: per-row constraints and log-normalisers. Small enough to run under
+//! compute-sanitizer. Skips where the backend is unavailable.
 
 use flashsampling_core::cpu::ReferenceBackend;
-use flashsampling_core::{bf16, f16, Backend, DType, Error, HiddenRef, LmHeadRef, Request, RowParams, Tensor};
+use flashsampling_core::logsumexp::LogSumExp;
+use flashsampling_core::{
+    bf16, f16, Backend, DType, Error, HiddenRef, LmHeadRef, Penalties, Request, RowConstraints, RowParams, Tensor,
+};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed | 1;
@@ -51,8 +55,52 @@ fn open_cuda() -> Option<Box<dyn Backend>> {
     }
 }
 
-/// One case: `(identical tokens, tokens)` of the CUDA backend against the CPU reference on a
-/// vocabulary shard of `rows_v` tokens starting at global token `offset`, every third row greedy.
+/// What one case found: tokens identical to the CPU reference out of all, and the largest relative
+/// difference of the log-normalisers where they were asked for.
+struct Agreement {
+    same: usize,
+    total: usize,
+    worst_log_z: f64,
+}
+
+/// Per-row constraints over a vocabulary of `vocab` tokens, every fourth row without any: a random
+/// mask (row 1 mod 4), a bias and penalties (2 mod 4), both (3 mod 4). Tokens are global and some
+/// lie outside the shard.
+struct Constraints {
+    masks: Vec<Vec<u32>>,
+    bias: Vec<(u32, f32)>,
+    counts: Vec<(u32, u32)>,
+}
+
+impl Constraints {
+    fn new(vocab: usize, first: usize, len: usize) -> Self {
+        let bits = values(vocab.div_ceil(32) * 4, 9);
+        let masks = (0..4)
+            .map(|m| bits.chunks(4).map(|c| c.iter().fold(0u32, |w, x| (w << 8) ^ x.to_bits() >> m) | 0x11).collect())
+            .collect();
+        let token = |i: usize| ((first + i * 37 % (len + 300)) % vocab) as u32;
+        let bias = (0..24).map(|i| (token(2 * i), values(1, i as u64 + 5)[0] * 12.0)).collect();
+        let counts = (0..30).map(|i| (token(2 * i + 1), 1 + i as u32 % 4)).collect();
+        Constraints { masks, bias, counts }
+    }
+
+    fn rows(&self, batch: usize) -> Vec<RowConstraints<'_>> {
+        let penalties = Penalties { counts: &self.counts, repetition: 1.4, presence: 0.3, frequency: 0.25 };
+        (0..batch)
+            .map(|b| match b % 4 {
+                0 => RowConstraints::default(),
+                1 => RowConstraints { allowed: Some(&self.masks[b / 4 % 4]), ..Default::default() },
+                2 => RowConstraints { bias: &self.bias, penalties, ..Default::default() },
+                _ => RowConstraints { allowed: Some(&self.masks[b / 4 % 4]), bias: &self.bias, penalties },
+            })
+            .collect()
+    }
+}
+
+/// One case of the CUDA backend against the CPU reference on a vocabulary shard of `rows_v` tokens
+/// starting at global token `offset`, every third row greedy; with `extras`, also per-row
+/// constraints and the log-normalisers.
+#[allow(clippy::too_many_arguments)]
 fn agreement(
     cuda: &dyn Backend,
     (wd, hd): (DType, DType),
@@ -61,7 +109,8 @@ fn agreement(
     rows_v: usize,
     offset: usize,
     samples: u32,
-) -> (usize, usize) {
+    extras: bool,
+) -> Agreement {
     let params: Vec<RowParams> =
         (0..batch as u64)
             .map(|i| {
@@ -74,22 +123,39 @@ fn agreement(
             .collect();
     let w = Owned::new(wd, &values(rows_v * dim, 1));
     let h = Owned::new(hd, &values(batch * dim, 2));
-    let head = LmHeadRef::new(w.tensor(), dim).unwrap().shard(offset as u32, (offset + rows_v) as u32 + 1000).unwrap();
+    let vocab = offset + rows_v + 1000;
+    let head = LmHeadRef::new(w.tensor(), dim).unwrap().shard(offset as u32, vocab as u32).unwrap();
     let hidden = HiddenRef::new(h.tensor(), dim).unwrap();
-    let req = Request::new(hidden, &params, samples);
+    let constraints = Constraints::new(vocab, offset, rows_v);
+    let row_constraints = constraints.rows(batch);
+    let mut req = Request::new(hidden, &params, samples);
+    if extras {
+        req = req.with_constraints(&row_constraints);
+    }
     let g = cuda.load_lm_head(head).unwrap();
     let r = ReferenceBackend.load_lm_head(head).unwrap();
     let mut got = vec![u64::MAX; req.outputs()];
-    cuda.sample_candidates(&g, &req, &mut got).unwrap();
     let mut want = vec![0u64; req.outputs()];
-    ReferenceBackend.sample_candidates(&r, &req, &mut want).unwrap();
+    let mut worst_log_z = 0.0f64;
+    if extras {
+        let mut got_z = vec![LogSumExp { max: f32::NAN, sum: f64::NAN }; batch];
+        let mut want_z = vec![LogSumExp::EMPTY; batch];
+        cuda.sample_candidates_with_normalizer(&g, &req, &mut got, &mut got_z).unwrap();
+        ReferenceBackend.sample_candidates_with_normalizer(&r, &req, &mut want, &mut want_z).unwrap();
+        for (a, b) in got_z.iter().zip(&want_z) {
+            worst_log_z = worst_log_z.max((a.ln() - b.ln()).abs() / b.ln().abs().max(1.0));
+        }
+    } else {
+        cuda.sample_candidates(&g, &req, &mut got).unwrap();
+        ReferenceBackend.sample_candidates(&r, &req, &mut want).unwrap();
+    }
     let mut same = 0;
     for (a, b) in got.iter().zip(&want) {
         let (ta, tb) = (u32::MAX - *a as u32, u32::MAX - *b as u32);
         assert!((offset..offset + rows_v).contains(&(ta as usize)), "token {ta} outside the shard");
         same += usize::from(ta == tb);
     }
-    (same, got.len())
+    Agreement { same, total: got.len(), worst_log_z }
 }
 
 #[test]
@@ -98,9 +164,9 @@ fn agrees_with_the_cpu_reference() {
     let (mut same, mut total) = (0usize, 0usize);
     for wd in [DType::Bf16, DType::F16, DType::F32] {
         for hd in [DType::Bf16, DType::F16, DType::F32] {
-            let (s, t) = agreement(cuda.as_ref(), (wd, hd), 11, 72, 1037, 500, 5);
-            same += s;
-            total += t;
+            let a = agreement(cuda.as_ref(), (wd, hd), 11, 72, 1037, 500, 5, false);
+            same += a.same;
+            total += a.total;
         }
     }
     eprintln!("{same} of {total} tokens identical to the CPU reference");
@@ -114,9 +180,34 @@ fn tensor_core_variants_agree_with_the_cpu_reference() {
     let Some(cuda) = open_cuda() else { return };
     for dtype in [DType::Bf16, DType::F16] {
         for batch in [1, 8, 9, 16, 17, 40, 64, 65, 128, 200] {
-            let (same, total) = agreement(cuda.as_ref(), (dtype, dtype), batch, 200, 1001, 502, 3);
-            eprintln!("{} B={batch}: {same} of {total} tokens identical", dtype.name());
-            assert!(same * 100 >= total * 99, "{} B={batch}: {same} of {total} identical", dtype.name());
+            let a = agreement(cuda.as_ref(), (dtype, dtype), batch, 200, 1001, 502, 3, false);
+            eprintln!("{} B={batch}: {} of {} tokens identical", dtype.name(), a.same, a.total);
+            assert!(a.same * 100 >= a.total * 99, "{} B={batch}: {} of {} identical", dtype.name(), a.same, a.total);
         }
+    }
+}
+
+/// The `_ex` kernels (constraints and log-normalisers) of both paths: every tensor-core variant
+/// and its passes, and the CUDA-core kernel on mixed dtypes; masked, biased and penalised rows
+/// beside plain ones in one batch, on a vocabulary shard.
+#[test]
+fn constrained_kernels_agree_with_the_cpu_reference() {
+    let Some(cuda) = open_cuda() else { return };
+    let cases = [DType::Bf16, DType::F16]
+        .into_iter()
+        .flat_map(|d| [1, 9, 17, 40, 65, 200].map(|b| ((d, d), b)))
+        .chain([((DType::F32, DType::Bf16), 11), ((DType::Bf16, DType::F32), 23)]);
+    for ((wd, hd), batch) in cases {
+        let a = agreement(cuda.as_ref(), (wd, hd), batch, 200, 1001, 502, 3, true);
+        eprintln!(
+            "{}/{} B={batch}: {} of {} tokens identical, log-normalisers within {:.1e}",
+            wd.name(),
+            hd.name(),
+            a.same,
+            a.total,
+            a.worst_log_z
+        );
+        assert!(a.same * 100 >= a.total * 99, "B={batch}: {} of {} identical", a.same, a.total);
+        assert!(a.worst_log_z < 1e-5, "B={batch}: log-normaliser off by {:.2e}", a.worst_log_z);
     }
 }
