@@ -412,7 +412,7 @@ impl Backend for CudaBackend {
                 compute_units: sms,
                 details: vec![
                     format!("arch: {}", self.arch),
-                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes"
+                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs"
                         .into(),
                 ],
             }],
