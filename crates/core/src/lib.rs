@@ -26,6 +26,7 @@ pub mod params;
 pub mod philox;
 pub mod ranked;
 pub mod stats;
+pub mod survivors;
 pub mod tensor;
 pub mod testdata;
 pub mod truncation;

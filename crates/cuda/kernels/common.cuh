@@ -160,7 +160,7 @@ __device__ __forceinline__ u64 best_over(const float* logits, int stride, int co
 #define NO_MASK 0xFFFFFFFFu
 #define NEG_INF __int_as_float(0xFF800000)
 
-// `Extras` in src/launch.rs (56 bytes).
+// `Extras` in src/launch.rs (72 bytes).
 struct Extras {
     const u32* mask;          // the rows' bitmasks, concatenated: bit t % 32 of word t / 32, set = allowed
     const u32* mask_start;    // per row: its first word in `mask`, NO_MASK when it has none
@@ -168,6 +168,8 @@ struct Extras {
     const u32* adjust_token;  // global tokens, increasing within a row
     const float* adjust_coef; // three per entry: scale of positive logits, scale of the rest, added
     float2* norms;            // [row][slot]: (max y, Σ exp(y − max y)) of each block's tokens
+    float* scaled;            // [scaled_row[b]][token of the shard]: y of the rows that rank their tokens
+    const u32* scaled_row;    // per row: its row in `scaled`, NO_MASK when it ranks nothing
     u32 norm_slots;
 };
 
@@ -194,6 +196,15 @@ __device__ __forceinline__ void constrain(float* l, int stride, int count, u32 f
             if (((mask[t / 32] >> (t % 32)) & 1u) == 0) l[i * stride] = NEG_INF;
         }
     }
+}
+
+// Writes y = l · inv_t of `count` logits `l[i · stride]` (tokens `tok + i` of the shard) where row
+// `row` ranks its tokens: truncation and top-N are finished from these on the host.
+__device__ __forceinline__ void write_scaled(const float* l, int stride, int count, u32 tok, u32 row, u32 v_rows,
+                                             float inv_t, const Extras& ex) {
+    if (!ex.scaled_row || ex.scaled_row[row] == NO_MASK) return;
+    float* y = ex.scaled + (size_t)ex.scaled_row[row] * v_rows + tok;
+    for (int i = 0; i < count; ++i) y[i] = __fmul_rn(l[i * stride], inv_t);
 }
 
 // The log-normaliser partial of `count` values `y[i · stride]`: (max, Σ exp(y − max)); (-inf, 0)

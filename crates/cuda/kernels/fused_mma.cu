@@ -17,9 +17,10 @@
 // - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
 //   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
 //   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
-// - EX (the `_ex` entry points): the scratch logits are constrained before sampling, and each warp
-//   folds every tile's log-normaliser partial into its own per-row partials in shared memory; the
-//   block merges them in warp order and writes them to slot blockIdx.x.
+// - EX (the `_ex` entry points): the scratch logits are constrained before sampling, the scaled
+//   logits of ranking rows are written out, and each warp folds every tile's log-normaliser
+//   partial into its own per-row partials in shared memory; the block merges them in warp order
+//   and writes them to slot blockIdx.x.
 
 // Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
 #ifndef MMA_WARPS
@@ -191,8 +192,10 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
         float* l = scratch + g * MMA_SCRATCH_STRIDE + 4 * t;
         float2 part = make_float2(NEG_INF, 0.0f);
         if (row < batch && count > 0) {
+            const float inv_t = row_of(rows[row]).inv_t;
             constrain(l, 1, (int)count, vocab_offset + tok, row, ex);
-            if (ex.norms) part = lse_of(l, 1, (int)count, row_of(rows[row]).inv_t);
+            write_scaled(l, 1, (int)count, tok, row, v_rows, inv_t, ex);
+            if (ex.norms) part = lse_of(l, 1, (int)count, inv_t);
         }
         if (ex.norms) {
 #pragma unroll

@@ -4,8 +4,9 @@
 // R hidden rows at a time (register tile; R = 4 or 16, chosen by batch size), so each 16-byte W
 // load feeds several rows and each H load several tokens. Logits land in shared memory, then every (row, sample) of the pass
 // scans the tile and folds its winner into out[] with atomicMax (out must be zeroed first).
-// EX (the `_ex` entry points): the tile's logits are constrained first, and the block writes its
-// log-normaliser partial of every row to slot blockIdx.x.
+// EX (the `_ex` entry points): the tile's logits are constrained first, the scaled logits of ranking
+// rows are written out, and the block writes its log-normaliser partial of every row to slot
+// blockIdx.x.
 
 #define WARPS 8
 #define TOKENS_PER_WARP 4
@@ -66,10 +67,14 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
 
         if constexpr (EX) {
             for (u32 j = threadIdx.x; j < nb; j += blockDim.x) {
+                const float inv_t = row_of(rows[b0 + j]).inv_t;
                 constrain(&logits[0][j], R, (int)tile_len, vocab_offset + tile0, b0 + j, ex);
-                if (ex.norms && blockIdx.y == 0) {
-                    ex.norms[(size_t)(b0 + j) * ex.norm_slots + blockIdx.x] =
-                        lse_of(&logits[0][j], R, (int)tile_len, row_of(rows[b0 + j]).inv_t);
+                if (blockIdx.y == 0) {
+                    write_scaled(&logits[0][j], R, (int)tile_len, tile0, b0 + j, v_rows, inv_t, ex);
+                    if (ex.norms) {
+                        ex.norms[(size_t)(b0 + j) * ex.norm_slots + blockIdx.x] =
+                            lse_of(&logits[0][j], R, (int)tile_len, inv_t);
+                    }
                 }
             }
             __syncthreads();

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{
-    logsumexp::LogSumExp, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, LmHead,
-    LmHeadRef, Request, Result, RowOutputs,
+    logsumexp::LogSumExp,
+    ranked::Ranked,
+    survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY},
+    validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, LmHead, LmHeadRef, Request, Result,
+    RowOutputs,
 };
 
 use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
-use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
+use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs, NO_MASK};
 use crate::NAME;
 
 /// One CUDA device: its context, a stream, and the kernels compiled for its architecture (once).
@@ -237,34 +240,42 @@ impl CudaBackend {
         self.stream.clone_htod(bytes).map_err(|e| device_error("upload", e))
     }
 
-    /// One call of the [`Backend`] trait: uploads the request, launches, downloads the candidates
-    /// and, when `norms` is given, each row's log-normaliser partial over the shard.
-    fn run(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64], norms: Option<&mut [LogSumExp]>) -> Result<()> {
+    /// One call of the [`Backend`] trait: uploads the request, launches, downloads the candidates.
+    /// With `outputs`, also each row's log-normaliser over the shard and its top-N keys. Rows that
+    /// rank their tokens (truncation, top-N) get their scaled logits written by the kernel and are
+    /// finished on the host from that complete row ([`finish_row`]).
+    fn run(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64], outputs: Option<RowOutputs<'_>>) -> Result<()> {
         let dev = head.storage::<DeviceHead>(NAME)?;
         let batch = u32::try_from(req.hidden.batch).map_err(|_| Error::Shape("batch over u32".into()))?;
         let h_dtype = req.hidden.data.dtype();
+        let v_rows = head.rows as u32;
+        let plans = RowPlan::of_request(req);
+        let ranking: Vec<usize> = (0..plans.len()).filter(|&b| plans[b].list_length > 0).collect();
+        let normalize = outputs.is_some() || !ranking.is_empty();
         let hidden = self.upload(req.hidden.data.as_bytes())?;
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = self.upload(&RowArgs::to_bytes(&rows))?;
         let transforms = validate::transforms(req, head.vocab_size)?;
         let tables = ConstraintTables::new(&transforms).map(|t| self.upload_tables(&t)).transpose()?;
-        let slots = self.norm_slots(head.dtype, h_dtype, head.rows as u32);
-        let norm_parts = match norms {
-            Some(_) => Some(self.upload(&empty_norm_parts(batch as usize * slots as usize))?),
-            None => None,
-        };
+        let slots = self.norm_slots(head.dtype, h_dtype, v_rows);
+        let norm_parts =
+            if normalize { Some(self.upload(&empty_norm_parts(batch as usize * slots as usize))?) } else { None };
+        let scaled = if ranking.is_empty() { None } else { Some(self.scaled_rows(&ranking, plans.len(), v_rows)?) };
         // SAFETY: the context's own allocations; the output is fully written before it is read.
         let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
         {
             let ptr = |b: &CudaSlice<u8>| b.device_ptr(&self.stream).0;
-            let extras = (tables.is_some() || norm_parts.is_some()).then(|| {
-                let mut e = tables.as_ref().map(|t| t.extras(&self.stream)).unwrap_or_default();
-                if let Some(parts) = &norm_parts {
-                    e.norms = ptr(parts);
-                    e.norm_slots = slots;
-                }
-                e
-            });
+            let mut extras = tables.as_ref().map(|t| t.extras(&self.stream));
+            if let Some(parts) = &norm_parts {
+                let e = extras.get_or_insert_with(Extras::default);
+                e.norms = ptr(parts);
+                e.norm_slots = slots;
+            }
+            if let Some((values, row_of)) = &scaled {
+                let e = extras.get_or_insert_with(Extras::default);
+                e.scaled = ptr(values);
+                e.scaled_row = ptr(row_of);
+            }
             let args = FusedArgs {
                 w: dev.ptr(&self.stream),
                 w_dtype: head.dtype,
@@ -272,7 +283,7 @@ impl CudaBackend {
                 h_dtype,
                 rows: ptr(&rows),
                 out: cands.device_ptr(&self.stream).0,
-                v_rows: head.rows as u32,
+                v_rows,
                 dim: head.dim as u32,
                 batch,
                 samples: req.samples,
@@ -284,13 +295,48 @@ impl CudaBackend {
             unsafe { self.sample_raw(&args, self.stream.cu_stream())? };
         }
         self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
-        let parts =
-            norm_parts.map(|p| self.stream.clone_dtoh(&p)).transpose().map_err(|e| device_error("download", e))?;
+        let download = |b: &CudaSlice<u8>| self.stream.clone_dtoh(b).map_err(|e| device_error("download", e));
+        let parts = norm_parts.as_ref().map(download).transpose()?;
+        let scaled = scaled.as_ref().map(|(values, _)| download(values)).transpose()?;
         self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
-        if let (Some(parts), Some(norms)) = (parts, norms) {
-            merge_norm_parts(&parts, slots as usize, norms);
+
+        let mut norms = vec![LogSumExp::EMPTY; plans.len()];
+        if let Some(parts) = parts {
+            merge_norm_parts(&parts, slots as usize, &mut norms);
+        }
+        let mut no_top = [];
+        let (out_norms, top) = match outputs {
+            Some(o) => (Some(o.norms), o.top),
+            None => (None, &mut no_top[..]),
+        };
+        if let Some(scaled) = scaled {
+            let (samples, n) = (req.samples as usize, req.top_logprobs as usize);
+            for (i, &b) in ranking.iter().enumerate() {
+                let y = f32s(&scaled[i * 4 * v_rows as usize..(i + 1) * 4 * v_rows as usize]);
+                let ranked = Ranked::all(&y, head.vocab_offset);
+                let (row_out, row_top) = (&mut out[b * samples..(b + 1) * samples], &mut top[b * n..(b + 1) * n]);
+                norms[b] = finish_row(&plans[b], &req.rows[b], &ranked, norms[b], row_out, row_top)
+                    .expect(COMPLETE_LISTS_CERTIFY);
+            }
+        }
+        if let Some(out_norms) = out_norms {
+            out_norms.copy_from_slice(&norms);
         }
         Ok(())
+    }
+
+    /// Device buffers for the scaled logits of the `ranking` rows of a batch of `batch`: the values
+    /// (`ranking.len() × v_rows` f32) and each row's index into them ([`NO_MASK`] for the others).
+    fn scaled_rows(&self, ranking: &[usize], batch: usize, v_rows: u32) -> Result<(CudaSlice<u8>, CudaSlice<u8>)> {
+        let mut row_of = vec![NO_MASK; batch];
+        for (i, &b) in ranking.iter().enumerate() {
+            row_of[b] = i as u32;
+        }
+        // SAFETY: every value is written by the kernel before it is read.
+        let values = unsafe { self.stream.alloc::<u8>(ranking.len() * v_rows as usize * 4) }
+            .map_err(|e| device_error("alloc", e))?;
+        let row_of = self.upload(&row_of.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>())?;
+        Ok((values, row_of))
     }
 
     fn upload_tables(&self, t: &ConstraintTables) -> Result<DeviceTables> {
@@ -342,13 +388,18 @@ fn empty_norm_parts(slots: usize) -> Vec<u8> {
     pair.repeat(slots)
 }
 
+/// Little-endian f32 values.
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+}
+
 /// Each row's partials (`[row][slot]` f32 pairs), merged in slot order.
 fn merge_norm_parts(parts: &[u8], slots: usize, norms: &mut [LogSumExp]) {
-    let f32_at = |i: usize| f32::from_le_bytes(parts[4 * i..4 * i + 4].try_into().expect("4 bytes"));
-    for (b, norm) in norms.iter_mut().enumerate() {
-        *norm = (0..slots)
-            .map(|s| 2 * (b * slots + s))
-            .map(|i| LogSumExp { max: f32_at(i), sum: f64::from(f32_at(i + 1)) })
+    let pairs = f32s(parts);
+    for (norm, row) in norms.iter_mut().zip(pairs.chunks_exact(2 * slots)) {
+        *norm = row
+            .chunks_exact(2)
+            .map(|p| LogSumExp { max: p[0], sum: f64::from(p[1]) })
             .fold(LogSumExp::EMPTY, LogSumExp::merge);
     }
 }
@@ -412,7 +463,7 @@ impl Backend for CudaBackend {
                 compute_units: sms,
                 details: vec![
                     format!("arch: {}", self.arch),
-                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs"
+                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs; truncation and top-N ranked on the host"
                         .into(),
                 ],
             }],
@@ -428,7 +479,7 @@ impl Backend for CudaBackend {
     }
 
     fn features(&self) -> Features {
-        Features::of(&[Feature::Constraints, Feature::Logprobs])
+        Features::of(&[Feature::Constraints, Feature::Logprobs, Feature::Truncation, Feature::TopLogprobs])
     }
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
@@ -442,6 +493,6 @@ impl Backend for CudaBackend {
         out: &mut [u64],
         outputs: RowOutputs<'_>,
     ) -> Result<()> {
-        self.run(head, req, out, Some(outputs.norms))
+        self.run(head, req, out, Some(outputs))
     }
 }

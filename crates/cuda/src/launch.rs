@@ -44,7 +44,7 @@ impl RowArgs {
 }
 
 /// Per-row constraints and log-normaliser partials of a fused launch (`Extras` in
-/// kernels/common.cuh: 56 bytes, passed by value). A zero pointer means "none".
+/// kernels/common.cuh: 72 bytes, passed by value). A zero pointer means "none".
 ///
 /// - `mask`: the rows' allowed-token bitmasks concatenated (bit `t % 32` of word `t / 32` for
 ///   global token `t`); `mask_start`: per row, its first word, [`NO_MASK`] for none;
@@ -53,7 +53,9 @@ impl RowArgs {
 ///   added), as [`flashsampling_core::constraints::RowTransform::adjustments`] gives them;
 /// - `norms`: `[batch][norm_slots]` `(max y, Σ exp(y − max y))` f32 pairs; each block writes its
 ///   own slot, so the caller fills them with `(-inf, 0)` first and merges them in slot order.
-///   [`norm_slots`] says how many a launch needs.
+///   [`simt_norm_slots`] and [`crate::CudaBackend::norm_slots`] say how many a launch needs;
+/// - `scaled`: `[rows that rank][v_rows]` f32 `y = l̃ / T` (untempered for greedy rows), and
+///   `scaled_row`: per row, its row in `scaled` or [`NO_MASK`] when it ranks nothing.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Extras {
@@ -63,8 +65,13 @@ pub struct Extras {
     pub adjust_token: sys::CUdeviceptr,
     pub adjust_coef: sys::CUdeviceptr,
     pub norms: sys::CUdeviceptr,
+    pub scaled: sys::CUdeviceptr,
+    pub scaled_row: sys::CUdeviceptr,
     pub norm_slots: u32,
 }
+
+// The kernels take it by value with this layout.
+const _: () = assert!(std::mem::size_of::<Extras>() == 72);
 
 /// `mask_start` of a row without a bitmask.
 pub const NO_MASK: u32 = u32::MAX;
@@ -76,6 +83,7 @@ impl Extras {
         Extras {
             mask_start: skip(self.mask_start, 4),
             adjust_start: skip(self.adjust_start, 4),
+            scaled_row: skip(self.scaled_row, 4),
             norms: skip(self.norms, 8 * u64::from(self.norm_slots)),
             ..*self
         }

@@ -7,6 +7,7 @@ use flashsampling_core::cpu::ReferenceBackend;
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::{
     bf16, f16, Backend, DType, Error, HiddenRef, LmHeadRef, Penalties, Request, RowConstraints, RowParams, Tensor,
+    Truncation,
 };
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -209,5 +210,64 @@ fn constrained_kernels_agree_with_the_cpu_reference() {
         );
         assert!(a.same * 100 >= a.total * 99, "B={batch}: {} of {} identical", a.same, a.total);
         assert!(a.worst_log_z < 1e-5, "B={batch}: log-normaliser off by {:.2e}", a.worst_log_z);
+    }
+}
+
+/// Rows that rank their tokens (top-k, top-p, min-p and their combinations; top-N logprobs), with
+/// constraints, beside plain rows, over a whole vocabulary (truncation needs one): the CUDA
+/// backend's tokens, log-normalisers and top-N lists against the CPU reference.
+#[test]
+fn ranking_rows_agree_with_the_cpu_reference() {
+    let Some(cuda) = open_cuda() else { return };
+    let cases = [((DType::Bf16, DType::Bf16), 9), ((DType::Bf16, DType::Bf16), 150), ((DType::F32, DType::Bf16), 7)];
+    for ((wd, hd), batch) in cases {
+        let (dim, vocab) = (96, 3001);
+        let params: Vec<RowParams> = (0..batch as u64)
+            .map(
+                |i| if i % 4 == 0 { RowParams::greedy() } else { RowParams::new(0.6 + (i % 5) as f32 * 0.3, 5 + i, i) },
+            )
+            .collect();
+        let truncation: Vec<Truncation> = (0..batch)
+            .map(|b| match b % 5 {
+                0 => Truncation::default(),
+                1 => Truncation::top_k(40),
+                2 => Truncation::top_k(50).and_top_p(0.9),
+                3 => Truncation::min_p(0.05),
+                _ => Truncation::top_p(0.8).and_min_p(0.01),
+            })
+            .collect();
+        let w = Owned::new(wd, &values(vocab * dim, 3).iter().map(|x| 8.0 * x).collect::<Vec<_>>());
+        let h = Owned::new(hd, &values(batch * dim, 4));
+        let head = LmHeadRef::new(w.tensor(), dim).unwrap();
+        let constraints = Constraints::new(vocab, 0, vocab);
+        let row_constraints = constraints.rows(batch);
+        let req = Request::new(HiddenRef::new(h.tensor(), dim).unwrap(), &params, 3)
+            .with_constraints(&row_constraints)
+            .with_truncation(&truncation)
+            .with_logprobs()
+            .with_top_logprobs(4);
+        let got = cuda.sample(&cuda.load_lm_head(head).unwrap(), &req).unwrap();
+        let want = ReferenceBackend.sample(&ReferenceBackend.load_lm_head(head).unwrap(), &req).unwrap();
+        let same = got.tokens.iter().zip(&want.tokens).filter(|(a, b)| a == b).count();
+        let (gt, wt) = (got.top_logprobs.unwrap(), want.top_logprobs.unwrap());
+        let same_top = gt.tokens.iter().zip(&wt.tokens).filter(|(a, b)| a == b).count();
+        let worst_z = got
+            .log_normalizer
+            .unwrap()
+            .iter()
+            .zip(want.log_normalizer.unwrap())
+            .map(|(a, b)| f64::from((a - b).abs()) / f64::from(b.abs()).max(1.0))
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{}/{} B={batch}: {same} of {} tokens, {same_top} of {} top-N tokens identical, logZ within {worst_z:.1e}",
+            wd.name(),
+            hd.name(),
+            got.tokens.len(),
+            gt.tokens.len()
+        );
+        assert_eq!(got.status, want.status);
+        assert!(same * 100 >= got.tokens.len() * 99, "B={batch}: {same} of {} tokens identical", got.tokens.len());
+        assert!(same_top * 100 >= gt.tokens.len() * 99, "B={batch}: {same_top} of {} top-N identical", gt.tokens.len());
+        assert!(worst_z < 1e-5, "B={batch}: log-normaliser off by {worst_z:.2e}");
     }
 }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::dot::dot;
-use super::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use super::winner::Winner;
 use super::{host_head, load_host_head};
 use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead, RowOutputs};
@@ -32,6 +31,7 @@ use crate::logsumexp::LogSumExp;
 use crate::noise::{GumbelBounds, NoiseStream};
 use crate::params::{Request, RowParams};
 use crate::ranked::{Ranked, TopList};
+use crate::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use crate::tensor::LmHeadRef;
 use crate::validate;
 

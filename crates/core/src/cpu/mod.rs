@@ -4,11 +4,11 @@
 mod dot;
 mod fused;
 mod reference;
-mod survivors;
 mod winner;
 
 pub use fused::CpuBackend;
 pub use reference::ReferenceBackend;
+pub(crate) use winner::Winner;
 
 use crate::backend::LmHead;
 use crate::error::Result;

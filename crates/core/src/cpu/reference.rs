@@ -3,7 +3,6 @@
 //! against it token for token. Truncated rows are always cut from their complete ranked row (the
 //! materialised path of DESIGN.md §3.6).
 
-use super::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use super::{host_head, load_host_head};
 use crate::backend::{Backend, BackendInfo, DeviceInfo, LmHead, RowOutputs};
 use crate::candidate::{pack, EMPTY};
@@ -14,6 +13,7 @@ use crate::logsumexp::LogSumExp;
 use crate::noise::gumbel;
 use crate::params::Request;
 use crate::ranked::Ranked;
+use crate::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use crate::tensor::LmHeadRef;
 use crate::validate;
 

@@ -4,7 +4,7 @@ use crate::candidate::{pack, score_of};
 use crate::noise::{gumbel_from_word, GumbelBounds};
 
 /// The best candidate so far and its score.
-pub(super) struct Winner {
+pub(crate) struct Winner {
     pub best: u64,
     score: f32,
 }

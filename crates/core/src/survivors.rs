@@ -1,11 +1,11 @@
 //! The rows of a call that rank their tokens (truncation, top-N logprobs): what each needs, and how
 //! a ranked row is finished — cut by its truncation, sampled over the survivors, its top-N and
-//! log-normaliser written. Shared by both CPU backends.
+//! log-normaliser written. Shared by every backend that ranks on the host.
 
 use rayon::prelude::*;
 
-use super::winner::Winner;
 use crate::candidate::{unpack, EMPTY};
+use crate::cpu::Winner;
 use crate::logsumexp::LogSumExp;
 use crate::noise::{self, GumbelBounds};
 use crate::params::{Request, RowParams};
@@ -14,7 +14,7 @@ use crate::truncation::Truncation;
 
 /// What one row needs beyond an untruncated sample.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct RowPlan<'a> {
+pub struct RowPlan<'a> {
     /// The row's truncation, when it can remove a token and matters: a greedy row's argmax always
     /// survives, so its truncation matters only to its logprobs.
     pub truncation: Option<&'a Truncation>,
@@ -46,13 +46,13 @@ impl<'a> RowPlan<'a> {
 }
 
 /// Why finishing a row from a [`Ranked::all`] list cannot fail.
-pub(super) const COMPLETE_LISTS_CERTIFY: &str = "a complete ranked list always certifies its cut-off";
+pub const COMPLETE_LISTS_CERTIFY: &str = "a complete ranked list always certifies its cut-off";
 
 /// Finishes a ranked row: writes its samples (when truncated: Gumbel-max over the survivors, the
 /// same noise as the untruncated row) into `slots` and its top-N keys into `top`, and returns the
 /// log-normaliser of the distribution it samples from. `None` when the list cannot certify the
 /// cut-off: the caller ranks the whole row and finishes it from that complete list.
-pub(super) fn finish_row(
+pub fn finish_row(
     plan: &RowPlan<'_>,
     params: &RowParams,
     ranked: &Ranked,
