@@ -1,15 +1,18 @@
 //! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel (sampled
 //! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs), the cuBLAS bf16 GEMM alone (bf16 logits), and the
 //! unfused path (that GEMM + sampling from the logits), each timed with device events after warm-up
-//! (median), against the floor measured in the same run.
+//! (median), against the floor measured in the same run. Up to B = 64 also the trait path
+//! ([`Backend::sample`], host wall clock: uploads and downloads included), plain and with top-k 50 +
+//! top-p 0.9 + logprobs, whose ranking rows are finished on the host.
 
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cudarc::cublas::{result as blas, sys as bsys, CudaBlas};
 use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::bench::{bytes_moved, median, Record};
-use flashsampling_core::{Backend, DType, Result};
+use flashsampling_core::{bf16, Backend, DType, HiddenRef, LmHead, Request, Result, RowParams, Tensor, Truncation};
 
 use crate::driver::device_error;
 use crate::kernels::LogitsDType;
@@ -109,7 +112,14 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 ("cublas-gemm", t_gemm),
                 ("unfused", t_unfused),
             ];
-            for (variant, t) in variants {
+            let trait_path = if batch <= TRAIT_PATH_MAX_BATCH {
+                // SAFETY: `w` outlives the head, which this loop iteration drops.
+                let head = unsafe { cuda.borrow_lm_head(wp, DType::Bf16, (vocab, dim), (0, vocab as u32))? };
+                trait_path_times(&cuda, &head, dim, batch)?
+            } else {
+                vec![]
+            };
+            for (variant, t) in variants.into_iter().chain(trait_path) {
                 records.push(Record {
                     backend: NAME.into(),
                     device: device.clone(),
@@ -125,6 +135,35 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         }
     }
     Ok(records)
+}
+
+/// Batches up to which the trait path is timed (its ranking rows are finished on the host).
+const TRAIT_PATH_MAX_BATCH: usize = 64;
+/// Timed calls of the trait path, after one warm-up.
+const TRAIT_PATH_ITERS: usize = 5;
+
+/// Host wall-clock medians of [`Backend::sample`] on `head` (hidden states uploaded, tokens and
+/// outputs downloaded: what a Rust caller of the trait waits for), plain and with top-k 50 +
+/// top-p 0.9 + logprobs on every row.
+fn trait_path_times(cuda: &CudaBackend, head: &LmHead, dim: usize, batch: usize) -> Result<Vec<(&'static str, f64)>> {
+    let h: Vec<bf16> = (0..batch * dim).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 * 1e-3 - 0.5)).collect();
+    let hidden = HiddenRef::new(Tensor::Bf16(&h), dim)?;
+    let rows: Vec<RowParams> = (0..batch as u64).map(|i| RowParams::new(1.0, 0x1234 + i, 7)).collect();
+    let truncation = vec![Truncation::top_k(50).and_top_p(0.9); batch];
+    let plain = Request::new(hidden, &rows, 1);
+    let featured = plain.with_truncation(&truncation).with_logprobs();
+    let mut out = Vec::new();
+    for (variant, req) in [("trait-plain", &plain), ("trait-topk50-topp0.9-logprobs", &featured)] {
+        cuda.sample(head, req)?;
+        let mut times: Vec<f64> = (0..TRAIT_PATH_ITERS)
+            .map(|_| {
+                let start = Instant::now();
+                cuda.sample(head, req).map(|_| start.elapsed().as_secs_f64() * 1e6)
+            })
+            .collect::<Result<_>>()?;
+        out.push((variant, median(&mut times)));
+    }
+    Ok(out)
 }
 
 /// Copy bandwidth (2 GiB device-to-device, bytes read + written) and the bf16 GEMM rate (8192³).
