@@ -6,17 +6,15 @@ use std::sync::Arc;
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{
-    logsumexp::LogSumExp,
-    ranked::Ranked,
-    survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY},
-    validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature, Features, LmHead, LmHeadRef, Request, Result,
-    RowOutputs,
+    logsumexp::LogSumExp, survivors::RowPlan, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature,
+    Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
 };
 
 use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
-use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs, NO_MASK};
+use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
+use crate::ranking::RankingRows;
 use crate::NAME;
 
 /// One CUDA device: its context, a stream, and the kernels compiled for its architecture (once).
@@ -242,16 +240,15 @@ impl CudaBackend {
 
     /// One call of the [`Backend`] trait: uploads the request, launches, downloads the candidates.
     /// With `outputs`, also each row's log-normaliser over the shard and its top-N keys. Rows that
-    /// rank their tokens (truncation, top-N) get their scaled logits written by the kernel and are
-    /// finished on the host from that complete row ([`finish_row`]).
+    /// rank their tokens (truncation, top-N) are finished by [`RankingRows`].
     fn run(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64], outputs: Option<RowOutputs<'_>>) -> Result<()> {
         let dev = head.storage::<DeviceHead>(NAME)?;
         let batch = u32::try_from(req.hidden.batch).map_err(|_| Error::Shape("batch over u32".into()))?;
         let h_dtype = req.hidden.data.dtype();
         let v_rows = head.rows as u32;
         let plans = RowPlan::of_request(req);
-        let ranking: Vec<usize> = (0..plans.len()).filter(|&b| plans[b].list_length > 0).collect();
-        let normalize = outputs.is_some() || !ranking.is_empty();
+        let ranking = RankingRows::new(&self.stream, &plans, v_rows)?;
+        let normalize = outputs.is_some() || ranking.is_some();
         let hidden = self.upload(req.hidden.data.as_bytes())?;
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = self.upload(&RowArgs::to_bytes(&rows))?;
@@ -260,7 +257,6 @@ impl CudaBackend {
         let slots = self.norm_slots(head.dtype, h_dtype, v_rows);
         let norm_parts =
             if normalize { Some(self.upload(&empty_norm_parts(batch as usize * slots as usize))?) } else { None };
-        let scaled = if ranking.is_empty() { None } else { Some(self.scaled_rows(&ranking, plans.len(), v_rows)?) };
         // SAFETY: the context's own allocations; the output is fully written before it is read.
         let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
         {
@@ -271,10 +267,8 @@ impl CudaBackend {
                 e.norms = ptr(parts);
                 e.norm_slots = slots;
             }
-            if let Some((values, row_of)) = &scaled {
-                let e = extras.get_or_insert_with(Extras::default);
-                e.scaled = ptr(values);
-                e.scaled_row = ptr(row_of);
+            if let Some(r) = &ranking {
+                r.point(&self.stream, extras.get_or_insert_with(Extras::default));
             }
             let args = FusedArgs {
                 w: dev.ptr(&self.stream),
@@ -294,10 +288,12 @@ impl CudaBackend {
             // every allocation outlives the synchronisation below.
             unsafe { self.sample_raw(&args, self.stream.cu_stream())? };
         }
+        if let Some(r) = &ranking {
+            r.select(self.function(kernels::SELECT)?, &self.stream, head.vocab_offset)?;
+        }
         self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
-        let download = |b: &CudaSlice<u8>| self.stream.clone_dtoh(b).map_err(|e| device_error("download", e));
-        let parts = norm_parts.as_ref().map(download).transpose()?;
-        let scaled = scaled.as_ref().map(|(values, _)| download(values)).transpose()?;
+        let parts =
+            norm_parts.map(|p| self.stream.clone_dtoh(&p)).transpose().map_err(|e| device_error("download", e))?;
         self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
 
         let mut norms = vec![LogSumExp::EMPTY; plans.len()];
@@ -309,34 +305,14 @@ impl CudaBackend {
             Some(o) => (Some(o.norms), o.top),
             None => (None, &mut no_top[..]),
         };
-        if let Some(scaled) = scaled {
+        if let Some(r) = &ranking {
             let (samples, n) = (req.samples as usize, req.top_logprobs as usize);
-            for (i, &b) in ranking.iter().enumerate() {
-                let y = f32s(&scaled[i * 4 * v_rows as usize..(i + 1) * 4 * v_rows as usize]);
-                let ranked = Ranked::all(&y, head.vocab_offset);
-                let (row_out, row_top) = (&mut out[b * samples..(b + 1) * samples], &mut top[b * n..(b + 1) * n]);
-                norms[b] = finish_row(&plans[b], &req.rows[b], &ranked, norms[b], row_out, row_top)
-                    .expect(COMPLETE_LISTS_CERTIFY);
-            }
+            r.finish(&self.stream, (&plans, req.rows), head.vocab_offset, &mut norms, (out, samples), (top, n))?;
         }
         if let Some(out_norms) = out_norms {
             out_norms.copy_from_slice(&norms);
         }
         Ok(())
-    }
-
-    /// Device buffers for the scaled logits of the `ranking` rows of a batch of `batch`: the values
-    /// (`ranking.len() × v_rows` f32) and each row's index into them ([`NO_MASK`] for the others).
-    fn scaled_rows(&self, ranking: &[usize], batch: usize, v_rows: u32) -> Result<(CudaSlice<u8>, CudaSlice<u8>)> {
-        let mut row_of = vec![NO_MASK; batch];
-        for (i, &b) in ranking.iter().enumerate() {
-            row_of[b] = i as u32;
-        }
-        // SAFETY: every value is written by the kernel before it is read.
-        let values = unsafe { self.stream.alloc::<u8>(ranking.len() * v_rows as usize * 4) }
-            .map_err(|e| device_error("alloc", e))?;
-        let row_of = self.upload(&row_of.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>())?;
-        Ok((values, row_of))
     }
 
     fn upload_tables(&self, t: &ConstraintTables) -> Result<DeviceTables> {
@@ -389,7 +365,7 @@ fn empty_norm_parts(slots: usize) -> Vec<u8> {
 }
 
 /// Little-endian f32 values.
-fn f32s(bytes: &[u8]) -> Vec<f32> {
+pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
 }
 
@@ -463,7 +439,7 @@ impl Backend for CudaBackend {
                 compute_units: sms,
                 details: vec![
                     format!("arch: {}", self.arch),
-                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs; truncation and top-N ranked on the host"
+                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs, truncation and top-N (lists selected on the device, finished on the host)"
                         .into(),
                 ],
             }],

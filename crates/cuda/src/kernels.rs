@@ -13,10 +13,17 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/fused_mma.cu"),
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
+    include_str!("../kernels/select.cu"),
 );
 
 /// Entry point that turns candidates into tokens and row statuses on the device.
 pub const DECODE: &str = "decode_candidates";
+
+/// Entry point that keeps the most likely keys of each ranking row's scaled logits (select.cu).
+pub const SELECT: &str = "select_top_keys";
+
+/// Threads per block of [`SELECT`] (`SELECT_THREADS` in select.cu).
+pub const SELECT_THREADS: u32 = 1024;
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).
 pub const CI_ARCHS: [&str; 3] = ["sm_80", "sm_90a", "sm_100a"];
@@ -109,6 +116,7 @@ pub fn entry_points() -> Vec<String> {
     names.extend(fused);
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names.push(DECODE.to_string());
+    names.push(SELECT.to_string());
     names
 }
 

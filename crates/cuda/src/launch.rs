@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams};
 
 use crate::driver::device_error;
-use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS};
+use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS, SELECT_THREADS};
 
 /// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
 /// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
@@ -344,4 +344,32 @@ pub unsafe fn decode(
     let blocks = batch.div_ceil(THREADS).clamp(1, MAX_GRID_Y);
     result::launch_kernel(f.cu_function(), (blocks, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the decode kernel", e))
+}
+
+/// Keeps, for each of `rows` ranking rows of scaled logits (`scaled`, `[rows][v_rows]` f32, as the
+/// `_ex` kernels write them), its most likely keys `pack(y, vocab_offset + i)`, masked tokens left
+/// out: row `r` writes up to `out_start[r + 1] - out_start[r]` keys from `keys + out_start[r]`
+/// (unordered) and `counts[2r]` = keys written, `counts[2r + 1]` = its tokens of finite y.
+///
+/// # Safety
+/// Device pointers of the current context of those sizes (`out_start`: `rows + 1` u32, `counts`:
+/// `2 · rows` u32), alive until the stream has run the launch.
+pub unsafe fn select_top(
+    f: &CudaFunction,
+    (scaled, v_rows, vocab_offset): (sys::CUdeviceptr, u32, u32),
+    (out_start, keys, counts): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
+    rows: u32,
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut s, mut v, mut off, mut o, mut k, mut c) = (scaled, v_rows, vocab_offset, out_start, keys, counts);
+    let mut params: [*mut c_void; 6] = [
+        (&mut s as *mut sys::CUdeviceptr).cast(),
+        (&mut v as *mut u32).cast(),
+        (&mut off as *mut u32).cast(),
+        (&mut o as *mut sys::CUdeviceptr).cast(),
+        (&mut k as *mut sys::CUdeviceptr).cast(),
+        (&mut c as *mut sys::CUdeviceptr).cast(),
+    ];
+    result::launch_kernel(f.cu_function(), (rows, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the selection kernel", e))
 }

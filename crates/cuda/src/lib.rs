@@ -16,6 +16,7 @@ pub mod constraints;
 mod driver;
 pub mod kernels;
 pub mod launch;
+mod ranking;
 
 pub use backend::{CudaBackend, DeviceCall, DeviceHead};
 pub use launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
