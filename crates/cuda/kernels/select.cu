@@ -14,6 +14,15 @@ __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset)
     return v == NEG_INF ? 0 : pack(v, vocab_offset + i);
 }
 
+// Adds one to hist[bin] for every lane of the warp with `count` set, one shared atomic per distinct
+// bin: the first digits of similar logits fall in a handful of bins, and same-address atomics of
+// 1024 threads would serialise.
+__device__ __forceinline__ void histogram_add(u32* hist, u32 bin, bool count) {
+    const u32 lane = threadIdx.x & 31;
+    const u32 peers = __match_any_sync(0xFFFFFFFFu, count ? bin : 0xFFFFFFFFu);
+    if (count && lane == (u32)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (u32)__popc(peers));
+}
+
 // scaled: [rows][v_rows]; out_start: rows + 1 offsets into keys (row r keeps out_start[r + 1] -
 // out_start[r] keys at most); counts: per row (keys written, tokens of finite y).
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(const float* __restrict__ scaled,
@@ -23,50 +32,50 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
                                                                              u32* __restrict__ counts) {
     __shared__ u32 hist[256];
     __shared__ u64 prefix, mask;
-    __shared__ u32 live_count, need, written;
+    __shared__ u32 live, need, written;
     __shared__ bool found;
     const float* y = scaled + (size_t)blockIdx.x * v_rows;
     const u32 length = out_start[blockIdx.x + 1] - out_start[blockIdx.x];
     if (threadIdx.x == 0) {
         prefix = 0;
         mask = 0;
-        live_count = 0;
         written = 0;
         found = false;
     }
-    __syncthreads();
-    u32 mine = 0;
-    for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) mine += y[i] != NEG_INF;
-    atomicAdd(&live_count, mine);
-    __syncthreads();
-    const u32 live = live_count;
-    if (threadIdx.x == 0) {
-        need = min(length, live);
-        // Every live key is kept: the threshold is the smallest non-zero key.
-        if (need == live) {
-            prefix = 1;
-            found = true;
-        }
-    }
-    __syncthreads();
-    for (int shift = 56; shift >= 0 && !found; shift -= 8) {
+    for (int shift = 56; shift >= 0; shift -= 8) {
         for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
         __syncthreads();
+        if (found) break;
         const u64 p = prefix, m = mask;
-        for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
-            const u64 k = rank_key(y, i, vocab_offset);
-            if (k != 0 && (k & m) == p) atomicAdd(&hist[(k >> shift) & 255u], 1u);
+        // Every thread runs the same number of iterations: the histogram is warp-collective.
+        for (u32 base = 0; base < v_rows; base += blockDim.x) {
+            const u32 i = base + threadIdx.x;
+            const u64 k = i < v_rows ? rank_key(y, i, vocab_offset) : 0;
+            histogram_add(hist, (u32)(k >> shift) & 255u, k != 0 && (k & m) == p);
         }
         __syncthreads();
         if (threadIdx.x == 0) {
-            u32 above = 0;
-            int b = 255;
-            while (above + hist[b] < need) above += hist[b--];
-            need -= above;
-            prefix |= (u64)b << shift;
-            mask |= (u64)255 << shift;
-            // The whole bin is needed: every key from it up is kept, whatever its lower digits.
-            found = hist[b] == need;
+            if (shift == 56) {
+                // The first pass counts every live key.
+                u32 total = 0;
+                for (int b = 0; b < 256; ++b) total += hist[b];
+                live = total;
+                need = min(length, total);
+            }
+            if (need == live) {
+                // Every live key is kept: the threshold is the smallest non-zero key.
+                prefix = 1;
+                found = true;
+            } else {
+                u32 above = 0;
+                int b = 255;
+                while (above + hist[b] < need) above += hist[b--];
+                need -= above;
+                prefix |= (u64)b << shift;
+                mask |= (u64)255 << shift;
+                // The whole bin is needed: every key from it up is kept, whatever its lower digits.
+                found = hist[b] == need;
+            }
         }
         __syncthreads();
     }
