@@ -143,22 +143,27 @@ const TRAIT_PATH_MAX_BATCH: usize = 64;
 const TRAIT_PATH_ITERS: usize = 5;
 
 /// Host wall-clock medians of [`Backend::sample`] on `head` (hidden states uploaded, tokens and
-/// outputs downloaded: what a Rust caller of the trait waits for), plain and with top-k 50 +
-/// top-p 0.9 + logprobs on every row.
+/// outputs downloaded: what a Rust caller of the trait waits for): plain, with logprobs, with
+/// top-k 50 + top-p 0.9 on every row, and with both.
 fn trait_path_times(cuda: &CudaBackend, head: &LmHead, dim: usize, batch: usize) -> Result<Vec<(&'static str, f64)>> {
     let h: Vec<bf16> = (0..batch * dim).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 * 1e-3 - 0.5)).collect();
     let hidden = HiddenRef::new(Tensor::Bf16(&h), dim)?;
     let rows: Vec<RowParams> = (0..batch as u64).map(|i| RowParams::new(1.0, 0x1234 + i, 7)).collect();
     let truncation = vec![Truncation::top_k(50).and_top_p(0.9); batch];
     let plain = Request::new(hidden, &rows, 1);
-    let featured = plain.with_truncation(&truncation).with_logprobs();
     let mut out = Vec::new();
-    for (variant, req) in [("trait-plain", &plain), ("trait-topk50-topp0.9-logprobs", &featured)] {
-        cuda.sample(head, req)?;
+    let variants = [
+        ("trait-plain", plain),
+        ("trait-logprobs", plain.with_logprobs()),
+        ("trait-topk50-topp0.9", plain.with_truncation(&truncation)),
+        ("trait-topk50-topp0.9-logprobs", plain.with_truncation(&truncation).with_logprobs()),
+    ];
+    for (variant, req) in variants {
+        cuda.sample(head, &req)?;
         let mut times: Vec<f64> = (0..TRAIT_PATH_ITERS)
             .map(|_| {
                 let start = Instant::now();
-                cuda.sample(head, req).map(|_| start.elapsed().as_secs_f64() * 1e6)
+                cuda.sample(head, &req).map(|_| start.elapsed().as_secs_f64() * 1e6)
             })
             .collect::<Result<_>>()?;
         out.push((variant, median(&mut times)));
