@@ -82,7 +82,7 @@ fn sample_survivors(survivors: &[u64], params: &RowParams, slots: &mut [u64]) {
         return;
     }
     let bounds = GumbelBounds::new();
-    slots.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| {
+    let sample_block = |block: usize, slots: &mut [u64]| {
         for (s, slot) in slots.iter_mut().enumerate() {
             let sample = (block * SAMPLE_BLOCK + s) as u32;
             let mut winner = Winner::new(EMPTY);
@@ -96,5 +96,11 @@ fn sample_survivors(survivors: &[u64], params: &RowParams, slots: &mut [u64]) {
             }
             *slot = winner.best;
         }
-    });
+    };
+    // One block runs here: a thread pool's dispatch would cost more than a few samples.
+    if slots.len() <= SAMPLE_BLOCK {
+        sample_block(0, slots);
+    } else {
+        slots.par_chunks_mut(SAMPLE_BLOCK).enumerate().for_each(|(block, slots)| sample_block(block, slots));
+    }
 }

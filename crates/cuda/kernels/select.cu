@@ -8,6 +8,7 @@
 // exactly `need` keys ≥ T; then one pass collects them (in no particular order: the host sorts).
 
 #define SELECT_THREADS 1024
+#define SELECT_LOADS 8
 
 __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset) {
     const float v = y[i];
@@ -47,11 +48,19 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         __syncthreads();
         if (found) break;
         const u64 p = prefix, m = mask;
-        // Every thread runs the same number of iterations: the histogram is warp-collective.
-        for (u32 base = 0; base < v_rows; base += blockDim.x) {
-            const u32 i = base + threadIdx.x;
-            const u64 k = i < v_rows ? rank_key(y, i, vocab_offset) : 0;
-            histogram_add(hist, (u32)(k >> shift) & 255u, k != 0 && (k & m) == p);
+        // Every thread runs the same number of iterations (the histogram is warp-collective), with
+        // SELECT_LOADS loads in flight: one block per row is latency-bound otherwise.
+        for (u32 base = 0; base < v_rows; base += SELECT_LOADS * blockDim.x) {
+            u64 k[SELECT_LOADS];
+#pragma unroll
+            for (int j = 0; j < SELECT_LOADS; ++j) {
+                const u32 i = base + j * blockDim.x + threadIdx.x;
+                k[j] = i < v_rows ? rank_key(y, i, vocab_offset) : 0;
+            }
+#pragma unroll
+            for (int j = 0; j < SELECT_LOADS; ++j) {
+                histogram_add(hist, (u32)(k[j] >> shift) & 255u, k[j] != 0 && (k[j] & m) == p);
+            }
         }
         __syncthreads();
         if (threadIdx.x == 0) {

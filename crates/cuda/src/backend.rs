@@ -291,14 +291,17 @@ impl CudaBackend {
         if let Some(r) = &ranking {
             r.select(self.function(kernels::SELECT)?, &self.stream, head.vocab_offset)?;
         }
+        let merged = norm_parts.map(|p| self.merge_norms(&p, slots, batch)).transpose()?;
         self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
-        let parts =
-            norm_parts.map(|p| self.stream.clone_dtoh(&p)).transpose().map_err(|e| device_error("download", e))?;
+        let merged = merged.map(|m| self.stream.clone_dtoh(&m)).transpose().map_err(|e| device_error("download", e))?;
         self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
 
         let mut norms = vec![LogSumExp::EMPTY; plans.len()];
-        if let Some(parts) = parts {
-            merge_norm_parts(&parts, slots as usize, &mut norms);
+        if let Some(merged) = merged {
+            for (norm, row) in norms.iter_mut().zip(merged.chunks_exact(16)) {
+                let max = f32::from_le_bytes(row[..4].try_into().expect("4 bytes"));
+                *norm = LogSumExp { max, sum: f64::from_le_bytes(row[8..].try_into().expect("8 bytes")) };
+            }
         }
         let mut no_top = [];
         let (out_norms, top) = match outputs {
@@ -313,6 +316,19 @@ impl CudaBackend {
             out_norms.copy_from_slice(&norms);
         }
         Ok(())
+    }
+
+    /// Each row's log-normaliser, merged on the device from `parts` (`batch` rows of `slots`).
+    fn merge_norms(&self, parts: &CudaSlice<u8>, slots: u32, batch: u32) -> Result<CudaSlice<u8>> {
+        // SAFETY: the merge writes every row before it is read.
+        let merged = unsafe { self.stream.alloc::<u8>(16 * batch as usize) }.map_err(|e| device_error("alloc", e))?;
+        let (p, m) = (parts.device_ptr(&self.stream).0, merged.device_ptr(&self.stream).0);
+        // SAFETY: buffers of this context of the sizes `merge_norms` requires, alive until the
+        // caller's synchronisation.
+        unsafe {
+            launch::merge_norms(self.function(kernels::MERGE_NORMS)?, (p, slots), batch, m, self.stream.cu_stream())?
+        };
+        Ok(merged)
     }
 
     fn upload_tables(&self, t: &ConstraintTables) -> Result<DeviceTables> {
@@ -367,17 +383,6 @@ fn empty_norm_parts(slots: usize) -> Vec<u8> {
 /// Little-endian f32 values.
 pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
-}
-
-/// Each row's partials (`[row][slot]` f32 pairs), merged in slot order.
-fn merge_norm_parts(parts: &[u8], slots: usize, norms: &mut [LogSumExp]) {
-    let pairs = f32s(parts);
-    for (norm, row) in norms.iter_mut().zip(pairs.chunks_exact(2 * slots)) {
-        *norm = row
-            .chunks_exact(2)
-            .map(|p| LogSumExp { max: p[0], sum: f64::from(p[1]) })
-            .fold(LogSumExp::EMPTY, LogSumExp::merge);
-    }
 }
 
 /// The entry point of the tensor-core variant with `n_tiles`, with or without extras.

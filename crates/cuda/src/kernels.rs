@@ -14,6 +14,7 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
     include_str!("../kernels/select.cu"),
+    include_str!("../kernels/norms.cu"),
 );
 
 /// Entry point that turns candidates into tokens and row statuses on the device.
@@ -21,6 +22,9 @@ pub const DECODE: &str = "decode_candidates";
 
 /// Entry point that keeps the most likely keys of each ranking row's scaled logits (select.cu).
 pub const SELECT: &str = "select_top_keys";
+
+/// Entry point that merges each row's log-normaliser partials (norms.cu).
+pub const MERGE_NORMS: &str = "merge_norms";
 
 /// Threads per block of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
@@ -117,6 +121,7 @@ pub fn entry_points() -> Vec<String> {
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names.push(DECODE.to_string());
     names.push(SELECT.to_string());
+    names.push(MERGE_NORMS.to_string());
     names
 }
 

@@ -373,3 +373,35 @@ pub unsafe fn select_top(
     result::launch_kernel(f.cu_function(), (rows, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the selection kernel", e))
 }
+
+/// Merges each of `batch` rows' `slots` log-normaliser partials (`parts`, `[row][slot]` f32 pairs
+/// as [`Extras::norms`] holds them) into `out`: per row a 16-byte `(f32 max, 4 bytes of padding,
+/// f64 sum)`, the core's `LogSumExp`; deterministic.
+///
+/// # Safety
+/// Device pointers of the current context of those sizes, alive until the stream has run it.
+pub unsafe fn merge_norms(
+    f: &CudaFunction,
+    (parts, slots): (sys::CUdeviceptr, u32),
+    batch: u32,
+    out: sys::CUdeviceptr,
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut p, mut s, mut b, mut o) = (parts, slots, batch, out);
+    let mut params: [*mut c_void; 4] = [
+        (&mut p as *mut sys::CUdeviceptr).cast(),
+        (&mut s as *mut u32).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut o as *mut sys::CUdeviceptr).cast(),
+    ];
+    let rows_per_block = THREADS / 32;
+    result::launch_kernel(
+        f.cu_function(),
+        (batch.div_ceil(rows_per_block), 1, 1),
+        (THREADS, 1, 1),
+        0,
+        stream,
+        &mut params,
+    )
+    .map_err(|e| device_error("launching the log-normaliser merge", e))
+}
