@@ -1,10 +1,13 @@
 //! One sampling call: write H and the row parameters into the workspace, run pass 1 over every
 //! weight binding and pass 2 into the output, read the packed candidates back — one submission
-//! per launch and one wait per call.
+//! per launch and one wait per call. Calls with constraints or logprobs run pass 1 with the
+//! features epilogue and also read back its log-normaliser partials.
 
-use flashsampling_core::{LmHead, Request, Result};
+use flashsampling_core::logsumexp::LogSumExp;
+use flashsampling_core::{validate, LmHead, Request, Result};
 
-use crate::context::Context;
+use crate::context::{Context, Epilogue};
+use crate::features;
 use crate::head::ResidentHead;
 use crate::shape::{SampleShape, TILE};
 use crate::workspace::{Sizes, Workspace};
@@ -54,12 +57,14 @@ fn write_hidden(ctx: &Context, ws: &mut Workspace, req: &Request<'_>, stride: us
     ctx.queue.write_buffer(ws.hidden.get(), 0, bytemuck::cast_slice(host));
 }
 
+/// Samples into `out`; with `norms`, also each row's log-normaliser over the head.
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
     resident: &ResidentHead,
     req: &Request<'_>,
     out: &mut [u64],
+    norms: Option<&mut [LogSumExp]>,
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
     let shape = SampleShape::for_batch(resident.dtype, batch);
@@ -88,7 +93,18 @@ pub(crate) fn run(
     ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&row_words(req)));
     let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
     let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
-    let pipeline = ctx.sample_pipeline(shape);
+    let epilogue = if req.constraints.is_some() || norms.is_some() { Epilogue::Features } else { Epilogue::Plain };
+    let norms_bytes = (tiles * batch * 8) as u64;
+    let features_group = match epilogue {
+        Epilogue::Plain => None,
+        Epilogue::Features => {
+            let table = features::table(&validate::transforms(req, head.vocab_size)?);
+            ws.features.reserve(ctx, (table.len() * 4) as u64, norms_bytes);
+            ctx.queue.write_buffer(ws.features.table.get(), 0, bytemuck::cast_slice(&table));
+            Some(ws.features.bind_group(ctx))
+        }
+    };
+    let pipeline = ctx.sample_pipeline(shape, epilogue);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
     let reduce_lanes = tiles.div_ceil(TILES_PER_REDUCE_LANE).next_power_of_two().min(REDUCE_THREADS);
@@ -131,6 +147,9 @@ pub(crate) fn run(
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
+            if let Some(group) = &features_group {
+                pass.set_bind_group(1, group, &[]);
+            }
             let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
             for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
                 pass.set_bind_group(0, group, &[]);
@@ -144,6 +163,15 @@ pub(crate) fn run(
         }
         if sample_base + count == samples {
             encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);
+            if norms.is_some() {
+                encoder.copy_buffer_to_buffer(
+                    ws.features.norms.get(),
+                    0,
+                    ws.features.norms_readback.get(),
+                    0,
+                    norms_bytes,
+                );
+            }
         }
         ctx.queue.submit([encoder.finish()]);
     }
@@ -151,5 +179,11 @@ pub(crate) fn run(
         for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
             *o = u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes"));
         }
-    })
+    })?;
+    match norms {
+        Some(norms) => ctx.read_mapped(ws.features.norms_readback.get(), norms_bytes, |partials| {
+            features::merge_norms(partials, norms)
+        }),
+        None => Ok(()),
+    }
 }

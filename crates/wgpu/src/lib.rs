@@ -15,12 +15,15 @@
 mod bandwidth;
 mod context;
 mod debug;
+mod features;
 mod head;
 mod launch;
 mod shape;
 mod workspace;
 
-use flashsampling_core::{Backend, BackendInfo, DeviceInfo, LmHead, LmHeadRef, Request, Result};
+use flashsampling_core::{
+    Backend, BackendInfo, DeviceInfo, Feature, Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
+};
 
 pub use bandwidth::Bandwidth;
 pub use debug::NoiseQuery;
@@ -100,6 +103,21 @@ impl Backend for WgpuBackend {
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let resident = head.storage::<head::ResidentHead>(NAME)?;
-        launch::run(&self.ctx, head, resident, req, out)
+        launch::run(&self.ctx, head, resident, req, out, None)
+    }
+
+    fn launch_with_outputs(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        outputs: RowOutputs<'_>,
+    ) -> Result<()> {
+        let resident = head.storage::<head::ResidentHead>(NAME)?;
+        launch::run(&self.ctx, head, resident, req, out, Some(outputs.norms))
+    }
+
+    fn features(&self) -> Features {
+        Features::of(&[Feature::Constraints, Feature::Logprobs])
     }
 }

@@ -53,6 +53,45 @@ pub(crate) struct Workspace {
     /// The host copy of the hidden rows, kept for its capacity.
     pub host_hidden: Vec<f32>,
     reduce_group: Option<(u64, wgpu::BindGroup)>,
+    /// Made by the first call with constraints or logprobs.
+    pub features: FeatureSpace,
+}
+
+/// The buffers of pass 1's features epilogue (its bind group 1).
+#[derive(Default)]
+pub(crate) struct FeatureSpace {
+    /// The constraints table of the call (features.rs).
+    pub table: Grown,
+    /// Log-normaliser partials per (tile, row).
+    pub norms: Grown,
+    pub norms_readback: Grown,
+    group: Option<wgpu::BindGroup>,
+}
+
+impl FeatureSpace {
+    pub fn reserve(&mut self, ctx: &Context, table: u64, norms: u64) {
+        use wgpu::BufferUsages as U;
+        let grew = [
+            self.table.reserve(ctx, "constraints", U::STORAGE | U::COPY_DST, table),
+            self.norms.reserve(ctx, "normaliser partials", U::STORAGE | U::COPY_SRC, norms),
+            self.norms_readback.reserve(ctx, "normaliser read back", U::MAP_READ | U::COPY_DST, norms),
+        ];
+        if grew.contains(&true) {
+            self.group = None;
+        }
+    }
+
+    /// The bind group over the current buffers.
+    pub fn bind_group(&mut self, ctx: &Context) -> wgpu::BindGroup {
+        self.group
+            .get_or_insert_with(|| {
+                ctx.bind_group(
+                    &ctx.features_layout,
+                    &[self.table.get().as_entire_binding(), self.norms.get().as_entire_binding()],
+                )
+            })
+            .clone()
+    }
 }
 
 impl Workspace {
