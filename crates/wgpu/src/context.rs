@@ -13,6 +13,7 @@ const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
 const SAMPLE_PLAIN: &str = include_str!("../../../shaders/sample_plain.wgsl");
 const SAMPLE_FEATURES: &str = include_str!("../../../shaders/sample_features.wgsl");
 const REDUCE_SHADER: &str = include_str!("../../../shaders/reduce.wgsl");
+const TOP_SHADER: &str = include_str!("../../../shaders/top.wgsl");
 const STREAM_SHADER: &str = include_str!("../../../shaders/stream.wgsl");
 const NOISE_DEBUG_SHADER: &str =
     concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
@@ -49,7 +50,10 @@ pub(crate) struct Context {
     /// Bind group 1 of the features epilogue.
     pub features_layout: wgpu::BindGroupLayout,
     pub reduce: wgpu::ComputePipeline,
+    /// Pass 2's layout, shared by the top-N merge.
     pub reduce_layout: wgpu::BindGroupLayout,
+    /// The top-N merge (shaders/top.wgsl), compiled on first use.
+    top: OnceLock<wgpu::ComputePipeline>,
     pub noise_debug: wgpu::ComputePipeline,
     /// The read-only bandwidth stream.
     pub stream: wgpu::ComputePipeline,
@@ -80,9 +84,9 @@ impl Context {
             ..Default::default()
         }))
         .map_err(|e| unavailable(format!("no device on {}: {e}", adapter.get_info().name)))?;
-        let sample_layout = bind_group_layout(&device, true, 4);
-        let features_layout = bind_group_layout(&device, false, 1);
-        let reduce_layout = bind_group_layout(&device, true, 1);
+        let sample_layout = bind_group_layout(&device, true, 4, 1);
+        let features_layout = bind_group_layout(&device, false, 1, 2);
+        let reduce_layout = bind_group_layout(&device, true, 1, 1);
         let reduce = pipeline(&device, REDUCE_SHADER, &[&reduce_layout]);
         let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
         let stream = pipeline(&device, STREAM_SHADER, &[]);
@@ -102,6 +106,7 @@ impl Context {
             features_layout,
             reduce,
             reduce_layout,
+            top: OnceLock::new(),
             noise_debug,
             stream,
             bounds,
@@ -118,6 +123,11 @@ impl Context {
                 Epilogue::Features => pipeline(&self.device, &source, &[&self.sample_layout, &self.features_layout]),
             }
         })
+    }
+
+    /// The top-N merge, compiled on first use.
+    pub fn top_pipeline(&self) -> &wgpu::ComputePipeline {
+        self.top.get_or_init(|| pipeline(&self.device, TOP_SHADER, &[&self.reduce_layout]))
     }
 
     /// Submits `encoder` and waits for the device to finish it.
@@ -204,10 +214,10 @@ impl Context {
     }
 }
 
-/// Binding 0 a uniform (with `uniform`), then `read_only` read-only storage bindings, then one
-/// read-write one: the layout of both passes and of the features epilogue's group, made explicit
-/// so that every pass-1 variant shares bind groups.
-fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32) -> wgpu::BindGroupLayout {
+/// Binding 0 a uniform (with `uniform`), then `read_only` read-only storage bindings, then
+/// `read_write` read-write ones: the layout of the passes and of the features epilogue's group,
+/// made explicit so that every pass-1 variant shares bind groups.
+fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32, read_write: u32) -> wgpu::BindGroupLayout {
     let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -219,7 +229,10 @@ fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32) -> wg
         .then(|| entry(0, wgpu::BufferBindingType::Uniform))
         .into_iter()
         .chain((first..first + read_only).map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: true })))
-        .chain(std::iter::once(entry(first + read_only, wgpu::BufferBindingType::Storage { read_only: false })))
+        .chain(
+            (first + read_only..first + read_only + read_write)
+                .map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: false })),
+        )
         .collect();
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries })
 }

@@ -1,13 +1,14 @@
 //! One sampling call: write H and the row parameters into the workspace, run pass 1 over every
 //! weight binding and pass 2 into the output, read the packed candidates back — one submission
 //! per launch and one wait per call. Calls with constraints or logprobs run pass 1 with the
-//! features epilogue and also read back its log-normaliser partials.
+//! features epilogue (features.rs) and also read back the outputs it leaves.
 
-use flashsampling_core::logsumexp::LogSumExp;
-use flashsampling_core::{validate, LmHead, Request, Result};
+use std::ops::Range;
+
+use flashsampling_core::{HiddenRef, LmHead, Request, Result, RowOutputs};
 
 use crate::context::{Context, Epilogue};
-use crate::features;
+use crate::features::{read_u64s, FeatureCall};
 use crate::head::ResidentHead;
 use crate::shape::{SampleShape, TILE};
 use crate::workspace::{Sizes, Workspace};
@@ -57,21 +58,56 @@ fn write_hidden(ctx: &Context, ws: &mut Workspace, req: &Request<'_>, stride: us
     ctx.queue.write_buffer(ws.hidden.get(), 0, bytemuck::cast_slice(host));
 }
 
-/// Samples into `out`; with `norms`, also each row's log-normaliser over the head.
+/// As [`run`], writing `outputs` too: over groups of rows whose per-tile top-N lists fit one
+/// binding (a row's results do not depend on the rows beside it).
+pub(crate) fn run_with_outputs(
+    ctx: &Context,
+    head: &LmHead,
+    resident: &ResidentHead,
+    req: &Request<'_>,
+    out: &mut [u64],
+    outputs: RowOutputs<'_>,
+) -> Result<()> {
+    let (batch, samples, n) = (req.hidden.batch, req.samples as usize, req.top_logprobs as usize);
+    let per_group = (ctx.binding_limit as usize / (resident.tiles() * n * 8).max(1)).clamp(1, batch);
+    for start in (0..batch).step_by(per_group) {
+        let rows = start..(start + per_group).min(batch);
+        let group_outputs =
+            RowOutputs { norms: &mut outputs.norms[rows.clone()], top: &mut outputs.top[rows.start * n..rows.end * n] };
+        let group_out = &mut out[rows.start * samples..rows.end * samples];
+        run(ctx, head, resident, &rows_of(req, rows), group_out, Some(group_outputs))?;
+    }
+    Ok(())
+}
+
+/// Rows `rows` of `req`.
+fn rows_of<'a>(req: &Request<'a>, rows: Range<usize>) -> Request<'a> {
+    let dim = req.hidden.dim;
+    Request {
+        hidden: HiddenRef { data: req.hidden.data.slice(rows.start * dim..rows.end * dim), batch: rows.len(), dim },
+        rows: &req.rows[rows.clone()],
+        constraints: req.constraints.map(|c| &c[rows.clone()]),
+        truncation: req.truncation.map(|t| &t[rows]),
+        ..*req
+    }
+}
+
+/// Samples into `out`; with `outputs`, also each row's log-normaliser over the head and its
+/// top-N list.
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
     resident: &ResidentHead,
     req: &Request<'_>,
     out: &mut [u64],
-    norms: Option<&mut [LogSumExp]>,
+    outputs: Option<RowOutputs<'_>>,
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
     let shape = SampleShape::for_batch(resident.dtype, batch);
     let batch_groups = batch.div_ceil(shape.batch_tile);
     let stride = shape.hidden_stride(resident.words_per_row);
     let steps = shape.steps(resident.words_per_row);
-    let tiles: usize = resident.chunks.iter().map(|c| c.rows.div_ceil(TILE)).sum();
+    let tiles = resident.tiles();
     // Samples per launch: the partial winners of one launch must fit one binding.
     let per_launch = (ctx.binding_limit as usize / (tiles * batch * 8)).clamp(1, samples);
     let slot = ctx.params_slot_bytes() as usize;
@@ -93,17 +129,12 @@ pub(crate) fn run(
     ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&row_words(req)));
     let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
     let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
-    let epilogue = if req.constraints.is_some() || norms.is_some() { Epilogue::Features } else { Epilogue::Plain };
-    let norms_bytes = (tiles * batch * 8) as u64;
-    let features_group = match epilogue {
-        Epilogue::Plain => None,
-        Epilogue::Features => {
-            let table = features::table(&validate::transforms(req, head.vocab_size)?);
-            ws.features.reserve(ctx, (table.len() * 4) as u64, norms_bytes);
-            ctx.queue.write_buffer(ws.features.table.get(), 0, bytemuck::cast_slice(&table));
-            Some(ws.features.bind_group(ctx))
-        }
+    let features = if req.constraints.is_some() || outputs.is_some() {
+        Some(FeatureCall::prepare(ctx, &mut ws.features, req, head.vocab_size, tiles)?)
+    } else {
+        None
     };
+    let epilogue = if features.is_some() { Epilogue::Features } else { Epilogue::Plain };
     let pipeline = ctx.sample_pipeline(shape, epilogue);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
@@ -111,10 +142,11 @@ pub(crate) fn run(
     let mut params = vec![0u32; (resident.chunks.len() + 1) * slot / 4];
     for sample_base in (0..samples).step_by(per_launch) {
         let count = per_launch.min(samples - sample_base);
-        let outputs = batch * count;
+        let last = sample_base + count == samples;
+        let launch_outputs = batch * count;
         params[..8].copy_from_slice(&[
             tiles as u32,
-            outputs as u32,
+            launch_outputs as u32,
             sample_base as u32,
             samples as u32,
             batch as u32,
@@ -147,8 +179,8 @@ pub(crate) fn run(
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
-            if let Some(group) = &features_group {
-                pass.set_bind_group(1, group, &[]);
+            if let Some(features) = &features {
+                pass.set_bind_group(1, &features.epilogue, &[]);
             }
             let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
             for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
@@ -158,32 +190,23 @@ pub(crate) fn run(
             }
             pass.set_pipeline(&ctx.reduce);
             pass.set_bind_group(0, &reduce_group, &[]);
-            let (x, y) = ctx.grid(outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
+            let (x, y) = ctx.grid(launch_outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
             pass.dispatch_workgroups(x, y, 1);
+            if let Some(features) = features.as_ref().filter(|_| last) {
+                features.merge_top_n(ctx, &mut pass);
+            }
         }
-        if sample_base + count == samples {
+        if last {
             encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);
-            if norms.is_some() {
-                encoder.copy_buffer_to_buffer(
-                    ws.features.norms.get(),
-                    0,
-                    ws.features.norms_readback.get(),
-                    0,
-                    norms_bytes,
-                );
+            if let Some(features) = features.as_ref().filter(|_| outputs.is_some()) {
+                features.copy_outputs(&ws.features, &mut encoder);
             }
         }
         ctx.queue.submit([encoder.finish()]);
     }
-    ctx.read_mapped(ws.readback.get(), out_bytes, |data| {
-        for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
-            *o = u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes"));
-        }
-    })?;
-    match norms {
-        Some(norms) => ctx.read_mapped(ws.features.norms_readback.get(), norms_bytes, |partials| {
-            features::merge_norms(partials, norms)
-        }),
-        None => Ok(()),
+    ctx.read_mapped(ws.readback.get(), out_bytes, |data| read_u64s(data, out))?;
+    match (features, outputs) {
+        (Some(features), Some(outputs)) => features.read(ctx, &ws.features, outputs),
+        _ => Ok(()),
     }
 }
