@@ -15,6 +15,9 @@
 //   DTYPE: 0 f32, 1 bf16 (two per u32 word, low half first), 2 f16 (unpack2x16float, core WGSL);
 //   BATCH_TILE: hidden rows per workgroup; STAGE_FLOATS: f32 of workgroup memory for staging;
 //   CHUNK_STEPS: lane steps per staged hidden chunk.
+// and an epilogue defining `scaled_logit` and `tile_done`: sample_plain.wgsl (temperature only),
+// or sample_features.wgsl for calls with constraints or logprobs, so that plain calls run no code
+// of those.
 // Workgroups are numbered x-fastest over (x, y) and take (tile, batch tile) with the batch tile
 // fastest, so that the workgroups reading the same weights run together and share them in L2.
 
@@ -136,6 +139,11 @@ fn accumulate(acc: ptr<function, array<vec4<f32>, BATCH_TILE>>, w: array<vec4<u3
     }
 }
 
+// y = l / T, or l for greedy rows.
+fn tempered(l: f32, row: Row) -> f32 {
+    return select(l * row.inv_temperature, l, row.greedy != 0u);
+}
+
 // Order-preserving image of the f32 bits, every NaN made the positive quiet NaN first.
 fn orderable(x: f32) -> u32 {
     var bits = bitcast<u32>(x);
@@ -227,7 +235,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
     }
 
     // Sum the LANES partial dot products of each (vocabulary row, hidden row), SUM_ROWS hidden rows
-    // at a time, and scale by 1/T.
+    // at a time, and scale by 1/T (after the constraints, in the features epilogue).
     for (var p = 0u; p < BATCH_TILE; p += SUM_ROWS) {
         workgroupBarrier();
         for (var u = 0u; u < SUM_ROWS; u++) {
@@ -242,11 +250,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
             for (var l = 0u; l < LANES; l++) {
                 sum += stage[sums_at + l][v % ROWS_PER_INVOCATION];
             }
-            let row = rows[min(first_hidden + p + u, params.batch - 1u)];
-            logits[(p + u) * TILE + v] = select(sum * row.inv_temperature, sum, row.greedy != 0u);
+            let b = min(first_hidden + p + u, params.batch - 1u);
+            logits[(p + u) * TILE + v] = scaled_logit(sum, rows[b], b, params.first_token + first + v);
         }
     }
     workgroupBarrier();
+    tile_done(tile, first_hidden, tile_rows, wg.z, lid);
 
     // 2. Sampling: this workgroup's block of samples, (hidden row, sample) items split into slices.
     let per_block = (params.sample_count + groups.z - 1u) / groups.z;

@@ -10,10 +10,31 @@ use crate::Caps;
 
 const NOISE_SHADER: &str = include_str!("../../../shaders/noise.wgsl");
 const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
+const SAMPLE_PLAIN: &str = include_str!("../../../shaders/sample_plain.wgsl");
+const SAMPLE_FEATURES: &str = include_str!("../../../shaders/sample_features.wgsl");
 const REDUCE_SHADER: &str = include_str!("../../../shaders/reduce.wgsl");
+const TOP_SHADER: &str = include_str!("../../../shaders/top.wgsl");
 const STREAM_SHADER: &str = include_str!("../../../shaders/stream.wgsl");
 const NOISE_DEBUG_SHADER: &str =
     concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
+
+/// What pass 1 does between its matmul and its sampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    /// Temperature only (shaders/sample_plain.wgsl).
+    Plain = 0,
+    /// Constraints before temperature, and log-normaliser partials (shaders/sample_features.wgsl).
+    Features = 1,
+}
+
+impl Epilogue {
+    fn source(self) -> &'static str {
+        match self {
+            Epilogue::Plain => SAMPLE_PLAIN,
+            Epilogue::Features => SAMPLE_FEATURES,
+        }
+    }
+}
 
 pub(crate) struct Context {
     pub device: wgpu::Device,
@@ -22,12 +43,17 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     /// The most bytes one storage binding may hold: the adapter's limits, or a test's lower cap.
     pub binding_limit: u64,
-    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16) and batch tile, compiled on
-    /// first use.
-    sample: [[OnceLock<wgpu::ComputePipeline>; BATCH_TILES.len()]; 3],
+    /// Pass 1 per weight dtype (the shader's `DTYPE`: f32, bf16, f16), batch tile and epilogue,
+    /// compiled on first use.
+    sample: [[[OnceLock<wgpu::ComputePipeline>; 2]; BATCH_TILES.len()]; 3],
     pub sample_layout: wgpu::BindGroupLayout,
+    /// Bind group 1 of the features epilogue.
+    pub features_layout: wgpu::BindGroupLayout,
     pub reduce: wgpu::ComputePipeline,
+    /// Pass 2's layout, shared by the top-N merge.
     pub reduce_layout: wgpu::BindGroupLayout,
+    /// The top-N merge (shaders/top.wgsl), compiled on first use.
+    top: OnceLock<wgpu::ComputePipeline>,
     pub noise_debug: wgpu::ComputePipeline,
     /// The read-only bandwidth stream.
     pub stream: wgpu::ComputePipeline,
@@ -58,11 +84,12 @@ impl Context {
             ..Default::default()
         }))
         .map_err(|e| unavailable(format!("no device on {}: {e}", adapter.get_info().name)))?;
-        let sample_layout = bind_group_layout(&device, 4);
-        let reduce_layout = bind_group_layout(&device, 1);
-        let reduce = pipeline(&device, REDUCE_SHADER, Some(&reduce_layout));
-        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, None);
-        let stream = pipeline(&device, STREAM_SHADER, None);
+        let sample_layout = bind_group_layout(&device, true, 4, 1);
+        let features_layout = bind_group_layout(&device, false, 1, 2);
+        let reduce_layout = bind_group_layout(&device, true, 1, 1);
+        let reduce = pipeline(&device, REDUCE_SHADER, &[&reduce_layout]);
+        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
+        let stream = pipeline(&device, STREAM_SHADER, &[]);
         let bounds = bounds_buffer(&device);
         let binding_limit = limits
             .max_storage_buffer_binding_size
@@ -76,8 +103,10 @@ impl Context {
             binding_limit,
             sample: Default::default(),
             sample_layout,
+            features_layout,
             reduce,
             reduce_layout,
+            top: OnceLock::new(),
             noise_debug,
             stream,
             bounds,
@@ -85,12 +114,20 @@ impl Context {
         })
     }
 
-    /// The pass-1 pipeline of `shape`, compiled on first use.
-    pub fn sample_pipeline(&self, shape: SampleShape) -> &wgpu::ComputePipeline {
-        self.sample[shape.dtype][shape.batch_tile_index()].get_or_init(|| {
-            let source = format!("{}{}{SAMPLE_SHADER}", shape.wgsl_constants(), NOISE_SHADER);
-            pipeline(&self.device, &source, Some(&self.sample_layout))
+    /// The pass-1 pipeline of `shape` and `epilogue`, compiled on first use.
+    pub fn sample_pipeline(&self, shape: SampleShape, epilogue: Epilogue) -> &wgpu::ComputePipeline {
+        self.sample[shape.dtype][shape.batch_tile_index()][epilogue as usize].get_or_init(|| {
+            let source = format!("{}{}{SAMPLE_SHADER}{}", shape.wgsl_constants(), NOISE_SHADER, epilogue.source());
+            match epilogue {
+                Epilogue::Plain => pipeline(&self.device, &source, &[&self.sample_layout]),
+                Epilogue::Features => pipeline(&self.device, &source, &[&self.sample_layout, &self.features_layout]),
+            }
         })
+    }
+
+    /// The top-N merge, compiled on first use.
+    pub fn top_pipeline(&self) -> &wgpu::ComputePipeline {
+        self.top.get_or_init(|| pipeline(&self.device, TOP_SHADER, &[&self.reduce_layout]))
     }
 
     /// Submits `encoder` and waits for the device to finish it.
@@ -177,23 +214,32 @@ impl Context {
     }
 }
 
-/// Binding 0 a uniform, then `read_only` read-only storage bindings, then one read-write one: the
-/// layout of both passes, made explicit so that every pass-1 variant shares bind groups.
-fn bind_group_layout(device: &wgpu::Device, read_only: u32) -> wgpu::BindGroupLayout {
+/// Binding 0 a uniform (with `uniform`), then `read_only` read-only storage bindings, then
+/// `read_write` read-write ones: the layout of the passes and of the features epilogue's group,
+/// made explicit so that every pass-1 variant shares bind groups.
+fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32, read_write: u32) -> wgpu::BindGroupLayout {
     let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     };
-    let entries: Vec<_> = std::iter::once(entry(0, wgpu::BufferBindingType::Uniform))
-        .chain((1..=read_only).map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: true })))
-        .chain(std::iter::once(entry(read_only + 1, wgpu::BufferBindingType::Storage { read_only: false })))
+    let first = u32::from(uniform);
+    let entries: Vec<_> = uniform
+        .then(|| entry(0, wgpu::BufferBindingType::Uniform))
+        .into_iter()
+        .chain((first..first + read_only).map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: true })))
+        .chain(
+            (first + read_only..first + read_only + read_write)
+                .map(|b| entry(b, wgpu::BufferBindingType::Storage { read_only: false })),
+        )
         .collect();
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries })
 }
 
-fn pipeline(device: &wgpu::Device, source: &str, layout: Option<&wgpu::BindGroupLayout>) -> wgpu::ComputePipeline {
+/// A compute pipeline of `source`'s `main` over bind group `layouts`; none: the layout wgpu
+/// derives from the shader.
+fn pipeline(device: &wgpu::Device, source: &str, layouts: &[&wgpu::BindGroupLayout]) -> wgpu::ComputePipeline {
     // Every loop of these shaders ends (their bounds are uniforms and constants), so wgpu's loop
     // counters, which keep drivers from unrolling the register-tile loops, are left out; bounds
     // checks stay.
@@ -205,10 +251,11 @@ fn pipeline(device: &wgpu::Device, source: &str, layout: Option<&wgpu::BindGroup
             checks,
         )
     };
-    let pipeline_layout = layout.map(|l| {
+    let bind_group_layouts: Vec<_> = layouts.iter().map(|&l| Some(l)).collect();
+    let pipeline_layout = (!layouts.is_empty()).then(|| {
         device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: None,
-            bind_group_layouts: &[Some(l)],
+            bind_group_layouts: &bind_group_layouts,
             immediate_size: 0,
         })
     });

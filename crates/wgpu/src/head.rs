@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use flashsampling_core::{DType, Error, LmHeadRef, Result};
 
 use crate::context::Context;
-use crate::shape::ROW_ALIGN;
+use crate::shape::{ROW_ALIGN, TILE};
 use crate::workspace::Workspace;
 
 /// One binding's worth of weight rows.
@@ -78,6 +78,11 @@ pub(crate) fn upload(ctx: &Context, head: &LmHeadRef<'_>) -> Result<ResidentHead
 }
 
 impl ResidentHead {
+    /// Pass-1 tiles over every binding.
+    pub fn tiles(&self) -> usize {
+        self.chunks.iter().map(|c| c.rows.div_ceil(TILE)).sum()
+    }
+
     /// Pass 1's bind group per chunk over the workspace's current buffers (chunk `i` takes uniform
     /// slot `i + 1`).
     pub fn bind_groups(&self, ctx: &Context, ws: &Workspace, params_bytes: u64) -> Vec<wgpu::BindGroup> {

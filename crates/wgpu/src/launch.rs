@@ -1,10 +1,14 @@
 //! One sampling call: write H and the row parameters into the workspace, run pass 1 over every
 //! weight binding and pass 2 into the output, read the packed candidates back — one submission
-//! per launch and one wait per call.
+//! per launch and one wait per call. Calls with constraints or logprobs run pass 1 with the
+//! features epilogue (features.rs) and also read back the outputs it leaves.
 
-use flashsampling_core::{LmHead, Request, Result};
+use std::ops::Range;
 
-use crate::context::Context;
+use flashsampling_core::{HiddenRef, LmHead, Request, Result, RowOutputs};
+
+use crate::context::{Context, Epilogue};
+use crate::features::{read_u64s, FeatureCall};
 use crate::head::ResidentHead;
 use crate::shape::{SampleShape, TILE};
 use crate::workspace::{Sizes, Workspace};
@@ -54,19 +58,56 @@ fn write_hidden(ctx: &Context, ws: &mut Workspace, req: &Request<'_>, stride: us
     ctx.queue.write_buffer(ws.hidden.get(), 0, bytemuck::cast_slice(host));
 }
 
+/// As [`run`], writing `outputs` too: over groups of rows whose per-tile top-N lists fit one
+/// binding (a row's results do not depend on the rows beside it).
+pub(crate) fn run_with_outputs(
+    ctx: &Context,
+    head: &LmHead,
+    resident: &ResidentHead,
+    req: &Request<'_>,
+    out: &mut [u64],
+    outputs: RowOutputs<'_>,
+) -> Result<()> {
+    let (batch, samples, n) = (req.hidden.batch, req.samples as usize, req.top_logprobs as usize);
+    let per_group = (ctx.binding_limit as usize / (resident.tiles() * n * 8).max(1)).clamp(1, batch);
+    for start in (0..batch).step_by(per_group) {
+        let rows = start..(start + per_group).min(batch);
+        let group_outputs =
+            RowOutputs { norms: &mut outputs.norms[rows.clone()], top: &mut outputs.top[rows.start * n..rows.end * n] };
+        let group_out = &mut out[rows.start * samples..rows.end * samples];
+        run(ctx, head, resident, &rows_of(req, rows), group_out, Some(group_outputs))?;
+    }
+    Ok(())
+}
+
+/// Rows `rows` of `req`.
+fn rows_of<'a>(req: &Request<'a>, rows: Range<usize>) -> Request<'a> {
+    let dim = req.hidden.dim;
+    Request {
+        hidden: HiddenRef { data: req.hidden.data.slice(rows.start * dim..rows.end * dim), batch: rows.len(), dim },
+        rows: &req.rows[rows.clone()],
+        constraints: req.constraints.map(|c| &c[rows.clone()]),
+        truncation: req.truncation.map(|t| &t[rows]),
+        ..*req
+    }
+}
+
+/// Samples into `out`; with `outputs`, also each row's log-normaliser over the head and its
+/// top-N list.
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
     resident: &ResidentHead,
     req: &Request<'_>,
     out: &mut [u64],
+    outputs: Option<RowOutputs<'_>>,
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
     let shape = SampleShape::for_batch(resident.dtype, batch);
     let batch_groups = batch.div_ceil(shape.batch_tile);
     let stride = shape.hidden_stride(resident.words_per_row);
     let steps = shape.steps(resident.words_per_row);
-    let tiles: usize = resident.chunks.iter().map(|c| c.rows.div_ceil(TILE)).sum();
+    let tiles = resident.tiles();
     // Samples per launch: the partial winners of one launch must fit one binding.
     let per_launch = (ctx.binding_limit as usize / (tiles * batch * 8)).clamp(1, samples);
     let slot = ctx.params_slot_bytes() as usize;
@@ -88,17 +129,24 @@ pub(crate) fn run(
     ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&row_words(req)));
     let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
     let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
-    let pipeline = ctx.sample_pipeline(shape);
+    let features = if req.constraints.is_some() || outputs.is_some() {
+        Some(FeatureCall::prepare(ctx, &mut ws.features, req, head.vocab_size, tiles)?)
+    } else {
+        None
+    };
+    let epilogue = if features.is_some() { Epilogue::Features } else { Epilogue::Plain };
+    let pipeline = ctx.sample_pipeline(shape, epilogue);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
 
     let reduce_lanes = tiles.div_ceil(TILES_PER_REDUCE_LANE).next_power_of_two().min(REDUCE_THREADS);
     let mut params = vec![0u32; (resident.chunks.len() + 1) * slot / 4];
     for sample_base in (0..samples).step_by(per_launch) {
         let count = per_launch.min(samples - sample_base);
-        let outputs = batch * count;
+        let last = sample_base + count == samples;
+        let launch_outputs = batch * count;
         params[..8].copy_from_slice(&[
             tiles as u32,
-            outputs as u32,
+            launch_outputs as u32,
             sample_base as u32,
             samples as u32,
             batch as u32,
@@ -131,6 +179,9 @@ pub(crate) fn run(
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
+            if let Some(features) = &features {
+                pass.set_bind_group(1, &features.epilogue, &[]);
+            }
             let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
             for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
                 pass.set_bind_group(0, group, &[]);
@@ -139,17 +190,23 @@ pub(crate) fn run(
             }
             pass.set_pipeline(&ctx.reduce);
             pass.set_bind_group(0, &reduce_group, &[]);
-            let (x, y) = ctx.grid(outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
+            let (x, y) = ctx.grid(launch_outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
             pass.dispatch_workgroups(x, y, 1);
+            if let Some(features) = features.as_ref().filter(|_| last) {
+                features.merge_top_n(ctx, &mut pass);
+            }
         }
-        if sample_base + count == samples {
+        if last {
             encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);
+            if let Some(features) = features.as_ref().filter(|_| outputs.is_some()) {
+                features.copy_outputs(&ws.features, &mut encoder);
+            }
         }
         ctx.queue.submit([encoder.finish()]);
     }
-    ctx.read_mapped(ws.readback.get(), out_bytes, |data| {
-        for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
-            *o = u64::from_le_bytes(b.try_into().expect("chunks of 8 bytes"));
-        }
-    })
+    ctx.read_mapped(ws.readback.get(), out_bytes, |data| read_u64s(data, out))?;
+    match (features, outputs) {
+        (Some(features), Some(outputs)) => features.read(ctx, &ws.features, outputs),
+        _ => Ok(()),
+    }
 }

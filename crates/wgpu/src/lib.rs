@@ -11,16 +11,27 @@
 //! per workgroup with coalesced weight reads and a register tile over several hidden rows, then
 //! samples the tile; pass 2 (shaders/reduce.wgsl) folds the tiles' winners. A call's buffers live in
 //! a grow-only workspace (`workspace.rs`), so a call of a shape seen before allocates nothing.
+//!
+//! Offered features (`features.rs`): per-row constraints, logprobs and top-N logprobs. Calls that
+//! use them run pass 1 with another epilogue (shaders/sample_features.wgsl, a pipeline of its own,
+//! so plain calls run none of its code): it transforms each logit before temperature as the core's
+//! `RowTransform` does (bias and penalties found by binary search in a per-call table, then the
+//! mask), and leaves per (tile, row) the log-normaliser partial `(max y, Σ exp(y - max y))`, merged
+//! on the host in tile order, and the tile's N best keys, merged on the device by
+//! shaders/top.wgsl. Truncation (top-k / top-p / min-p) is refused with `Unsupported`.
 
 mod bandwidth;
 mod context;
 mod debug;
+mod features;
 mod head;
 mod launch;
 mod shape;
 mod workspace;
 
-use flashsampling_core::{Backend, BackendInfo, DeviceInfo, LmHead, LmHeadRef, Request, Result};
+use flashsampling_core::{
+    Backend, BackendInfo, DeviceInfo, Feature, Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
+};
 
 pub use bandwidth::Bandwidth;
 pub use debug::NoiseQuery;
@@ -100,6 +111,21 @@ impl Backend for WgpuBackend {
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let resident = head.storage::<head::ResidentHead>(NAME)?;
-        launch::run(&self.ctx, head, resident, req, out)
+        launch::run(&self.ctx, head, resident, req, out, None)
+    }
+
+    fn launch_with_outputs(
+        &self,
+        head: &LmHead,
+        req: &Request<'_>,
+        out: &mut [u64],
+        outputs: RowOutputs<'_>,
+    ) -> Result<()> {
+        let resident = head.storage::<head::ResidentHead>(NAME)?;
+        launch::run_with_outputs(&self.ctx, head, resident, req, out, outputs)
+    }
+
+    fn features(&self) -> Features {
+        Features::of(&[Feature::Constraints, Feature::Logprobs, Feature::TopLogprobs])
     }
 }

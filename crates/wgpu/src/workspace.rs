@@ -53,6 +53,8 @@ pub(crate) struct Workspace {
     /// The host copy of the hidden rows, kept for its capacity.
     pub host_hidden: Vec<f32>,
     reduce_group: Option<(u64, wgpu::BindGroup)>,
+    /// Made by the first call with constraints or logprobs.
+    pub features: FeatureSpace,
 }
 
 impl Workspace {
@@ -97,5 +99,77 @@ impl Workspace {
         );
         self.reduce_group = Some((self.generation, group.clone()));
         group
+    }
+}
+
+/// The buffers of pass 1's features epilogue (its bind group 1) and of the top-N merge.
+#[derive(Default)]
+pub(crate) struct FeatureSpace {
+    /// The constraints table of the call (features.rs).
+    pub table: Grown,
+    /// Log-normaliser partials per (tile, row).
+    pub norms: Grown,
+    pub norms_readback: Grown,
+    /// The best N keys per (tile, row).
+    pub tile_top: Grown,
+    /// The top-N merge's parameters and its output, N keys per row.
+    pub top_params: Grown,
+    pub top: Grown,
+    pub top_readback: Grown,
+    groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
+}
+
+/// Bytes of each buffer of [`FeatureSpace`] one call needs.
+pub(crate) struct FeatureSizes {
+    pub table: u64,
+    pub norms: u64,
+    pub tile_top: u64,
+    pub top: u64,
+}
+
+/// Bytes of the `Params` struct of top.wgsl.
+pub(crate) const TOP_PARAMS: u64 = 16;
+
+impl FeatureSpace {
+    pub fn reserve(&mut self, ctx: &Context, sizes: &FeatureSizes) {
+        use wgpu::BufferUsages as U;
+        let grew = [
+            self.table.reserve(ctx, "constraints", U::STORAGE | U::COPY_DST, sizes.table),
+            self.norms.reserve(ctx, "normaliser partials", U::STORAGE | U::COPY_SRC, sizes.norms),
+            self.norms_readback.reserve(ctx, "normaliser read back", U::MAP_READ | U::COPY_DST, sizes.norms),
+            // A runtime-sized array of vec2<u32> binds at least 8 bytes, also when no row ranks.
+            self.tile_top.reserve(ctx, "tile top-N", U::STORAGE, sizes.tile_top.max(8)),
+            self.top_params.reserve(ctx, "top-N params", U::UNIFORM | U::COPY_DST, TOP_PARAMS),
+            self.top.reserve(ctx, "top-N", U::STORAGE | U::COPY_SRC, sizes.top.max(8)),
+            self.top_readback.reserve(ctx, "top-N read back", U::MAP_READ | U::COPY_DST, sizes.top.max(8)),
+        ];
+        if grew.contains(&true) {
+            self.groups = None;
+        }
+    }
+
+    /// The features epilogue's bind group and the top-N merge's, over the current buffers.
+    pub fn bind_groups(&mut self, ctx: &Context) -> (wgpu::BindGroup, wgpu::BindGroup) {
+        self.groups
+            .get_or_insert_with(|| {
+                let epilogue = ctx.bind_group(
+                    &ctx.features_layout,
+                    &[
+                        self.table.get().as_entire_binding(),
+                        self.norms.get().as_entire_binding(),
+                        self.tile_top.get().as_entire_binding(),
+                    ],
+                );
+                let merge = ctx.bind_group(
+                    &ctx.reduce_layout,
+                    &[
+                        self.top_params.get().as_entire_binding(),
+                        self.tile_top.get().as_entire_binding(),
+                        self.top.get().as_entire_binding(),
+                    ],
+                );
+                (epilogue, merge)
+            })
+            .clone()
     }
 }

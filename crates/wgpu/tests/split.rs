@@ -8,16 +8,8 @@ use flashsampling_core::testdata::normal_tensor;
 use flashsampling_core::{Backend, DType, HiddenRef, LmHeadRef, Request, RowParams};
 use flashsampling_wgpu::{Caps, WgpuBackend};
 
-fn open(caps: Caps) -> Option<WgpuBackend> {
-    match WgpuBackend::open_with_caps(caps) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            assert!(std::env::var("FLASHSAMPLING_REQUIRE").unwrap_or_default().split(',').all(|r| r.trim() != "wgpu"));
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
+mod common;
+use common::open;
 
 /// Asserts that `wgpu` draws the CPU backend's tokens for a random head and batch of this shape.
 fn assert_matches_cpu(wgpu: &WgpuBackend, dtype: DType, (vocab, dim, batch, samples): (usize, usize, usize, u32)) {
