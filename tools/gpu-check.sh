@@ -54,3 +54,5 @@ if grep -q "^wgpu: available" "$out/info.txt"; then
   flashsampling bench --backend wgpu --batches 1,4,16 --csv "$out/bench-wgpu.csv" 2>&1 | tee "$out/bench-wgpu.log" | tail -25
 fi
 ls "$out"/bench-*.csv >/dev/null 2>&1 && python3 tools/plot_bench.py "$out"/bench-*.csv -o "$out/bench.png"
+# The device tool brings back few files: the logs travel as one archive.
+(cd "$out" && tar czf gpu-logs.tgz ./*.log info.txt && rm -f ./*.log)
