@@ -97,7 +97,7 @@ impl CudaBackend {
         &self.stream
     }
 
-    fn function(&self, name: &str) -> Result<&CudaFunction> {
+    pub(crate) fn function(&self, name: &str) -> Result<&CudaFunction> {
         self.functions.get(name).ok_or_else(|| device_error("missing kernel", name))
     }
 

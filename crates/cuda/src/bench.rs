@@ -47,6 +47,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let h = random_bf16(&stream, max_b * dim, 0xbeef)?;
         let logits = alloc::<u16>(&stream, max_b * vocab)?;
         let out = alloc::<u64>(&stream, max_b)?;
+        let ranked = RankedBuffers::new(&stream, max_b, vocab)?;
         let slots = cuda.norm_slots(DType::Bf16, DType::Bf16, vocab as u32);
         let norms = alloc::<u64>(&stream, max_b * slots as usize)?;
         let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
@@ -99,6 +100,10 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 FusedArgs { extras: Some(Extras { norms: np, norm_slots: slots, ..Extras::default() }), ..fused };
             // SAFETY: as above; `norms` holds max_b × slots pairs.
             let t_logprobs = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&logprobs, cu) })?;
+            let ranking = FusedArgs { extras: Some(ranked.extras(&stream)), ..fused };
+            // SAFETY: as above; the ranking buffers hold max_b rows.
+            let t_ranked = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&ranking, cu) })?;
+            let t_select = time(&ctx, &stream, iters, || ranked.select(&cuda, &stream, batch as u32))?;
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
             let t_unfused = time(&ctx, &stream, iters, || {
                 gemm()?;
@@ -109,6 +114,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 ("fused", t_fused),
                 ("fused-greedy", t_greedy),
                 ("fused-logprobs", t_logprobs),
+                ("fused-ranked", t_ranked),
+                ("select-top50", t_select),
                 ("cublas-gemm", t_gemm),
                 ("unfused", t_unfused),
             ];
@@ -135,6 +142,49 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         }
     }
     Ok(records)
+}
+
+/// Device buffers for timing the ranking path alone: every row ranks and keeps 50 keys.
+struct RankedBuffers {
+    scaled: CudaSlice<f32>,
+    scaled_row: CudaSlice<u32>,
+    out_start: CudaSlice<u32>,
+    keys: CudaSlice<u64>,
+    counts: CudaSlice<u32>,
+    vocab: u32,
+}
+
+impl RankedBuffers {
+    const KEPT: u32 = 50;
+
+    fn new(stream: &Arc<CudaStream>, rows: usize, vocab: usize) -> Result<Self> {
+        let upload = |v: Vec<u32>| stream.clone_htod(&v).map_err(|e| device_error("upload", e));
+        Ok(RankedBuffers {
+            scaled: alloc(stream, rows * vocab)?,
+            scaled_row: upload((0..rows as u32).collect())?,
+            out_start: upload((0..=rows as u32).map(|r| r * Self::KEPT).collect())?,
+            keys: alloc(stream, rows * Self::KEPT as usize)?,
+            counts: alloc(stream, 2 * rows)?,
+            vocab: vocab as u32,
+        })
+    }
+
+    fn extras(&self, stream: &Arc<CudaStream>) -> Extras {
+        Extras {
+            scaled: self.scaled.device_ptr(stream).0,
+            scaled_row: self.scaled_row.device_ptr(stream).0,
+            ..Extras::default()
+        }
+    }
+
+    /// The selection kernel over the first `rows` rows.
+    fn select(&self, cuda: &CudaBackend, stream: &Arc<CudaStream>, rows: u32) -> Result<()> {
+        let f = cuda.function(crate::kernels::SELECT)?;
+        let (s, o) = (self.scaled.device_ptr(stream).0, self.out_start.device_ptr(stream).0);
+        let (k, c) = (self.keys.device_ptr(stream).0, self.counts.device_ptr(stream).0);
+        // SAFETY: buffers of this context sized for at least `rows` rows.
+        unsafe { crate::launch::select_top(f, (s, self.vocab, 0), (o, k, c), rows, stream.cu_stream()) }
+    }
 }
 
 /// Batches up to which the trait path is timed (its ranking rows are finished on the host).
