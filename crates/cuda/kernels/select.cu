@@ -152,6 +152,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
 
     float top = NEG_INF;
     u32 live = 0, odd = 0;
+#pragma unroll SELECT_LOADS
     for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
         const float v = y[i];
         top = fmaxf(top, v);
@@ -168,6 +169,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
 #pragma unroll
     for (int j = 0; j < SELECT_LADDER; ++j) within[j] = 0;
     if (odd == 0 && need > 0) {
+#pragma unroll SELECT_LOADS
         for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
             const float v = y[i];
 #pragma unroll
@@ -192,6 +194,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         __syncthreads();
         // Compact the set: one shared atomic per warp and pass.
         const u32 lane = threadIdx.x & 31;
+#pragma unroll SELECT_LOADS
         for (u32 base = 0; base < v_rows; base += blockDim.x) {
             const u32 i = base + threadIdx.x;
             const bool in = i < v_rows && y[i] >= threshold;

@@ -12,6 +12,7 @@ use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::ranked::Ranked;
 use flashsampling_core::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use flashsampling_core::{Result, RowParams};
+use rayon::prelude::*;
 
 use crate::backend::f32s;
 use crate::driver::device_error;
@@ -105,14 +106,29 @@ impl RankingRows {
         let keys = stream.clone_dtoh(&self.keys).map_err(|e| device_error("download", e))?;
         let counts = stream.clone_dtoh(&self.counts).map_err(|e| device_error("download", e))?;
         stream.synchronize().map_err(|e| device_error("synchronize", e))?;
-        for (i, &b) in self.rows.iter().enumerate() {
-            let start = self.starts[i] as usize;
-            let mut list = keys[start..start + counts[2 * i] as usize].to_vec();
-            list.sort_unstable_by(|a, c| c.cmp(a));
-            let capacity = (self.starts[i + 1] - self.starts[i]) as usize;
-            let ranked = Ranked { keys: list, complete: counts[2 * i + 1] as usize <= capacity };
-            let (row_out, row_top) = (&mut out[b * samples..(b + 1) * samples], &mut top[b * n..(b + 1) * n]);
-            norms[b] = match finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top) {
+        // Each ranking row's output slices; the rows are finished on the thread pool, and those whose
+        // list cannot certify their cut-off afterwards, from their whole row.
+        let mut slices: Vec<Option<(&mut [u64], &mut [u64])>> = out
+            .chunks_mut(samples)
+            .zip(top.chunks_mut(n.max(1)).chain(std::iter::repeat_with(|| &mut [][..])))
+            .map(Some)
+            .collect();
+        let jobs: Vec<_> = self.rows.iter().enumerate().map(|(i, &b)| (i, b, slices[b].take())).collect();
+        let finished: Vec<_> = jobs
+            .into_par_iter()
+            .map(|(i, b, row)| {
+                let (row_out, row_top) = row.expect("one job per row");
+                let start = self.starts[i] as usize;
+                let mut list = keys[start..start + counts[2 * i] as usize].to_vec();
+                list.sort_unstable_by(|a, c| c.cmp(a));
+                let capacity = (self.starts[i + 1] - self.starts[i]) as usize;
+                let ranked = Ranked { keys: list, complete: counts[2 * i + 1] as usize <= capacity };
+                let norm = finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top);
+                (i, b, row_out, row_top, norm)
+            })
+            .collect();
+        for (i, b, row_out, row_top, norm) in finished {
+            norms[b] = match norm {
                 Some(norm) => norm,
                 None => {
                     let whole = Ranked::all(&self.download_row(stream, i)?, vocab_offset);
