@@ -3,14 +3,16 @@
 // The `_ex` kernels write y = l̃ / T of the rows that rank their tokens (truncation, top-N); this
 // keeps, per such row, the `length` largest keys pack(y, token) — the rank order of the core's
 // `ranked.rs` (y descending, then token ascending; keys are unique). Masked tokens (y = -inf) are
-// never ranked, as in the core. One block per row.
+// never ranked, as in the core.
 //
-// Fast path: the row's maximum M, then how many tokens have y ≥ M − δ for a ladder of δ; the
-// smallest δ whose set holds at least `need` tokens and fits in shared memory gives a set that
-// contains the top `need` keys (every one of them has y ≥ the need-th largest y ≥ M − δ). The set
-// is compacted into shared memory and sorted there. Rows where no δ fits (flat rows, NaN, +inf)
-// take the radix select over all keys: 8-bit digits from the top, a histogram per pass over the
-// keys that still match the chosen prefix, until the threshold key T has exactly `need` keys ≥ T.
+// Fast path, three launches over every row: (1) `select_count`, many blocks per row, counts the
+// tokens with y ≥ M − δ for a ladder of δ, M the row's maximum from its merged log-normaliser;
+// (2) `select_gather` takes the smallest δ whose set holds at least `need` tokens and fits in
+// shared memory — that set contains the top `need` keys, since every one of them has y ≥ the
+// need-th largest y ≥ M − δ — and appends the set's keys to the row's buffer; (3) `select_top_keys`,
+// one block per row, sorts the set in shared memory. Rows where no δ fits (flat rows, NaN, +inf)
+// take the radix select over all keys in (3): 8-bit digits from the top, a histogram per pass over
+// the keys that still match the chosen prefix, until the threshold key T has exactly `need` keys ≥ T.
 
 #define SELECT_THREADS 1024
 #define SELECT_LOADS 8
@@ -18,10 +20,132 @@
 #define SELECT_CAP 4096
 // δ = 2^(j − 6) for j < SELECT_LADDER: 1/64 … 512.
 #define SELECT_LADDER 16
+// Threads per block of the counting and gathering passes, and the tokens each thread reads.
+#define CHUNK_THREADS 256
+#define CHUNK_LOADS 16
+#define CHUNK_TOKENS (CHUNK_THREADS * CHUNK_LOADS)
+
+// Per ranking row, what the passes share: the ladder's counts, the tokens of finite y, the NaN and
+// +inf tokens, and how many keys the gather has appended.
+struct SelectCounters {
+    u32 within[SELECT_LADDER];
+    u32 live;
+    u32 odd;
+    u32 filled;
+    u32 pad;
+};
+
+// `SelectArgs` in src/launch.rs (72 bytes). Grid: x over chunks of CHUNK_TOKENS tokens (one block
+// per row for `select_top_keys`), y over the batch; rows that rank nothing return at once.
+struct SelectArgs {
+    const float* scaled;        // [ranking row][v_rows]
+    const u32* scaled_row;      // per batch row: its ranking row, NO_MASK when it ranks nothing
+    const RowNorm* norms;       // per batch row: its merged log-normaliser (the maximum M)
+    const u32* out_start;       // ranking rows + 1 offsets into keys
+    SelectCounters* counters;   // per ranking row, zeroed before `select_count`
+    u64* set;                   // [ranking row][SELECT_CAP]
+    u64* keys;                  // the rows' kept keys, from out_start[r]
+    u32* counts;                // per ranking row: (keys written, tokens of finite y)
+    u32 v_rows;
+    u32 vocab_offset;
+};
 
 __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset) {
     const float v = y[i];
     return v == NEG_INF ? 0 : pack(v, vocab_offset + i);
+}
+
+__device__ __forceinline__ float ladder_delta(int j) { return __int_as_float((127 + j - 6) << 23); }
+
+// How many keys row `r` keeps, and the rung of its fast path (-1: the radix select).
+struct Plan {
+    u32 need;
+    int rung;
+};
+
+__device__ __forceinline__ Plan plan_of(const SelectArgs& a, u32 r) {
+    const SelectCounters& c = a.counters[r];
+    Plan p;
+    p.need = min(a.out_start[r + 1] - a.out_start[r], c.live);
+    p.rung = -1;
+    if (c.odd == 0) {
+        for (int j = 0; j < SELECT_LADDER && p.rung < 0; ++j) {
+            if (c.within[j] >= p.need && c.within[j] <= SELECT_CAP) p.rung = j;
+        }
+    }
+    return p;
+}
+
+// Warp-wide sum, in lane 0.
+__device__ __forceinline__ u32 warp_sum(u32 v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, o);
+    return v;
+}
+
+extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const SelectArgs a) {
+    const u32 r = a.scaled_row[blockIdx.y];
+    if (r == NO_MASK) return;
+    const float top = a.norms[blockIdx.y].max;
+    const float* y = a.scaled + (size_t)r * a.v_rows;
+    u32 within[SELECT_LADDER];
+#pragma unroll
+    for (int j = 0; j < SELECT_LADDER; ++j) within[j] = 0;
+    u32 live = 0, odd = 0;
+    float v[CHUNK_LOADS];
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
+        v[k] = i < a.v_rows ? y[i] : NEG_INF;
+    }
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        live += v[k] != NEG_INF;
+        odd += v[k] != v[k] || v[k] == __int_as_float(0x7F800000);
+#pragma unroll
+        for (int j = 0; j < SELECT_LADDER; ++j) within[j] += v[k] >= top - ladder_delta(j);
+    }
+    SelectCounters& c = a.counters[r];
+    const bool lead = (threadIdx.x & 31) == 0;
+#pragma unroll
+    for (int j = 0; j < SELECT_LADDER; ++j) {
+        const u32 n = warp_sum(within[j]);
+        if (lead && n) atomicAdd(&c.within[j], n);
+    }
+    live = warp_sum(live);
+    odd = warp_sum(odd);
+    if (lead && live) atomicAdd(&c.live, live);
+    if (lead && odd) atomicAdd(&c.odd, odd);
+}
+
+extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_gather(const SelectArgs a) {
+    const u32 r = a.scaled_row[blockIdx.y];
+    if (r == NO_MASK) return;
+    const Plan p = plan_of(a, r);
+    if (p.need == 0 || p.rung < 0) return;
+    const float threshold = a.norms[blockIdx.y].max - ladder_delta(p.rung);
+    const float* y = a.scaled + (size_t)r * a.v_rows;
+    u64* set = a.set + (size_t)r * SELECT_CAP;
+    const u32 lane = threadIdx.x & 31;
+    float v[CHUNK_LOADS];
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
+        v[k] = i < a.v_rows ? y[i] : NEG_INF;
+    }
+    // Appends: one global atomic per warp and load with a key in the set.
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
+        const bool in = v[k] >= threshold;
+        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
+        if (!ballot) continue;
+        u32 first = 0;
+        if (lane == 0) first = atomicAdd(&a.counters[r].filled, (u32)__popc(ballot));
+        first = __shfl_sync(0xFFFFFFFFu, first, 0);
+        const u32 at = first + __popc(ballot & ((1u << lane) - 1));
+        if (in && at < SELECT_CAP) set[at] = pack(v[k], a.vocab_offset + i);
+    }
 }
 
 // Adds one to hist[bin] for every lane of the warp with `count` set, one shared atomic per distinct
@@ -90,32 +214,6 @@ __device__ u32 radix_select(const float* __restrict__ y, u32 v_rows, u32 vocab_o
     return written;
 }
 
-// Block-wide sum of one value per thread (every thread gets it). `scratch`: 32 words.
-__device__ __forceinline__ u32 block_sum(u32 v, u32* scratch) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    u32 total = 0;
-    for (u32 w = 0; w < blockDim.x / 32; ++w) total += scratch[w];
-    return total;
-}
-
-// Block-wide maximum (NaN ignored, as fmaxf does). `scratch`: 32 words.
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float m = NEG_INF;
-    for (u32 w = 0; w < blockDim.x / 32; ++w) m = fmaxf(m, scratch[w]);
-    return m;
-}
-
-__device__ __forceinline__ float ladder_delta(int j) { return __int_as_float((127 + j - 6) << 23); }
-
 // Sorts `n` (a power of two) keys in shared memory, largest first.
 __device__ void bitonic_sort_descending(u64* keys, u32 n) {
     for (u32 size = 2; size <= n; size <<= 1) {
@@ -135,84 +233,26 @@ __device__ void bitonic_sort_descending(u64* keys, u32 n) {
     __syncthreads();
 }
 
-// scaled: [rows][v_rows]; out_start: rows + 1 offsets into keys (row r keeps out_start[r + 1] -
-// out_start[r] keys at most); counts: per row (keys written, tokens of finite y).
-extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(const float* __restrict__ scaled,
-                                                                             u32 v_rows, u32 vocab_offset,
-                                                                             const u32* __restrict__ out_start,
-                                                                             u64* __restrict__ keys,
-                                                                             u32* __restrict__ counts) {
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(const SelectArgs a) {
     __shared__ u64 set[SELECT_CAP];
     __shared__ u32 hist[256];
-    __shared__ u32 scratch[32];
-    __shared__ u32 filled;
-    const float* y = scaled + (size_t)blockIdx.x * v_rows;
-    const u32 length = out_start[blockIdx.x + 1] - out_start[blockIdx.x];
-    u64* out = keys + out_start[blockIdx.x];
-
-    float top = NEG_INF;
-    u32 live = 0, odd = 0;
-#pragma unroll SELECT_LOADS
-    for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
-        const float v = y[i];
-        top = fmaxf(top, v);
-        live += v != NEG_INF;
-        odd += v != v || v == __int_as_float(0x7F800000);
-    }
-    top = block_max(top, reinterpret_cast<float*>(scratch));
-    live = block_sum(live, scratch);
-    odd = block_sum(odd, scratch);
-    const u32 need = min(length, live);
-
-    // How many tokens lie within δ_j of the maximum, for every rung of the ladder.
-    u32 within[SELECT_LADDER];
-#pragma unroll
-    for (int j = 0; j < SELECT_LADDER; ++j) within[j] = 0;
-    if (odd == 0 && need > 0) {
-#pragma unroll SELECT_LOADS
-        for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
-            const float v = y[i];
-#pragma unroll
-            for (int j = 0; j < SELECT_LADDER; ++j) within[j] += v >= top - ladder_delta(j);
-        }
-    }
-    int rung = -1;
-#pragma unroll
-    for (int j = 0; j < SELECT_LADDER; ++j) {
-        within[j] = block_sum(within[j], scratch);
-        if (rung < 0 && within[j] >= need && within[j] <= SELECT_CAP) rung = j;
-    }
-
-    u32 written = 0;
-    if (need == 0) {
-        written = 0;
-    } else if (odd != 0 || rung < 0) {
-        written = radix_select(y, v_rows, vocab_offset, live, need, out, hist);
-    } else {
-        const float threshold = top - ladder_delta(rung);
-        if (threadIdx.x == 0) filled = 0;
-        __syncthreads();
-        // Compact the set: one shared atomic per warp and pass.
-        const u32 lane = threadIdx.x & 31;
-#pragma unroll SELECT_LOADS
-        for (u32 base = 0; base < v_rows; base += blockDim.x) {
-            const u32 i = base + threadIdx.x;
-            const bool in = i < v_rows && y[i] >= threshold;
-            const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
-            u32 first = 0;
-            if (lane == 0 && ballot) first = atomicAdd(&filled, (u32)__popc(ballot));
-            first = __shfl_sync(0xFFFFFFFFu, first, 0);
-            if (in) set[first + __popc(ballot & ((1u << lane) - 1))] = pack(y[i], vocab_offset + i);
-        }
-        __syncthreads();
-        const u32 n = within[rung] <= 1 ? 1 : 1u << (32 - __clz(within[rung] - 1));
-        for (u32 i = within[rung] + threadIdx.x; i < n; i += blockDim.x) set[i] = 0;
+    const u32 r = a.scaled_row[blockIdx.x];
+    if (r == NO_MASK) return;
+    const Plan p = plan_of(a, r);
+    const u32 live = a.counters[r].live;
+    u64* out = a.keys + a.out_start[r];
+    u32 written = p.need;
+    if (p.need > 0 && p.rung < 0) {
+        written = radix_select(a.scaled + (size_t)r * a.v_rows, a.v_rows, a.vocab_offset, live, p.need, out, hist);
+    } else if (p.need > 0) {
+        const u32 filled = min(a.counters[r].filled, (u32)SELECT_CAP);
+        const u32 n = filled <= 1 ? 1 : 1u << (32 - __clz(filled - 1));
+        for (u32 i = threadIdx.x; i < n; i += blockDim.x) set[i] = i < filled ? a.set[(size_t)r * SELECT_CAP + i] : 0;
         bitonic_sort_descending(set, n);
-        for (u32 i = threadIdx.x; i < need; i += blockDim.x) out[i] = set[i];
-        written = need;
+        for (u32 i = threadIdx.x; i < p.need; i += blockDim.x) out[i] = set[i];
     }
     if (threadIdx.x == 0) {
-        counts[2 * blockIdx.x] = written;
-        counts[2 * blockIdx.x + 1] = live;
+        a.counts[2 * r] = written;
+        a.counts[2 * r + 1] = live;
     }
 }

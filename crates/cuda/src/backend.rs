@@ -1,7 +1,7 @@
 //! [`CudaBackend`]: the [`Backend`] trait on one CUDA device, with device-resident LM heads.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::validate::MAX_SAMPLES;
@@ -10,6 +10,7 @@ use flashsampling_core::{
     Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
 };
 
+use crate::arena::{Arena, Layout};
 use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
@@ -27,6 +28,8 @@ pub struct CudaBackend {
     /// The largest of `mma_blocks`: log-normaliser slots per row enough for any tensor-core launch.
     mma_norm_slots: u32,
     arch: String,
+    /// The device memory of [`Backend`] calls, reused from call to call (one call at a time).
+    arena: Mutex<Arena>,
 }
 
 /// An LM head resident in device memory: uploaded by [`Backend::load_lm_head`], or device memory a
@@ -86,7 +89,7 @@ impl CudaBackend {
         }
         let stream = ctx.default_stream();
         let mma_norm_slots = mma_blocks.values().copied().max().unwrap_or(1);
-        Ok(CudaBackend { ctx, stream, functions, mma_blocks, mma_norm_slots, arch })
+        Ok(CudaBackend { ctx, stream, functions, mma_blocks, mma_norm_slots, arch, arena: Mutex::default() })
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -99,6 +102,12 @@ impl CudaBackend {
 
     pub(crate) fn function(&self, name: &str) -> Result<&CudaFunction> {
         self.functions.get(name).ok_or_else(|| device_error("missing kernel", name))
+    }
+
+    /// The entry points of the selection of ranking rows' keys, in launch order.
+    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 3]> {
+        let [count, gather, top] = kernels::SELECT.map(|name| self.function(name));
+        Ok([count?, gather?, top?])
     }
 
     /// The raw-pointer fused launch on the caller's `stream`: zeroes `args.out`, then writes one
@@ -238,67 +247,75 @@ impl CudaBackend {
         self.stream.clone_htod(bytes).map_err(|e| device_error("upload", e))
     }
 
-    /// One call of the [`Backend`] trait: uploads the request, launches, downloads the candidates.
-    /// With `outputs`, also each row's log-normaliser over the shard and its top-N keys. Rows that
-    /// rank their tokens (truncation, top-N) are finished by [`RankingRows`].
+    /// One call of the [`Backend`] trait, in the backend's arena: one upload of the request, the
+    /// launches, one download of the candidates and outputs. With `outputs`, also each row's
+    /// log-normaliser over the shard and its top-N keys. Rows that rank their tokens (truncation,
+    /// top-N) are finished by [`RankingRows`].
     fn run(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64], outputs: Option<RowOutputs<'_>>) -> Result<()> {
         let dev = head.storage::<DeviceHead>(NAME)?;
         let batch = u32::try_from(req.hidden.batch).map_err(|_| Error::Shape("batch over u32".into()))?;
         let h_dtype = req.hidden.data.dtype();
         let v_rows = head.rows as u32;
         let plans = RowPlan::of_request(req);
-        let ranking = RankingRows::new(&self.stream, &plans, v_rows)?;
-        let normalize = outputs.is_some() || ranking.is_some();
-        let hidden = self.upload(req.hidden.data.as_bytes())?;
-        let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
-        let rows = self.upload(&RowArgs::to_bytes(&rows))?;
         let transforms = validate::transforms(req, head.vocab_size)?;
-        let tables = ConstraintTables::new(&transforms).map(|t| self.upload_tables(&t)).transpose()?;
         let slots = self.norm_slots(head.dtype, h_dtype, v_rows);
-        let norm_parts =
-            if normalize { Some(self.upload(&empty_norm_parts(batch as usize * slots as usize))?) } else { None };
-        // SAFETY: the context's own allocations; the output is fully written before it is read.
-        let cands = unsafe { self.stream.alloc::<u64>(out.len()) }.map_err(|e| device_error("alloc", e))?;
-        {
-            let ptr = |b: &CudaSlice<u8>| b.device_ptr(&self.stream).0;
-            let mut extras = tables.as_ref().map(|t| t.extras(&self.stream));
-            if let Some(parts) = &norm_parts {
-                let e = extras.get_or_insert_with(Extras::default);
-                e.norms = ptr(parts);
-                e.norm_slots = slots;
-            }
-            if let Some(r) = &ranking {
-                r.point(&self.stream, extras.get_or_insert_with(Extras::default));
-            }
-            let args = FusedArgs {
-                w: dev.ptr(&self.stream),
-                w_dtype: head.dtype,
-                h: ptr(&hidden),
-                h_dtype,
-                rows: ptr(&rows),
-                out: cands.device_ptr(&self.stream).0,
-                v_rows,
-                dim: head.dim as u32,
-                batch,
-                samples: req.samples,
-                vocab_offset: head.vocab_offset,
-                extras,
-            };
-            // SAFETY: pointers from live allocations of this context, sized by the validated request;
-            // every allocation outlives the synchronisation below.
-            unsafe { self.sample_raw(&args, self.stream.cu_stream())? };
+
+        let mut layout = Layout::default();
+        let hidden = layout.input(req.hidden.data.as_bytes());
+        let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
+        let rows = layout.input(&RowArgs::to_bytes(&rows));
+        let tables = ConstraintTables::new(&transforms).map(|t| t.stage(&mut layout));
+        let ranking = RankingRows::stage(&plans, v_rows, &mut layout);
+        let normalize = outputs.is_some() || ranking.is_some();
+        let norm_parts = normalize.then(|| layout.input(&empty_norm_parts(batch as usize * slots as usize)));
+        let cands = layout.output(8 * out.len());
+        let merged = normalize.then(|| layout.output(16 * batch as usize));
+
+        let mut arena = self.arena.lock().map_err(|_| device_error("the call arena", "poisoned by a panic"))?;
+        let call = arena.bind(&self.stream, layout)?;
+        let mut extras = tables.as_ref().map(|t| t.extras(&call));
+        if let Some(parts) = norm_parts {
+            let e = extras.get_or_insert_with(Extras::default);
+            e.norms = call.ptr(parts);
+            e.norm_slots = slots;
         }
         if let Some(r) = &ranking {
-            r.select(self.function(kernels::SELECT)?, &self.stream, head.vocab_offset)?;
+            r.point(&call, extras.get_or_insert_with(Extras::default));
         }
-        let merged = norm_parts.map(|p| self.merge_norms(&p, slots, batch)).transpose()?;
-        self.stream.memcpy_dtoh(&cands, out).map_err(|e| device_error("download", e))?;
-        let merged = merged.map(|m| self.stream.clone_dtoh(&m)).transpose().map_err(|e| device_error("download", e))?;
-        self.stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+        let args = FusedArgs {
+            w: dev.ptr(&self.stream),
+            w_dtype: head.dtype,
+            h: call.ptr(hidden),
+            h_dtype,
+            rows: call.ptr(rows),
+            out: call.ptr(cands),
+            v_rows,
+            dim: head.dim as u32,
+            batch,
+            samples: req.samples,
+            vocab_offset: head.vocab_offset,
+            extras,
+        };
+        let cu = self.stream.cu_stream();
+        // SAFETY: regions of the call's arena, sized by the validated request; the arena is held
+        // (locked) until the download below has synchronised.
+        unsafe { self.sample_raw(&args, cu)? };
+        if let (Some(parts), Some(merged)) = (norm_parts, merged) {
+            let f = self.function(kernels::MERGE_NORMS)?;
+            // SAFETY: as above; `merge_norms` writes every row of `merged`.
+            unsafe { launch::merge_norms(f, (call.ptr(parts), slots), batch, call.ptr(merged), cu)? };
+            if let Some(r) = &ranking {
+                r.select(self.select_functions()?, (&call, &self.stream), head.vocab_offset, call.ptr(merged))?;
+            }
+        }
+        let downloaded = call.download(&self.stream)?;
 
+        for (o, c) in out.iter_mut().zip(downloaded.get(cands).chunks_exact(8)) {
+            *o = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        }
         let mut norms = vec![LogSumExp::EMPTY; plans.len()];
         if let Some(merged) = merged {
-            for (norm, row) in norms.iter_mut().zip(merged.chunks_exact(16)) {
+            for (norm, row) in norms.iter_mut().zip(downloaded.get(merged).chunks_exact(16)) {
                 let max = f32::from_le_bytes(row[..4].try_into().expect("4 bytes"));
                 *norm = LogSumExp { max, sum: f64::from_le_bytes(row[8..].try_into().expect("8 bytes")) };
             }
@@ -310,67 +327,13 @@ impl CudaBackend {
         };
         if let Some(r) = &ranking {
             let (samples, n) = (req.samples as usize, req.top_logprobs as usize);
-            r.finish(&self.stream, (&plans, req.rows), head.vocab_offset, &mut norms, (out, samples), (top, n))?;
+            let io = (&call, &downloaded, &self.stream);
+            r.finish(io, (&plans, req.rows), head.vocab_offset, &mut norms, (out, samples), (top, n))?;
         }
         if let Some(out_norms) = out_norms {
             out_norms.copy_from_slice(&norms);
         }
         Ok(())
-    }
-
-    /// Each row's log-normaliser, merged on the device from `parts` (`batch` rows of `slots`).
-    fn merge_norms(&self, parts: &CudaSlice<u8>, slots: u32, batch: u32) -> Result<CudaSlice<u8>> {
-        // SAFETY: the merge writes every row before it is read.
-        let merged = unsafe { self.stream.alloc::<u8>(16 * batch as usize) }.map_err(|e| device_error("alloc", e))?;
-        let (p, m) = (parts.device_ptr(&self.stream).0, merged.device_ptr(&self.stream).0);
-        // SAFETY: buffers of this context of the sizes `merge_norms` requires, alive until the
-        // caller's synchronisation.
-        unsafe {
-            launch::merge_norms(self.function(kernels::MERGE_NORMS)?, (p, slots), batch, m, self.stream.cu_stream())?
-        };
-        Ok(merged)
-    }
-
-    fn upload_tables(&self, t: &ConstraintTables) -> Result<DeviceTables> {
-        let words = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        // Zero-length uploads are not allocations: an empty table gets one unused word.
-        let nonempty = |b: Vec<u8>| if b.is_empty() { vec![0; 4] } else { b };
-        Ok(DeviceTables {
-            has_mask: !t.mask.is_empty(),
-            has_adjust: !t.adjust_token.is_empty(),
-            mask: self.upload(&nonempty(words(&t.mask)))?,
-            mask_start: self.upload(&words(&t.mask_start))?,
-            adjust_start: self.upload(&words(&t.adjust_start))?,
-            adjust_token: self.upload(&nonempty(words(&t.adjust_token)))?,
-            adjust_coef: self.upload(&nonempty(floats(&t.adjust_coef)))?,
-        })
-    }
-}
-
-/// [`ConstraintTables`] in device memory.
-struct DeviceTables {
-    has_mask: bool,
-    has_adjust: bool,
-    mask: CudaSlice<u8>,
-    mask_start: CudaSlice<u8>,
-    adjust_start: CudaSlice<u8>,
-    adjust_token: CudaSlice<u8>,
-    adjust_coef: CudaSlice<u8>,
-}
-
-impl DeviceTables {
-    /// The kernels' view; a table no row uses is left out (NULL), so its lookups are skipped.
-    fn extras(&self, stream: &CudaStream) -> Extras {
-        let ptr = |b: &CudaSlice<u8>| b.device_ptr(stream).0;
-        Extras {
-            mask: if self.has_mask { ptr(&self.mask) } else { 0 },
-            mask_start: if self.has_mask { ptr(&self.mask_start) } else { 0 },
-            adjust_start: if self.has_adjust { ptr(&self.adjust_start) } else { 0 },
-            adjust_token: ptr(&self.adjust_token),
-            adjust_coef: ptr(&self.adjust_coef),
-            ..Extras::default()
-        }
     }
 }
 

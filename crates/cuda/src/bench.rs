@@ -12,14 +12,19 @@ use std::time::Instant;
 use cudarc::cublas::{result as blas, sys as bsys, CudaBlas};
 use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::bench::{bytes_moved, median, Record};
+use flashsampling_core::survivors::RowPlan;
 use flashsampling_core::{bf16, Backend, DType, HiddenRef, LmHead, Request, Result, RowParams, Tensor, Truncation};
 
+use crate::arena::{Arena, Layout};
 use crate::driver::device_error;
 use crate::kernels::LogitsDType;
-use crate::launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
+use crate::launch::{merge_norms, Extras, FusedArgs, LogitsArgs, RowArgs};
+use crate::ranking::RankingRows;
 use crate::{CudaBackend, NAME};
 
 const WARMUP: usize = 10;
+/// Keys each row keeps in the timing of the ranking path alone.
+const RANKED_KEPT: u32 = 50;
 
 /// Measured device rates the floors are computed from.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +52,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let h = random_bf16(&stream, max_b * dim, 0xbeef)?;
         let logits = alloc::<u16>(&stream, max_b * vocab)?;
         let out = alloc::<u64>(&stream, max_b)?;
-        let ranked = RankedBuffers::new(&stream, max_b, vocab)?;
+        let merged = alloc::<u8>(&stream, 16 * max_b)?;
+        let mut arena = Arena::default();
         let slots = cuda.norm_slots(DType::Bf16, DType::Bf16, vocab as u32);
         let norms = alloc::<u64>(&stream, max_b * slots as usize)?;
         let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
@@ -61,6 +67,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let (rp, _g5) = rows.device_ptr(&stream);
         let (gp, _g6) = greedy_rows.device_ptr(&stream);
         let (np, _g7) = norms.device_ptr(&stream);
+        let (mp, _g8) = merged.device_ptr(&stream);
+        let top50 = Truncation::top_k(RANKED_KEPT);
         for &batch in batches {
             let bytes = bytes_moved(dim, vocab, batch, 2, 2);
             let floor_us =
@@ -100,10 +108,24 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 FusedArgs { extras: Some(Extras { norms: np, norm_slots: slots, ..Extras::default() }), ..fused };
             // SAFETY: as above; `norms` holds max_b × slots pairs.
             let t_logprobs = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&logprobs, cu) })?;
-            let ranking = FusedArgs { extras: Some(ranked.extras(&stream)), ..fused };
-            // SAFETY: as above; the ranking buffers hold max_b rows.
+            // Every row keeps its 50 most likely keys: the fused kernel writes its scaled logits and
+            // its log-normaliser partials, then the merge and the selection run.
+            let plan = RowPlan { truncation: Some(&top50), top_n: 0, list_length: RANKED_KEPT as usize };
+            let mut layout = Layout::default();
+            let ranked = RankingRows::stage(&vec![plan; batch], vocab as u32, &mut layout).expect("every row ranks");
+            let call = arena.bind(&stream, layout)?;
+            let mut ranked_extras = Extras { norms: np, norm_slots: slots, ..Extras::default() };
+            ranked.point(&call, &mut ranked_extras);
+            let ranking = FusedArgs { extras: Some(ranked_extras), ..fused };
+            // SAFETY: as above; the ranking buffers hold `batch` rows.
             let t_ranked = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&ranking, cu) })?;
-            let t_select = time(&ctx, &stream, iters, || ranked.select(&cuda, &stream, batch as u32))?;
+            let merge = cuda.function(crate::kernels::MERGE_NORMS)?;
+            let t_select = time(&ctx, &stream, iters, || {
+                // SAFETY: `norms` holds max_b × slots pairs, `merged` max_b rows.
+                unsafe { merge_norms(merge, (np, slots), batch as u32, mp, cu)? };
+                ranked.select(cuda.select_functions()?, (&call, &stream), 0, mp)
+            })?;
+            drop(call);
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
             let t_unfused = time(&ctx, &stream, iters, || {
                 gemm()?;
@@ -115,7 +137,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 ("fused-greedy", t_greedy),
                 ("fused-logprobs", t_logprobs),
                 ("fused-ranked", t_ranked),
-                ("select-top50", t_select),
+                ("merge-select-top50", t_select),
                 ("cublas-gemm", t_gemm),
                 ("unfused", t_unfused),
             ];
@@ -142,49 +164,6 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         }
     }
     Ok(records)
-}
-
-/// Device buffers for timing the ranking path alone: every row ranks and keeps 50 keys.
-struct RankedBuffers {
-    scaled: CudaSlice<f32>,
-    scaled_row: CudaSlice<u32>,
-    out_start: CudaSlice<u32>,
-    keys: CudaSlice<u64>,
-    counts: CudaSlice<u32>,
-    vocab: u32,
-}
-
-impl RankedBuffers {
-    const KEPT: u32 = 50;
-
-    fn new(stream: &Arc<CudaStream>, rows: usize, vocab: usize) -> Result<Self> {
-        let upload = |v: Vec<u32>| stream.clone_htod(&v).map_err(|e| device_error("upload", e));
-        Ok(RankedBuffers {
-            scaled: alloc(stream, rows * vocab)?,
-            scaled_row: upload((0..rows as u32).collect())?,
-            out_start: upload((0..=rows as u32).map(|r| r * Self::KEPT).collect())?,
-            keys: alloc(stream, rows * Self::KEPT as usize)?,
-            counts: alloc(stream, 2 * rows)?,
-            vocab: vocab as u32,
-        })
-    }
-
-    fn extras(&self, stream: &Arc<CudaStream>) -> Extras {
-        Extras {
-            scaled: self.scaled.device_ptr(stream).0,
-            scaled_row: self.scaled_row.device_ptr(stream).0,
-            ..Extras::default()
-        }
-    }
-
-    /// The selection kernel over the first `rows` rows.
-    fn select(&self, cuda: &CudaBackend, stream: &Arc<CudaStream>, rows: u32) -> Result<()> {
-        let f = cuda.function(crate::kernels::SELECT)?;
-        let (s, o) = (self.scaled.device_ptr(stream).0, self.out_start.device_ptr(stream).0);
-        let (k, c) = (self.keys.device_ptr(stream).0, self.counts.device_ptr(stream).0);
-        // SAFETY: buffers of this context sized for at least `rows` rows.
-        unsafe { crate::launch::select_top(f, (s, self.vocab, 0), (o, k, c), rows, stream.cu_stream()) }
-    }
 }
 
 /// Batches up to which the trait path is timed (its ranking rows are finished on the host).

@@ -2,7 +2,8 @@
 
 use flashsampling_core::constraints::RowTransform;
 
-use crate::launch::NO_MASK;
+use crate::arena::{f32_bytes, u32_bytes, Call, Layout, Region};
+use crate::launch::{Extras, NO_MASK};
 
 /// The host side of the constraint tables of one call, ready for upload.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,6 +40,38 @@ impl ConstraintTables {
             t.adjust_start.push(t.adjust_token.len() as u32);
         }
         Some(t)
+    }
+
+    /// Lays the tables out among a call's inputs; a table no row uses is left out.
+    pub(crate) fn stage(&self, layout: &mut Layout) -> StagedTables {
+        StagedTables {
+            mask: (!self.mask.is_empty())
+                .then(|| [layout.input(&u32_bytes(&self.mask)), layout.input(&u32_bytes(&self.mask_start))]),
+            adjust: (!self.adjust_token.is_empty()).then(|| {
+                [
+                    layout.input(&u32_bytes(&self.adjust_start)),
+                    layout.input(&u32_bytes(&self.adjust_token)),
+                    layout.input(&f32_bytes(&self.adjust_coef)),
+                ]
+            }),
+        }
+    }
+}
+
+/// [`ConstraintTables`] in a call's arena.
+pub(crate) struct StagedTables {
+    /// `mask`, `mask_start`.
+    mask: Option<[Region; 2]>,
+    /// `adjust_start`, `adjust_token`, `adjust_coef`.
+    adjust: Option<[Region; 3]>,
+}
+
+impl StagedTables {
+    /// The kernels' view: NULL for a table no row uses, so its lookups are skipped.
+    pub fn extras(&self, call: &Call<'_>) -> Extras {
+        let [mask, mask_start] = self.mask.map_or([0; 2], |r| r.map(|r| call.ptr(r)));
+        let [adjust_start, adjust_token, adjust_coef] = self.adjust.map_or([0; 3], |r| r.map(|r| call.ptr(r)));
+        Extras { mask, mask_start, adjust_start, adjust_token, adjust_coef, ..Extras::default() }
     }
 }
 

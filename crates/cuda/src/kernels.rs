@@ -13,21 +13,24 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/fused_mma.cu"),
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
-    include_str!("../kernels/select.cu"),
     include_str!("../kernels/norms.cu"),
+    include_str!("../kernels/select.cu"),
 );
 
 /// Entry point that turns candidates into tokens and row statuses on the device.
 pub const DECODE: &str = "decode_candidates";
 
-/// Entry point that keeps the most likely keys of each ranking row's scaled logits (select.cu).
-pub const SELECT: &str = "select_top_keys";
+/// Entry points that keep the most likely keys of each ranking row's scaled logits (select.cu):
+/// counting, gathering, sorting.
+pub const SELECT: [&str; 3] = ["select_count", "select_gather", "select_top_keys"];
 
 /// Entry point that merges each row's log-normaliser partials (norms.cu).
 pub const MERGE_NORMS: &str = "merge_norms";
 
-/// Threads per block of [`SELECT`] (`SELECT_THREADS` in select.cu).
+/// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
+/// Threads per block of the counting and gathering entry points (`CHUNK_THREADS` in select.cu).
+pub const SELECT_CHUNK_THREADS: u32 = 256;
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).
 pub const CI_ARCHS: [&str; 3] = ["sm_80", "sm_90a", "sm_100a"];
@@ -120,7 +123,7 @@ pub fn entry_points() -> Vec<String> {
     names.extend(fused);
     names.extend([LogitsDType::F32, LogitsDType::Bf16].map(|d| logits_name(d).to_string()));
     names.push(DECODE.to_string());
-    names.push(SELECT.to_string());
+    names.extend(SELECT.map(String::from));
     names.push(MERGE_NORMS.to_string());
     names
 }

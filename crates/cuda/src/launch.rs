@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams};
 
 use crate::driver::device_error;
-use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS, SELECT_THREADS};
+use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS, SELECT_CHUNK_THREADS, SELECT_THREADS};
 
 /// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
 /// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
@@ -346,32 +346,72 @@ pub unsafe fn decode(
         .map_err(|e| device_error("launching the decode kernel", e))
 }
 
-/// Keeps, for each of `rows` ranking rows of scaled logits (`scaled`, `[rows][v_rows]` f32, as the
-/// `_ex` kernels write them), its most likely keys `pack(y, vocab_offset + i)`, masked tokens left
-/// out: row `r` writes up to `out_start[r + 1] - out_start[r]` keys from `keys + out_start[r]`
-/// (unordered) and `counts[2r]` = keys written, `counts[2r + 1]` = its tokens of finite y.
+/// The selection of each ranking row's most likely keys (select.cu), by value as its kernels take
+/// it: 72 bytes, `#[repr(C)]`.
+///
+/// - `scaled`: `[ranking row][v_rows]` f32 `y`, as the `_ex` kernels write them; `scaled_row`: per
+///   batch row, its ranking row or [`NO_MASK`]; `norms`: per batch row, its merged log-normaliser
+///   ([`merge_norms`]);
+/// - `out_start`: ranking rows + 1 offsets: row `r` keeps up to `out_start[r + 1] - out_start[r]`
+///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`
+///   (unordered); `counts`: per ranking row, (keys written, tokens of finite y);
+/// - `counters`: [`SELECT_COUNTER_BYTES`] per ranking row, `set`: [`SELECT_SET_KEYS`] `u64` per
+///   ranking row: the passes' workspace.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SelectArgs {
+    pub scaled: sys::CUdeviceptr,
+    pub scaled_row: sys::CUdeviceptr,
+    pub norms: sys::CUdeviceptr,
+    pub out_start: sys::CUdeviceptr,
+    pub counters: sys::CUdeviceptr,
+    pub set: sys::CUdeviceptr,
+    pub keys: sys::CUdeviceptr,
+    pub counts: sys::CUdeviceptr,
+    pub v_rows: u32,
+    pub vocab_offset: u32,
+}
+
+// The kernels take it by value with this layout.
+const _: () = assert!(std::mem::size_of::<SelectArgs>() == 72);
+
+/// Bytes of one ranking row's counters (`SelectCounters` in select.cu).
+pub const SELECT_COUNTER_BYTES: usize = 80;
+/// Keys of one ranking row's set (`SELECT_CAP` in select.cu).
+pub const SELECT_SET_KEYS: usize = 4096;
+/// Tokens per block of the counting and gathering passes (`CHUNK_TOKENS` in select.cu).
+const SELECT_CHUNK_TOKENS: u32 = 4096;
+
+/// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank: zeroes the
+/// counters, then counts, gathers and sorts (`count`, `gather`, `top`: the three entry points).
 ///
 /// # Safety
-/// Device pointers of the current context of those sizes (`out_start`: `rows + 1` u32, `counts`:
-/// `2 · rows` u32), alive until the stream has run the launch.
+/// Device pointers of the current context of the sizes [`SelectArgs`] names, alive until the stream
+/// has run the launches.
 pub unsafe fn select_top(
-    f: &CudaFunction,
-    (scaled, v_rows, vocab_offset): (sys::CUdeviceptr, u32, u32),
-    (out_start, keys, counts): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
-    rows: u32,
+    [count, gather, top]: [&CudaFunction; 3],
+    args: &SelectArgs,
+    (batch, ranking_rows): (u32, u32),
     stream: sys::CUstream,
 ) -> Result<()> {
-    let (mut s, mut v, mut off, mut o, mut k, mut c) = (scaled, v_rows, vocab_offset, out_start, keys, counts);
-    let mut params: [*mut c_void; 6] = [
-        (&mut s as *mut sys::CUdeviceptr).cast(),
-        (&mut v as *mut u32).cast(),
-        (&mut off as *mut u32).cast(),
-        (&mut o as *mut sys::CUdeviceptr).cast(),
-        (&mut k as *mut sys::CUdeviceptr).cast(),
-        (&mut c as *mut sys::CUdeviceptr).cast(),
-    ];
-    result::launch_kernel(f.cu_function(), (rows, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
-        .map_err(|e| device_error("launching the selection kernel", e))
+    if batch > MAX_GRID_Y {
+        return Err(Error::Unsupported {
+            backend: crate::NAME.into(),
+            what: format!("batch {batch} over {MAX_GRID_Y} rows for the selection kernels"),
+        });
+    }
+    let launch_err = |e| device_error("launching the selection kernels", e);
+    result::memset_d8_async(args.counters, 0, ranking_rows as usize * SELECT_COUNTER_BYTES, stream)
+        .map_err(|e| device_error("zeroing the selection counters", e))?;
+    let mut a = *args;
+    let mut params: [*mut c_void; 1] = [(&mut a as *mut SelectArgs).cast()];
+    let chunks = (args.v_rows.div_ceil(SELECT_CHUNK_TOKENS), batch, 1);
+    for f in [count, gather] {
+        result::launch_kernel(f.cu_function(), chunks, (SELECT_CHUNK_THREADS, 1, 1), 0, stream, &mut params)
+            .map_err(launch_err)?;
+    }
+    result::launch_kernel(top.cu_function(), (batch, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(launch_err)
 }
 
 /// Merges each of `batch` rows' `slots` log-normaliser partials (`parts`, `[row][slot]` f32 pairs

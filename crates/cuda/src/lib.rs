@@ -10,6 +10,7 @@
 //!   allocate nothing, copy nothing, never synchronise the host, and zero then fill the caller's
 //!   `out` buffer on the caller's stream. Per-row parameters are a device array of [`RowArgs`].
 
+mod arena;
 mod backend;
 pub mod bench;
 pub mod constraints;

@@ -215,17 +215,22 @@ fn constrained_kernels_agree_with_the_cpu_reference() {
 
 /// Rows that rank their tokens (top-k, top-p, min-p and their combinations; top-N logprobs), with
 /// constraints, beside plain rows, over a whole vocabulary (truncation needs one): the CUDA
-/// backend's tokens, log-normalisers and top-N lists against the CPU reference.
+/// backend's tokens, log-normalisers and top-N lists against the CPU reference. At V = 9001 every
+/// seventh row is nearly flat (T = 1000): more tokens lie near its maximum than the selection's fast
+/// path sorts, so its radix select runs.
 #[test]
 fn ranking_rows_agree_with_the_cpu_reference() {
     let Some(cuda) = open_cuda() else { return };
-    let cases = [((DType::Bf16, DType::Bf16), 9), ((DType::Bf16, DType::Bf16), 150), ((DType::F32, DType::Bf16), 7)];
-    for ((wd, hd), batch) in cases {
-        let (dim, vocab) = (96, 3001);
+    let bf16 = (DType::Bf16, DType::Bf16);
+    let cases = [(bf16, 9, 3001), (bf16, 150, 3001), ((DType::F32, DType::Bf16), 7, 3001), (bf16, 21, 9001)];
+    for ((wd, hd), batch, vocab) in cases {
+        let dim = 96;
         let params: Vec<RowParams> = (0..batch as u64)
-            .map(
-                |i| if i % 4 == 0 { RowParams::greedy() } else { RowParams::new(0.6 + (i % 5) as f32 * 0.3, 5 + i, i) },
-            )
+            .map(|i| match i {
+                _ if i % 4 == 0 => RowParams::greedy(),
+                _ if i % 7 == 6 => RowParams::new(1000.0, 5 + i, i),
+                _ => RowParams::new(0.6 + (i % 5) as f32 * 0.3, 5 + i, i),
+            })
             .collect();
         let truncation: Vec<Truncation> = (0..batch)
             .map(|b| match b % 5 {

@@ -1,0 +1,192 @@
+//! The device memory of one [`Backend`](flashsampling_core::Backend) call, laid out in one
+//! allocation that the backend keeps and reuses: the call's host inputs travel in one upload, its
+//! outputs in one download, and its scratch needs no transfer. Each allocation, copy and event costs
+//! microseconds of host time, and a pool's release of a large buffer at every synchronisation costs
+//! its mapping again at the next call.
+
+use std::sync::Arc;
+
+use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr};
+use flashsampling_core::Result;
+
+use crate::driver::device_error;
+
+/// Every region starts at a multiple of this (the kernels want 16 or 32 bytes).
+const ALIGN: usize = 256;
+
+/// A region of the arena: which part, where in it, how many bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Region {
+    part: Part,
+    offset: usize,
+    pub len: usize,
+}
+
+impl Region {
+    /// `len` bytes of this region from `offset`.
+    pub fn slice(self, offset: usize, len: usize) -> Region {
+        assert!(offset + len <= self.len, "a slice within its region");
+        Region { offset: self.offset + offset, len, ..self }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Input,
+    Output,
+    Scratch,
+}
+
+/// The layout of one call, and its host inputs packed in the order of their regions.
+#[derive(Debug, Default)]
+pub(crate) struct Layout {
+    inputs: Vec<u8>,
+    output_len: usize,
+    scratch_len: usize,
+}
+
+fn aligned(n: usize) -> usize {
+    n.next_multiple_of(ALIGN)
+}
+
+impl Layout {
+    /// A region holding `bytes`, uploaded with the call's other inputs.
+    pub fn input(&mut self, bytes: &[u8]) -> Region {
+        let offset = self.inputs.len();
+        self.inputs.extend_from_slice(bytes);
+        self.inputs.resize(aligned(self.inputs.len()), 0);
+        Region { part: Part::Input, offset, len: bytes.len() }
+    }
+
+    /// A region of `len` bytes the kernels write, downloaded with the call's other outputs.
+    pub fn output(&mut self, len: usize) -> Region {
+        let offset = self.output_len;
+        self.output_len += aligned(len);
+        Region { part: Part::Output, offset, len }
+    }
+
+    /// A region of `len` bytes only the device reads and writes.
+    pub fn scratch(&mut self, len: usize) -> Region {
+        let offset = self.scratch_len;
+        self.scratch_len += aligned(len);
+        Region { part: Part::Scratch, offset, len }
+    }
+
+    fn total(&self) -> usize {
+        self.inputs.len() + self.output_len + self.scratch_len
+    }
+}
+
+/// The backend's reusable device memory; it grows to the largest call seen.
+#[derive(Default)]
+pub(crate) struct Arena {
+    memory: Option<CudaSlice<u8>>,
+}
+
+/// One call's view of the arena, its inputs uploaded.
+pub(crate) struct Call<'a> {
+    memory: &'a CudaSlice<u8>,
+    base: sys::CUdeviceptr,
+    layout: Layout,
+}
+
+impl Arena {
+    /// Lays `layout` over the arena (growing it when needed) and enqueues the upload of its inputs.
+    pub fn bind(&mut self, stream: &Arc<CudaStream>, layout: Layout) -> Result<Call<'_>> {
+        let total = layout.total().max(ALIGN);
+        if self.memory.as_ref().is_none_or(|m| m.len() < total) {
+            // Drop the old memory first: the pool can hand it back.
+            self.memory = None;
+            // SAFETY: every region is written before it is read: inputs by the upload below,
+            // outputs and scratch by the kernels (or zeroed by their launches).
+            let memory = unsafe { stream.alloc::<u8>(total) }.map_err(|e| device_error("alloc", e))?;
+            self.memory = Some(memory);
+        }
+        let memory = self.memory.as_ref().expect("allocated above");
+        let base = memory.device_ptr(stream).0;
+        if !layout.inputs.is_empty() {
+            // SAFETY: the arena holds `total` bytes from `base`; the inputs are its first bytes, and
+            // they live in the returned call, which outlives its download's synchronisation.
+            unsafe { cudarc::driver::result::memcpy_htod_async(base, &layout.inputs, stream.cu_stream()) }
+                .map_err(|e| device_error("upload", e))?;
+        }
+        Ok(Call { memory, base, layout })
+    }
+}
+
+impl Call<'_> {
+    /// The device address of `region`.
+    pub fn ptr(&self, region: Region) -> sys::CUdeviceptr {
+        let part = match region.part {
+            Part::Input => 0,
+            Part::Output => self.layout.inputs.len(),
+            Part::Scratch => self.layout.inputs.len() + self.layout.output_len,
+        };
+        self.base + (part + region.offset) as u64
+    }
+
+    /// Waits for the stream, downloading every output region: their bytes, in one buffer.
+    pub fn download(&self, stream: &Arc<CudaStream>) -> Result<Outputs> {
+        let mut bytes = vec![0u8; self.layout.output_len];
+        if !bytes.is_empty() {
+            let start = self.layout.inputs.len();
+            let outputs = self.memory.slice(start..start + bytes.len());
+            stream.memcpy_dtoh(&outputs, &mut bytes).map_err(|e| device_error("download", e))?;
+        }
+        stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+        Ok(Outputs { bytes })
+    }
+
+    /// Waits for the stream, downloading `region` alone.
+    pub fn download_region(&self, stream: &Arc<CudaStream>, region: Region) -> Result<Vec<u8>> {
+        let start = (self.ptr(region) - self.base) as usize;
+        let mut bytes = vec![0u8; region.len];
+        stream
+            .memcpy_dtoh(&self.memory.slice(start..start + region.len), &mut bytes)
+            .map_err(|e| device_error("download", e))?;
+        stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+        Ok(bytes)
+    }
+}
+
+/// The downloaded output regions of a call.
+pub(crate) struct Outputs {
+    bytes: Vec<u8>,
+}
+
+impl Outputs {
+    /// The bytes of output `region`.
+    pub fn get(&self, region: Region) -> &[u8] {
+        debug_assert_eq!(region.part, Part::Output);
+        &self.bytes[region.offset..region.offset + region.len]
+    }
+}
+
+/// Little-endian bytes of `u32` values, for a region.
+pub(crate) fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes of `f32` values, for a region.
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_aligned_and_disjoint() {
+        let mut layout = Layout::default();
+        let a = layout.input(&[1; 10]);
+        let b = layout.input(&[2; 300]);
+        let c = layout.output(8);
+        let d = layout.output(513);
+        let e = layout.scratch(1);
+        assert_eq!((a.offset, b.offset, c.offset, d.offset, e.offset), (0, 256, 0, 256, 0));
+        assert_eq!(layout.inputs.len(), 768);
+        assert_eq!(&layout.inputs[256..556], &[2; 300][..]);
+        assert_eq!(layout.total(), 768 + 1024 + 256);
+    }
+}
