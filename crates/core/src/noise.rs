@@ -76,6 +76,13 @@ pub fn gumbel(seed: u64, offset: u64, sample: u32, token: u32) -> f32 {
 pub struct GumbelBounds([f32; 33]);
 
 impl GumbelBounds {
+    /// The bounds, computed once per process (33 pairs of logarithms: a row's whole sampling cost
+    /// where only a few survivors are sampled).
+    pub fn shared() -> &'static Self {
+        static BOUNDS: std::sync::OnceLock<GumbelBounds> = std::sync::OnceLock::new();
+        BOUNDS.get_or_init(GumbelBounds::new)
+    }
+
     pub fn new() -> Self {
         GumbelBounds(std::array::from_fn(|z| widen(gumbel_from_word(if z == 32 { 0 } else { 1u32 << (31 - z) }))))
     }

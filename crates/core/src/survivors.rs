@@ -81,7 +81,7 @@ fn sample_survivors(survivors: &[u64], params: &RowParams, slots: &mut [u64]) {
         slots.fill(survivors.first().copied().unwrap_or(EMPTY));
         return;
     }
-    let bounds = GumbelBounds::new();
+    let bounds = GumbelBounds::shared();
     let sample_block = |block: usize, slots: &mut [u64]| {
         for (s, slot) in slots.iter_mut().enumerate() {
             let sample = (block * SAMPLE_BLOCK + s) as u32;
@@ -89,10 +89,10 @@ fn sample_survivors(survivors: &[u64], params: &RowParams, slots: &mut [u64]) {
             for &key in survivors {
                 let (y, token) = unpack(key);
                 // Survivors come most likely first: once one is out of reach, so are the rest.
-                if winner.out_of_reach(y, &bounds) {
+                if winner.out_of_reach(y, bounds) {
                     break;
                 }
-                winner.offer(y, token, noise::word(params.seed, params.offset, sample, token), &bounds);
+                winner.offer(y, token, noise::word(params.seed, params.offset, sample, token), bounds);
             }
             *slot = winner.best;
         }

@@ -204,6 +204,12 @@ __device__ __forceinline__ void write_scaled(const float* l, int stride, int cou
                                              float inv_t, const Extras& ex) {
     if (!ex.scaled_row || ex.scaled_row[row] == NO_MASK) return;
     float* y = ex.scaled + (size_t)ex.scaled_row[row] * v_rows + tok;
+    // Four tokens in one 16-byte store where they are aligned (every row when V is a multiple of 4).
+    if (count == 4 && ((size_t)y & 15) == 0) {
+        *reinterpret_cast<float4*>(y) = make_float4(__fmul_rn(l[0], inv_t), __fmul_rn(l[stride], inv_t),
+                                                    __fmul_rn(l[2 * stride], inv_t), __fmul_rn(l[3 * stride], inv_t));
+        return;
+    }
     for (int i = 0; i < count; ++i) y[i] = __fmul_rn(l[i * stride], inv_t);
 }
 

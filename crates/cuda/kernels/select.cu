@@ -18,8 +18,9 @@
 #define SELECT_LOADS 8
 // Keys the fast path sorts in shared memory (32 KiB).
 #define SELECT_CAP 4096
-// δ = 2^(j − 6) for j < SELECT_LADDER: 1/64 … 512.
-#define SELECT_LADDER 16
+// δ_j = 2^(j/2 − 6) for j < SELECT_LADDER: 1/64 … 2^9.5, steps of √2 (a set that holds the top
+// `need` keys without many more to sort).
+#define SELECT_LADDER 32
 // Threads per block of the counting and gathering passes, and the tokens each thread reads.
 #define CHUNK_THREADS 256
 #define CHUNK_LOADS 16
@@ -55,7 +56,9 @@ __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset)
     return v == NEG_INF ? 0 : pack(v, vocab_offset + i);
 }
 
-__device__ __forceinline__ float ladder_delta(int j) { return __int_as_float((127 + j - 6) << 23); }
+__device__ __forceinline__ float ladder_delta(int j) {
+    return __int_as_float((127 + (j >> 1) - 6) << 23) * ((j & 1) ? 1.41421354f : 1.0f);
+}
 
 // How many keys row `r` keeps, and the rung of its fast path (-1: the radix select).
 struct Plan {
@@ -105,17 +108,28 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const S
 #pragma unroll
         for (int j = 0; j < SELECT_LADDER; ++j) within[j] += v[k] >= top - ladder_delta(j);
     }
-    SelectCounters& c = a.counters[r];
+    // The block's sums (warps, then one atomic per counter and block): within[], live, odd.
+    __shared__ u32 sums[CHUNK_THREADS / 32][SELECT_LADDER + 2];
+    const u32 warp = threadIdx.x / 32;
     const bool lead = (threadIdx.x & 31) == 0;
 #pragma unroll
     for (int j = 0; j < SELECT_LADDER; ++j) {
         const u32 n = warp_sum(within[j]);
-        if (lead && n) atomicAdd(&c.within[j], n);
+        if (lead) sums[warp][j] = n;
     }
     live = warp_sum(live);
     odd = warp_sum(odd);
-    if (lead && live) atomicAdd(&c.live, live);
-    if (lead && odd) atomicAdd(&c.odd, odd);
+    if (lead) {
+        sums[warp][SELECT_LADDER] = live;
+        sums[warp][SELECT_LADDER + 1] = odd;
+    }
+    __syncthreads();
+    if (threadIdx.x < SELECT_LADDER + 2) {
+        u32 n = 0;
+        for (u32 w = 0; w < CHUNK_THREADS / 32; ++w) n += sums[w][threadIdx.x];
+        // `within`, `live` and `odd`: the first words of SelectCounters, in this order.
+        if (n) atomicAdd(reinterpret_cast<u32*>(&a.counters[r]) + threadIdx.x, n);
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_gather(const SelectArgs a) {

@@ -77,20 +77,29 @@ impl Layout {
     }
 }
 
-/// The backend's reusable device memory; it grows to the largest call seen.
+/// The backend's reusable memory: device memory that grows to the largest call seen, and the host
+/// buffer the inputs are packed in (reused: a fresh one costs its page faults at every call).
 #[derive(Default)]
 pub(crate) struct Arena {
     memory: Option<CudaSlice<u8>>,
+    inputs: Vec<u8>,
 }
 
 /// One call's view of the arena, its inputs uploaded.
 pub(crate) struct Call<'a> {
-    memory: &'a CudaSlice<u8>,
+    arena: &'a mut Arena,
     base: sys::CUdeviceptr,
     layout: Layout,
 }
 
 impl Arena {
+    /// An empty layout whose inputs go to the arena's host buffer.
+    pub fn layout(&mut self) -> Layout {
+        let mut inputs = std::mem::take(&mut self.inputs);
+        inputs.clear();
+        Layout { inputs, ..Layout::default() }
+    }
+
     /// Lays `layout` over the arena (growing it when needed) and enqueues the upload of its inputs.
     pub fn bind(&mut self, stream: &Arc<CudaStream>, layout: Layout) -> Result<Call<'_>> {
         let total = layout.total().max(ALIGN);
@@ -102,19 +111,28 @@ impl Arena {
             let memory = unsafe { stream.alloc::<u8>(total) }.map_err(|e| device_error("alloc", e))?;
             self.memory = Some(memory);
         }
-        let memory = self.memory.as_ref().expect("allocated above");
-        let base = memory.device_ptr(stream).0;
+        let base = self.memory.as_ref().expect("allocated above").device_ptr(stream).0;
         if !layout.inputs.is_empty() {
             // SAFETY: the arena holds `total` bytes from `base`; the inputs are its first bytes, and
             // they live in the returned call, which outlives its download's synchronisation.
             unsafe { cudarc::driver::result::memcpy_htod_async(base, &layout.inputs, stream.cu_stream()) }
                 .map_err(|e| device_error("upload", e))?;
         }
-        Ok(Call { memory, base, layout })
+        Ok(Call { arena: self, base, layout })
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        self.arena.inputs = std::mem::take(&mut self.layout.inputs);
     }
 }
 
 impl Call<'_> {
+    fn memory(&self) -> &CudaSlice<u8> {
+        self.arena.memory.as_ref().expect("bound calls have memory")
+    }
+
     /// The device address of `region`.
     pub fn ptr(&self, region: Region) -> sys::CUdeviceptr {
         let part = match region.part {
@@ -130,7 +148,7 @@ impl Call<'_> {
         let mut bytes = vec![0u8; self.layout.output_len];
         if !bytes.is_empty() {
             let start = self.layout.inputs.len();
-            let outputs = self.memory.slice(start..start + bytes.len());
+            let outputs = self.memory().slice(start..start + bytes.len());
             stream.memcpy_dtoh(&outputs, &mut bytes).map_err(|e| device_error("download", e))?;
         }
         stream.synchronize().map_err(|e| device_error("synchronize", e))?;
@@ -142,7 +160,7 @@ impl Call<'_> {
         let start = (self.ptr(region) - self.base) as usize;
         let mut bytes = vec![0u8; region.len];
         stream
-            .memcpy_dtoh(&self.memory.slice(start..start + region.len), &mut bytes)
+            .memcpy_dtoh(&self.memory().slice(start..start + region.len), &mut bytes)
             .map_err(|e| device_error("download", e))?;
         stream.synchronize().map_err(|e| device_error("synchronize", e))?;
         Ok(bytes)

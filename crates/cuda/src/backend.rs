@@ -10,7 +10,7 @@ use flashsampling_core::{
     Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
 };
 
-use crate::arena::{Arena, Layout};
+use crate::arena::Arena;
 use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
@@ -260,21 +260,23 @@ impl CudaBackend {
         let transforms = validate::transforms(req, head.vocab_size)?;
         let slots = self.norm_slots(head.dtype, h_dtype, v_rows);
 
-        let mut layout = Layout::default();
+        let mut arena = self.arena.lock().map_err(|_| device_error("the call arena", "poisoned by a panic"))?;
+        let mut layout = arena.layout();
         let hidden = layout.input(req.hidden.data.as_bytes());
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = layout.input(&RowArgs::to_bytes(&rows));
         let tables = ConstraintTables::new(&transforms).map(|t| t.stage(&mut layout));
         let ranking = RankingRows::stage(&plans, v_rows, &mut layout);
         let normalize = outputs.is_some() || ranking.is_some();
-        let norm_parts = normalize.then(|| layout.input(&empty_norm_parts(batch as usize * slots as usize)));
+        let norm_parts = normalize.then(|| layout.scratch(8 * batch as usize * slots as usize));
         let cands = layout.output(8 * out.len());
         let merged = normalize.then(|| layout.output(16 * batch as usize));
-
-        let mut arena = self.arena.lock().map_err(|_| device_error("the call arena", "poisoned by a panic"))?;
         let call = arena.bind(&self.stream, layout)?;
         let mut extras = tables.as_ref().map(|t| t.extras(&call));
+        let cu = self.stream.cu_stream();
         if let Some(parts) = norm_parts {
+            // SAFETY: a region of the call's arena of `parts.len` bytes.
+            unsafe { launch::empty_norms(call.ptr(parts), parts.len / 8, cu)? };
             let e = extras.get_or_insert_with(Extras::default);
             e.norms = call.ptr(parts);
             e.norm_slots = slots;
@@ -296,7 +298,6 @@ impl CudaBackend {
             vocab_offset: head.vocab_offset,
             extras,
         };
-        let cu = self.stream.cu_stream();
         // SAFETY: regions of the call's arena, sized by the validated request; the arena is held
         // (locked) until the download below has synchronised.
         unsafe { self.sample_raw(&args, cu)? };
@@ -335,12 +336,6 @@ impl CudaBackend {
         }
         Ok(())
     }
-}
-
-/// `slots` f32 pairs `(-inf, 0)`: the empty partial, for slots no block writes.
-fn empty_norm_parts(slots: usize) -> Vec<u8> {
-    let pair: Vec<u8> = f32::NEG_INFINITY.to_le_bytes().into_iter().chain(0f32.to_le_bytes()).collect();
-    pair.repeat(slots)
 }
 
 /// Little-endian f32 values.

@@ -56,6 +56,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let mut arena = Arena::default();
         let slots = cuda.norm_slots(DType::Bf16, DType::Bf16, vocab as u32);
         let norms = alloc::<u64>(&stream, max_b * slots as usize)?;
+        // SAFETY: `norms` holds max_b × slots pairs.
+        unsafe { crate::launch::empty_norms(norms.device_ptr(&stream).0, max_b * slots as usize, stream.cu_stream())? };
         let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
         let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { temperature: 0.0, ..*r }).collect();
         let rows = stream.clone_htod(&RowArgs::to_bytes(&rows)).map_err(|e| device_error("upload", e))?;

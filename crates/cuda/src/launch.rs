@@ -376,7 +376,7 @@ pub struct SelectArgs {
 const _: () = assert!(std::mem::size_of::<SelectArgs>() == 72);
 
 /// Bytes of one ranking row's counters (`SelectCounters` in select.cu).
-pub const SELECT_COUNTER_BYTES: usize = 80;
+pub const SELECT_COUNTER_BYTES: usize = 144;
 /// Keys of one ranking row's set (`SELECT_CAP` in select.cu).
 pub const SELECT_SET_KEYS: usize = 4096;
 /// Tokens per block of the counting and gathering passes (`CHUNK_TOKENS` in select.cu).
@@ -412,6 +412,18 @@ pub unsafe fn select_top(
     }
     result::launch_kernel(top.cu_function(), (batch, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
         .map_err(launch_err)
+}
+
+/// Sets `pairs` log-normaliser partials (f32 pairs, as [`Extras::norms`] holds them) to the empty
+/// partial `(-inf, 0)`: the value of the slots no block writes.
+///
+/// # Safety
+/// `norms`: device memory of the current context of `8 · pairs` bytes, 4-byte aligned.
+pub unsafe fn empty_norms(norms: sys::CUdeviceptr, pairs: usize, stream: sys::CUstream) -> Result<()> {
+    let err = |e| device_error("clearing the log-normaliser partials", e);
+    result::memset_d8_async(norms, 0, 8 * pairs, stream).map_err(err)?;
+    // The first word of every pair (pitch 8 bytes, one word wide): -inf.
+    sys::cuMemsetD2D32Async(norms, 8, f32::NEG_INFINITY.to_bits(), 1, pairs, stream).result().map_err(err)
 }
 
 /// Merges each of `batch` rows' `slots` log-normaliser partials (`parts`, `[row][slot]` f32 pairs

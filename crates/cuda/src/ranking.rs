@@ -169,5 +169,6 @@ impl RankingRows {
     }
 }
 
-/// Ranking rows up to which a call finishes them on its own thread.
-const PARALLEL_ROWS: usize = 4;
+/// Ranking rows up to which a call finishes them on its own thread: on the H100 machine's host, the
+/// thread pool took about 65 µs for 16 rows of top-k 50 + top-p 0.9, one row about 2 µs alone.
+const PARALLEL_ROWS: usize = 32;
