@@ -18,6 +18,8 @@
 #define SELECT_LOADS 8
 // Keys the fast path sorts in shared memory (32 KiB).
 #define SELECT_CAP 4096
+// The longest list a row keeps: MAX_TOP_K of the core.
+#define SELECT_MAX_KEPT 1024
 // δ_j = 2^(j/2 − 6) for j < SELECT_LADDER: 1/64 … 2^9.5, steps of √2 (a set that holds the top
 // `need` keys without many more to sort).
 #define SELECT_LADDER 32
@@ -36,19 +38,24 @@ struct SelectCounters {
     u32 pad;
 };
 
-// `SelectArgs` in src/launch.rs (72 bytes). Grid: x over chunks of CHUNK_TOKENS tokens (one block
+// `SelectArgs` in src/launch.rs (104 bytes). Grid: x over chunks of CHUNK_TOKENS tokens (one block
 // per row for `select_top_keys`), y over the batch; rows that rank nothing return at once.
 struct SelectArgs {
     const float* scaled;        // [ranking row][v_rows]
     const u32* scaled_row;      // per batch row: its ranking row, NO_MASK when it ranks nothing
-    const RowNorm* norms;       // per batch row: its merged log-normaliser (the maximum M)
+    RowNorm* norms;             // per batch row: its merged log-normaliser (the maximum M); a row
+                                // finished here gets its survivors' instead
     const u32* out_start;       // ranking rows + 1 offsets into keys
     SelectCounters* counters;   // per ranking row, zeroed before `select_count`
     u64* set;                   // [ranking row][SELECT_CAP]
-    u64* keys;                  // the rows' kept keys, from out_start[r]
-    u32* counts;                // per ranking row: (keys written, tokens of finite y)
+    u64* keys;                  // the rows' kept keys, from out_start[r], sorted descending
+    u32* counts;                // per ranking row: keys written, tokens of finite y, survivors, FINISHED_*
+    const RowParams* rows;      // per batch row
+    const RankParams* ranks;    // per ranking row
+    u64* cands;                 // [batch row][samples]: a row finished here overwrites its own
     u32 v_rows;
     u32 vocab_offset;
+    u32 samples;
 };
 
 __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset) {
@@ -247,26 +254,45 @@ __device__ void bitonic_sort_descending(u64* keys, u32 n) {
     __syncthreads();
 }
 
+// Sorts the first `filled` keys of `set` (shared), largest first; zero keys pad to a power of two.
+__device__ __forceinline__ void sort_set(u64* set, u32 filled) {
+    if (filled == 0) return;
+    const u32 n = filled == 1 ? 1 : 1u << (32 - __clz(filled - 1));
+    for (u32 i = filled + threadIdx.x; i < n; i += blockDim.x) set[i] = 0;
+    bitonic_sort_descending(set, n);
+}
+
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(const SelectArgs a) {
     __shared__ u64 set[SELECT_CAP];
     __shared__ u32 hist[256];
-    const u32 r = a.scaled_row[blockIdx.x];
+    __shared__ double weight[SELECT_MAX_KEPT];
+    const u32 b = blockIdx.x, r = a.scaled_row[b];
     if (r == NO_MASK) return;
     const Plan p = plan_of(a, r);
-    const u32 live = a.counters[r].live;
+    const u32 live = a.counters[r].live, capacity = a.out_start[r + 1] - a.out_start[r];
     u64* out = a.keys + a.out_start[r];
     u32 written = p.need;
     if (p.need > 0 && p.rung < 0) {
         written = radix_select(a.scaled + (size_t)r * a.v_rows, a.v_rows, a.vocab_offset, live, p.need, out, hist);
+        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
+        sort_set(set, written);
     } else if (p.need > 0) {
         const u32 filled = min(a.counters[r].filled, (u32)SELECT_CAP);
-        const u32 n = filled <= 1 ? 1 : 1u << (32 - __clz(filled - 1));
-        for (u32 i = threadIdx.x; i < n; i += blockDim.x) set[i] = i < filled ? a.set[(size_t)r * SELECT_CAP + i] : 0;
-        bitonic_sort_descending(set, n);
-        for (u32 i = threadIdx.x; i < p.need; i += blockDim.x) out[i] = set[i];
+        for (u32 i = threadIdx.x; i < filled; i += blockDim.x) set[i] = a.set[(size_t)r * SELECT_CAP + i];
+        sort_set(set, filled);
+    }
+    __syncthreads();
+    for (u32 i = threadIdx.x; i < written; i += blockDim.x) out[i] = set[i];
+    const RankParams q = a.ranks[r];
+    int survivors = -1;
+    if (q.truncated && written <= SELECT_MAX_KEPT) {
+        survivors = finish_truncated(set, written, live <= capacity, q, row_of(a.rows[b]), a.samples,
+                                     a.cands + (size_t)b * a.samples, &a.norms[b], weight);
     }
     if (threadIdx.x == 0) {
-        a.counts[2 * r] = written;
-        a.counts[2 * r + 1] = live;
+        a.counts[4 * r] = written;
+        a.counts[4 * r + 1] = live;
+        a.counts[4 * r + 2] = survivors < 0 ? 0 : (u32)survivors;
+        a.counts[4 * r + 3] = survivors < 0 ? FINISHED_ON_HOST : FINISHED_ON_DEVICE;
     }
 }

@@ -306,7 +306,14 @@ impl CudaBackend {
             // SAFETY: as above; `merge_norms` writes every row of `merged`.
             unsafe { launch::merge_norms(f, (call.ptr(parts), slots), batch, call.ptr(merged), cu)? };
             if let Some(r) = &ranking {
-                r.select(self.select_functions()?, (&call, &self.stream), head.vocab_offset, call.ptr(merged))?;
+                let batch_io = (args.rows, args.out, args.samples);
+                r.select(
+                    self.select_functions()?,
+                    (&call, &self.stream),
+                    batch_io,
+                    head.vocab_offset,
+                    call.ptr(merged),
+                )?;
             }
         }
         let downloaded = call.download(&self.stream)?;

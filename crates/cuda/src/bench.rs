@@ -1,9 +1,11 @@
 //! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel (sampled
-//! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs), the cuBLAS bf16 GEMM alone (bf16 logits), and the
+//! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs; writing
+//! the scaled logits of rows that rank: the first part of truncation), the ranking of top-k 50 rows
+//! after it (merge, selection, finishing), the cuBLAS bf16 GEMM alone (bf16 logits), and the
 //! unfused path (that GEMM + sampling from the logits), each timed with device events after warm-up
 //! (median), against the floor measured in the same run. Up to B = 64 also the trait path
-//! ([`Backend::sample`], host wall clock: uploads and downloads included), plain and with top-k 50 +
-//! top-p 0.9 + logprobs, whose ranking rows are finished on the host.
+//! ([`Backend::sample`], host wall clock: uploads and downloads included), plain, with logprobs,
+//! and with top-k 50 + top-p 0.9 with and without logprobs.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -111,7 +113,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             // SAFETY: as above; `norms` holds max_b × slots pairs.
             let t_logprobs = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&logprobs, cu) })?;
             // Every row keeps its 50 most likely keys: the fused kernel writes its scaled logits and
-            // its log-normaliser partials, then the merge and the selection run.
+            // its log-normaliser partials; then the merge, the selection and the finishing run.
             let plan = RowPlan { truncation: Some(&top50), top_n: 0, list_length: RANKED_KEPT as usize };
             let mut layout = Layout::default();
             let ranked = RankingRows::stage(&vec![plan; batch], vocab as u32, &mut layout).expect("every row ranks");
@@ -125,7 +127,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let t_select = time(&ctx, &stream, iters, || {
                 // SAFETY: `norms` holds max_b × slots pairs, `merged` max_b rows.
                 unsafe { merge_norms(merge, (np, slots), batch as u32, mp, cu)? };
-                ranked.select(cuda.select_functions()?, (&call, &stream), 0, mp)
+                ranked.select(cuda.select_functions()?, (&call, &stream), (rp, op, 1), 0, mp)
             })?;
             drop(call);
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
@@ -139,7 +141,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 ("fused-greedy", t_greedy),
                 ("fused-logprobs", t_logprobs),
                 ("fused-ranked", t_ranked),
-                ("merge-select-top50", t_select),
+                ("rank-topk50", t_select),
                 ("cublas-gemm", t_gemm),
                 ("unfused", t_unfused),
             ];
@@ -171,7 +173,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
 /// Batches up to which the trait path is timed (its ranking rows are finished on the host).
 const TRAIT_PATH_MAX_BATCH: usize = 64;
 /// Timed calls of the trait path, after one warm-up.
-const TRAIT_PATH_ITERS: usize = 5;
+const TRAIT_PATH_ITERS: usize = 20;
 
 /// Host wall-clock medians of [`Backend::sample`] on `head` (hidden states uploaded, tokens and
 /// outputs downloaded: what a Rust caller of the trait waits for): plain, with logprobs, with

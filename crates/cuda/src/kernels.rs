@@ -14,6 +14,7 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
     include_str!("../kernels/norms.cu"),
+    include_str!("../kernels/finish.cu"),
     include_str!("../kernels/select.cu"),
 );
 

@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 
 use cudarc::driver::{result, sys, CudaFunction};
-use flashsampling_core::{DType, Error, Result, RowParams};
+use flashsampling_core::{DType, Error, Result, RowParams, Truncation};
 
 use crate::driver::device_error;
 use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS, SELECT_CHUNK_THREADS, SELECT_THREADS};
@@ -346,15 +346,18 @@ pub unsafe fn decode(
         .map_err(|e| device_error("launching the decode kernel", e))
 }
 
-/// The selection of each ranking row's most likely keys (select.cu), by value as its kernels take
-/// it: 72 bytes, `#[repr(C)]`.
+/// The selection of each ranking row's most likely keys (select.cu), and the finishing of its
+/// truncated rows (finish.cu), by value as their kernels take it: 104 bytes, `#[repr(C)]`.
 ///
 /// - `scaled`: `[ranking row][v_rows]` f32 `y`, as the `_ex` kernels write them; `scaled_row`: per
 ///   batch row, its ranking row or [`NO_MASK`]; `norms`: per batch row, its merged log-normaliser
-///   ([`merge_norms`]);
+///   ([`merge_norms`]), which a row finished on the device replaces by its survivors';
 /// - `out_start`: ranking rows + 1 offsets: row `r` keeps up to `out_start[r + 1] - out_start[r]`
-///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`
-///   (unordered); `counts`: per ranking row, (keys written, tokens of finite y);
+///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`, sorted
+///   descending; `counts`: per ranking row, (keys written, tokens of finite y, survivors, 1 when
+///   finished on the device, 0 when the host finishes it);
+/// - `rows`: per batch row, its [`RowArgs`]; `ranks`: per ranking row, its [`RankParams`];
+///   `cands`: `[batch row][samples]` candidates, which a row finished on the device overwrites;
 /// - `counters`: [`SELECT_COUNTER_BYTES`] per ranking row, `set`: [`SELECT_SET_KEYS`] `u64` per
 ///   ranking row: the passes' workspace.
 #[repr(C)]
@@ -368,12 +371,58 @@ pub struct SelectArgs {
     pub set: sys::CUdeviceptr,
     pub keys: sys::CUdeviceptr,
     pub counts: sys::CUdeviceptr,
+    pub rows: sys::CUdeviceptr,
+    pub ranks: sys::CUdeviceptr,
+    pub cands: sys::CUdeviceptr,
     pub v_rows: u32,
     pub vocab_offset: u32,
+    pub samples: u32,
 }
 
+/// What one ranking row asks of the selection (`RankParams` in finish.cu): 16 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankParams {
+    /// 0: none.
+    pub top_k: u32,
+    /// 1: none.
+    pub top_p: f32,
+    /// 0: none.
+    pub min_p: f32,
+    /// 0: the row ranks only for its top-N logprobs.
+    pub truncated: u32,
+}
+
+impl RankParams {
+    pub fn new(truncation: Option<&Truncation>) -> Self {
+        let t = truncation.copied().unwrap_or_default();
+        RankParams {
+            top_k: t.top_k.unwrap_or(0),
+            top_p: t.top_p.unwrap_or(1.0),
+            min_p: t.min_p.unwrap_or(0.0),
+            truncated: u32::from(truncation.is_some()),
+        }
+    }
+
+    /// The little-endian bytes of `ranks`, ready for upload.
+    pub fn to_bytes(ranks: &[RankParams]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(std::mem::size_of_val(ranks));
+        for q in ranks {
+            v.extend_from_slice(&q.top_k.to_le_bytes());
+            v.extend_from_slice(&q.top_p.to_le_bytes());
+            v.extend_from_slice(&q.min_p.to_le_bytes());
+            v.extend_from_slice(&q.truncated.to_le_bytes());
+        }
+        v
+    }
+}
+
+/// `counts[4r + 3]` of a ranking row its selection finished on the device.
+pub const FINISHED_ON_DEVICE: u32 = 1;
+
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<SelectArgs>() == 72);
+const _: () = assert!(std::mem::size_of::<SelectArgs>() == 104);
+const _: () = assert!(std::mem::size_of::<RankParams>() == 16);
 
 /// Bytes of one ranking row's counters (`SelectCounters` in select.cu).
 pub const SELECT_COUNTER_BYTES: usize = 144;

@@ -1,22 +1,25 @@
 //! Rows that rank their tokens (truncation, top-N logprobs) on the CUDA backend. The `_ex` kernels
 //! write their scaled logits `y`; `select.cu` keeps each row's most likely keys on the device,
-//! starting from the row maxima of the merged log-normalisers; the host finishes each row from that
-//! list with the core's ranking ([`finish_row`]: the certificate of DESIGN.md §3.6, Gumbel-max over
-//! the survivors with the row's own noise, top-N, log-normaliser). A row whose list cannot certify
-//! its cut-off is finished from its whole row, downloaded: the exact fallback.
+//! starting from the row maxima of the merged log-normalisers, and `finish.cu` finishes each
+//! truncated row there: the certificate of DESIGN.md §3.6, Gumbel-max over the survivors with the
+//! row's own noise, the survivors' log-normaliser. The host copies the top-N lists; a row whose list
+//! cannot certify its cut-off is finished on the host from its whole row, downloaded: the exact
+//! fallback ([`finish_row`] of the core).
 
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaFunction, CudaStream};
+use flashsampling_core::candidate::EMPTY;
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::ranked::Ranked;
 use flashsampling_core::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
 use flashsampling_core::{Result, RowParams};
-use rayon::prelude::*;
 
 use crate::arena::{u32_bytes, Call, Layout, Outputs, Region};
 use crate::backend::f32s;
-use crate::launch::{self, Extras, SelectArgs, NO_MASK, SELECT_COUNTER_BYTES, SELECT_SET_KEYS};
+use crate::launch::{
+    self, Extras, RankParams, SelectArgs, FINISHED_ON_DEVICE, NO_MASK, SELECT_COUNTER_BYTES, SELECT_SET_KEYS,
+};
 
 /// Where one call's ranking rows live in its arena.
 pub(crate) struct RankingRows {
@@ -29,9 +32,11 @@ pub(crate) struct RankingRows {
     batch: u32,
     /// Scratch: `[ranking row][v_rows]` f32 `y`, written by the `_ex` kernel.
     scaled: Region,
-    /// Input: per batch row, its ranking row or [`NO_MASK`]; the offsets `starts`.
+    /// Inputs: per batch row, its ranking row or [`NO_MASK`]; the offsets `starts`; per ranking row,
+    /// its [`RankParams`].
     scaled_row: Region,
     out_start: Region,
+    ranks: Region,
     /// Outputs: the kept keys and the counts of the selection.
     keys: Region,
     counts: Region,
@@ -59,8 +64,11 @@ impl RankingRows {
             scaled: layout.scratch(n * v_rows as usize * 4),
             scaled_row: layout.input(&u32_bytes(&scaled_row)),
             out_start: layout.input(&u32_bytes(&starts)),
+            ranks: layout.input(&RankParams::to_bytes(
+                &rows.iter().map(|&b| RankParams::new(plans[b].truncation)).collect::<Vec<_>>(),
+            )),
             keys: layout.output(8 * starts[n] as usize),
-            counts: layout.output(8 * n),
+            counts: layout.output(16 * n),
             counters: layout.scratch(n * SELECT_COUNTER_BYTES),
             set: layout.scratch(8 * n * SELECT_SET_KEYS),
             batch: plans.len() as u32,
@@ -76,12 +84,14 @@ impl RankingRows {
         extras.scaled_row = call.ptr(self.scaled_row);
     }
 
-    /// Enqueues the selection of every ranking row's keys, after the fused launch and the merge of
-    /// the batch's log-normalisers (`norms`, per batch row) on `stream`.
+    /// Enqueues the selection of every ranking row's keys and the finishing of its truncated rows,
+    /// after the fused launch (candidates in `cands`, `samples` per row, from `rows`) and the merge
+    /// of the batch's log-normalisers (`norms`, per batch row) on `stream`.
     pub fn select(
         &self,
         functions: [&CudaFunction; 3],
         (call, stream): (&Call<'_>, &CudaStream),
+        (rows, cands, samples): (sys::CUdeviceptr, sys::CUdeviceptr, u32),
         vocab_offset: u32,
         norms: sys::CUdeviceptr,
     ) -> Result<()> {
@@ -94,26 +104,32 @@ impl RankingRows {
             set: call.ptr(self.set),
             keys: call.ptr(self.keys),
             counts: call.ptr(self.counts),
+            rows,
+            ranks: call.ptr(self.ranks),
+            cands,
             v_rows: self.v_rows,
             vocab_offset,
+            samples,
         };
         // SAFETY: regions of the call's arena sized as `SelectArgs` requires, alive until the call's
-        // download; `norms` holds the batch's merged log-normalisers.
+        // download; `norms` holds the batch's merged log-normalisers, `rows` and `cands` the batch's
+        // rows and candidates.
         unsafe { launch::select_top(functions, &args, (self.batch, self.rows.len() as u32), stream.cu_stream()) }
     }
 
-    /// Finishes every ranking row from the call's downloaded `outputs`: its samples in `out`
-    /// (`samples` per row) when truncated, its top-N keys in `top` (`n` per row), its log-normaliser
-    /// in `norms` (the shard's on entry, the sampled distribution's on return).
+    /// Finishes every ranking row from the call's downloaded `outputs`: its top-N keys in `top` (`n`
+    /// per row), and for rows the device could not finish, its samples in `out` (`samples` per row)
+    /// and its log-normaliser in `norms` (the shard's on entry, the sampled distribution's on
+    /// return; rows finished on the device have theirs already).
     #[allow(clippy::too_many_arguments)]
-    pub fn finish<'o>(
+    pub fn finish(
         &self,
         (call, outputs, stream): (&Call<'_>, &Outputs, &Arc<CudaStream>),
         (plans, params): (&[RowPlan<'_>], &[RowParams]),
         vocab_offset: u32,
         norms: &mut [LogSumExp],
-        (out, samples): (&'o mut [u64], usize),
-        (top, n): (&'o mut [u64], usize),
+        (out, samples): (&mut [u64], usize),
+        (top, n): (&mut [u64], usize),
     ) -> Result<()> {
         let keys: Vec<u64> = outputs
             .get(self.keys)
@@ -125,33 +141,22 @@ impl RankingRows {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        // Each ranking row's output slices; the rows are finished on the thread pool, and those whose
-        // list cannot certify their cut-off afterwards, from their whole row.
-        type Slices<'o> = (&'o mut [u64], &'o mut [u64]);
-        let mut slices: Vec<Option<Slices<'o>>> = out
-            .chunks_mut(samples)
-            .zip(top.chunks_mut(n.max(1)).chain(std::iter::repeat_with(|| &mut [][..])))
-            .map(Some)
-            .collect();
-        let jobs: Vec<_> = self.rows.iter().enumerate().map(|(i, &b)| (i, b, slices[b].take())).collect();
-        let finish = |(i, b, row): (usize, usize, Option<Slices<'o>>)| {
-            let (row_out, row_top) = row.expect("one job per row");
+        let mut no_top = [];
+        for (i, &b) in self.rows.iter().enumerate() {
+            let [written, live, survivors, finished] = counts[4 * i..4 * i + 4].try_into().expect("4 counts");
             let start = self.starts[i] as usize;
-            let mut list = keys[start..start + counts[2 * i] as usize].to_vec();
-            list.sort_unstable_by(|a, c| c.cmp(a));
+            // The device wrote each list in rank order.
+            let list = &keys[start..start + written as usize];
+            let row_top = if n > 0 { &mut top[b * n..(b + 1) * n] } else { &mut no_top[..] };
+            if finished == FINISHED_ON_DEVICE {
+                let kept = list[..survivors as usize].iter().copied().chain(std::iter::repeat(EMPTY));
+                row_top.iter_mut().zip(kept).for_each(|(slot, key)| *slot = key);
+                continue;
+            }
             let capacity = (self.starts[i + 1] - self.starts[i]) as usize;
-            let ranked = Ranked { keys: list, complete: counts[2 * i + 1] as usize <= capacity };
-            let norm = finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top);
-            (i, b, row_out, row_top, norm)
-        };
-        // A thread pool's dispatch costs more than finishing a few rows here.
-        let finished: Vec<_> = if jobs.len() <= PARALLEL_ROWS {
-            jobs.into_iter().map(finish).collect()
-        } else {
-            jobs.into_par_iter().map(finish).collect()
-        };
-        for (i, b, row_out, row_top, norm) in finished {
-            norms[b] = match norm {
+            let ranked = Ranked { keys: list.to_vec(), complete: live as usize <= capacity };
+            let row_out = &mut out[b * samples..(b + 1) * samples];
+            norms[b] = match finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top) {
                 Some(norm) => norm,
                 None => {
                     let whole = Ranked::all(&self.download_row(call, stream, i)?, vocab_offset);
@@ -168,7 +173,3 @@ impl RankingRows {
         Ok(f32s(&call.download_region(stream, self.scaled.slice(i * bytes, bytes))?))
     }
 }
-
-/// Ranking rows up to which a call finishes them on its own thread: on the H100 machine's host, the
-/// thread pool took about 65 µs for 16 rows of top-k 50 + top-p 0.9, one row about 2 µs alone.
-const PARALLEL_ROWS: usize = 32;
