@@ -10,9 +10,10 @@
 // (2) `select_gather` takes the smallest δ whose set holds at least `need` tokens and fits in
 // shared memory — that set contains the top `need` keys, since every one of them has y ≥ the
 // need-th largest y ≥ M − δ — and appends the set's keys to the row's buffer; (3) `select_top_keys`,
-// one block per row, sorts the set in shared memory. Rows where no δ fits (flat rows, NaN, +inf)
-// take the radix select over all keys in (3): 8-bit digits from the top, a histogram per pass over
-// the keys that still match the chosen prefix, until the threshold key T has exactly `need` keys ≥ T.
+// one block per row, sorts the set in shared memory and finishes a truncated row (finish.cu).
+// Rows where no δ fits (flat rows, NaN, +inf) take the radix select over all keys in (3): 8-bit
+// digits from the top, a histogram per pass over the keys that still match the chosen prefix,
+// until the threshold key T has exactly `need` keys ≥ T.
 
 #define SELECT_THREADS 1024
 #define SELECT_LOADS 8

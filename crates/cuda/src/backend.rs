@@ -409,7 +409,7 @@ impl Backend for CudaBackend {
                 compute_units: sms,
                 details: vec![
                     format!("arch: {}", self.arch),
-                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs, truncation and top-N (lists selected on the device, finished on the host)"
+                    "kernels: NVRTC; tensor-core (mma.sync) path for bf16/f16, CUDA-core path for f32 and mixed dtypes; features: constraints, logprobs, truncation and top-N (ranked and finished on the device)"
                         .into(),
                 ],
             }],

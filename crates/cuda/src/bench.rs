@@ -170,7 +170,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
     Ok(records)
 }
 
-/// Batches up to which the trait path is timed (its ranking rows are finished on the host).
+/// Batches up to which the trait path is timed (host wall clock: a larger batch is timed by the device
+/// variants).
 const TRAIT_PATH_MAX_BATCH: usize = 64;
 /// Timed calls of the trait path, after one warm-up.
 const TRAIT_PATH_ITERS: usize = 20;
