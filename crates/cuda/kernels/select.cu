@@ -87,6 +87,18 @@ __device__ __forceinline__ Plan plan_of(const SelectArgs& a, u32 r) {
     return p;
 }
 
+// The token of this thread's k-th load in its block's chunk.
+__device__ __forceinline__ u32 chunk_token(int k) { return blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x; }
+
+// This thread's CHUNK_LOADS values of row `y` in its block's chunk, -inf past the row's end.
+__device__ __forceinline__ void load_chunk(const float* y, u32 v_rows, float (&v)[CHUNK_LOADS]) {
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        const u32 i = chunk_token(k);
+        v[k] = i < v_rows ? y[i] : NEG_INF;
+    }
+}
+
 // Warp-wide sum, in lane 0.
 __device__ __forceinline__ u32 warp_sum(u32 v) {
 #pragma unroll
@@ -104,11 +116,7 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const S
     for (int j = 0; j < SELECT_LADDER; ++j) within[j] = 0;
     u32 live = 0, odd = 0;
     float v[CHUNK_LOADS];
-#pragma unroll
-    for (int k = 0; k < CHUNK_LOADS; ++k) {
-        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
-        v[k] = i < a.v_rows ? y[i] : NEG_INF;
-    }
+    load_chunk(y, a.v_rows, v);
 #pragma unroll
     for (int k = 0; k < CHUNK_LOADS; ++k) {
         live += v[k] != NEG_INF;
@@ -150,15 +158,11 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_gather(const 
     u64* set = a.set + (size_t)r * SELECT_CAP;
     const u32 lane = threadIdx.x & 31;
     float v[CHUNK_LOADS];
-#pragma unroll
-    for (int k = 0; k < CHUNK_LOADS; ++k) {
-        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
-        v[k] = i < a.v_rows ? y[i] : NEG_INF;
-    }
+    load_chunk(y, a.v_rows, v);
     // Appends: one global atomic per warp and load with a key in the set.
 #pragma unroll
     for (int k = 0; k < CHUNK_LOADS; ++k) {
-        const u32 i = blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x;
+        const u32 i = chunk_token(k);
         const bool in = v[k] >= threshold;
         const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
         if (!ballot) continue;

@@ -178,6 +178,16 @@ impl Outputs {
         debug_assert_eq!(region.part, Part::Output);
         &self.bytes[region.offset..region.offset + region.len]
     }
+
+    /// Output `region` as little-endian `u64` values.
+    pub fn u64s(&self, region: Region) -> Vec<u64> {
+        self.get(region).chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+    }
+
+    /// Output `region` as little-endian `u32` values.
+    pub fn u32s(&self, region: Region) -> Vec<u32> {
+        self.get(region).chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+    }
 }
 
 /// Little-endian bytes of `u32` values, for a region.

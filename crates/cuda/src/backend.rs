@@ -318,9 +318,7 @@ impl CudaBackend {
         }
         let downloaded = call.download(&self.stream)?;
 
-        for (o, c) in out.iter_mut().zip(downloaded.get(cands).chunks_exact(8)) {
-            *o = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        }
+        out.copy_from_slice(&downloaded.u64s(cands));
         let mut norms = vec![LogSumExp::EMPTY; plans.len()];
         if let Some(merged) = merged {
             for (norm, row) in norms.iter_mut().zip(downloaded.get(merged).chunks_exact(16)) {

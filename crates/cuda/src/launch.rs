@@ -406,14 +406,11 @@ impl RankParams {
 
     /// The little-endian bytes of `ranks`, ready for upload.
     pub fn to_bytes(ranks: &[RankParams]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(std::mem::size_of_val(ranks));
-        for q in ranks {
-            v.extend_from_slice(&q.top_k.to_le_bytes());
-            v.extend_from_slice(&q.top_p.to_le_bytes());
-            v.extend_from_slice(&q.min_p.to_le_bytes());
-            v.extend_from_slice(&q.truncated.to_le_bytes());
-        }
-        v
+        ranks
+            .iter()
+            .flat_map(|q| [q.top_k, q.top_p.to_bits(), q.min_p.to_bits(), q.truncated])
+            .flat_map(u32::to_le_bytes)
+            .collect()
     }
 }
 

@@ -131,16 +131,7 @@ impl RankingRows {
         (out, samples): (&mut [u64], usize),
         (top, n): (&mut [u64], usize),
     ) -> Result<()> {
-        let keys: Vec<u64> = outputs
-            .get(self.keys)
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
-        let counts: Vec<u32> = outputs
-            .get(self.counts)
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let (keys, counts) = (outputs.u64s(self.keys), outputs.u32s(self.counts));
         let mut no_top = [];
         for (i, &b) in self.rows.iter().enumerate() {
             let [written, live, survivors, finished] = counts[4 * i..4 * i + 4].try_into().expect("4 counts");
