@@ -1,7 +1,8 @@
 // Pass 2: folds each (row, sample)'s tile winners into the output, as (lo, hi) words so that the
 // host reads them back as little-endian u64 candidates. LANES invocations share one output: they
 // scan its tiles strided (many loads in flight even for one row and one sample over thousands of
-// tiles), then a tree in workgroup memory keeps the best. Writes every output slot.
+// tiles), then a tree in workgroup memory keeps the best. Writes every output slot. The host
+// prefixes candidate.wgsl.
 
 struct Params {
     tiles: u32,
@@ -21,10 +22,6 @@ const THREADS: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> out: array<vec2<u32>>;
 
 var<workgroup> best: array<vec2<u32>, THREADS>;
-
-fn better(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x > b.x || (a.x == b.x && a.y > b.y);
-}
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,

@@ -8,16 +8,16 @@
 // 2. Sampling: every (hidden row, sample) of the tile is split over up to TILE / 4 invocations (4
 //    tokens share a Philox evaluation), which keep their best packed candidate; a tree in workgroup
 //    memory picks the tile's winner per (row, sample).
-// No subgroup operations, so any subgroup size works. Candidates are (hi, lo) u32 pairs compared
-// lexicographically: the u64 order of DESIGN.md §3.4.
+// No subgroup operations, so any subgroup size works. Candidates are (hi, lo) u32 pairs
+// (candidate.wgsl).
 //
-// The host prefixes these constants and noise.wgsl (shape.rs, `SampleShape`):
+// The host prefixes these constants, noise.wgsl and candidate.wgsl (shape.rs, `SampleShape`):
 //   DTYPE: 0 f32, 1 bf16 (two per u32 word, low half first), 2 f16 (unpack2x16float, core WGSL);
 //   BATCH_TILE: hidden rows per workgroup; STAGE_FLOATS: f32 of workgroup memory for staging;
 //   CHUNK_STEPS: lane steps per staged hidden chunk.
 // and an epilogue defining `scaled_logit` and `tile_done`: sample_plain.wgsl (temperature only),
-// or sample_features.wgsl for calls with constraints or logprobs, so that plain calls run no code
-// of those.
+// or sample_features.wgsl for calls with constraints, logprobs or truncation, so that plain calls
+// run no code of those.
 // Workgroups are numbered x-fastest over (x, y) and take (tile, batch tile) with the batch tile
 // fastest, so that the workgroups reading the same weights run together and share them in L2.
 
@@ -54,7 +54,8 @@ struct Row {
     greedy: u32,
     seed: vec2<u32>,
     offset: vec2<u32>,
-    pad: vec2<u32>,
+    ranked_at: u32, // features epilogue: first word of the row's scaled logits in `ranked`, or NO_ROW
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -142,29 +143,6 @@ fn accumulate(acc: ptr<function, array<vec4<f32>, BATCH_TILE>>, w: array<vec4<u3
 // y = l / T, or l for greedy rows.
 fn tempered(l: f32, row: Row) -> f32 {
     return select(l * row.inv_temperature, l, row.greedy != 0u);
-}
-
-// Order-preserving image of the f32 bits, every NaN made the positive quiet NaN first.
-fn orderable(x: f32) -> u32 {
-    var bits = bitcast<u32>(x);
-    if (bits & 0x7FFFFFFFu) > 0x7F800000u {
-        bits = 0x7FC00000u;
-    }
-    if (bits & 0x80000000u) != 0u {
-        return ~bits;
-    }
-    return bits | 0x80000000u;
-}
-
-fn from_orderable(key: u32) -> f32 {
-    if (key & 0x80000000u) != 0u {
-        return bitcast<f32>(key & 0x7FFFFFFFu);
-    }
-    return bitcast<f32>(~key);
-}
-
-fn better(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x > b.x || (a.x == b.x && a.y > b.y);
 }
 
 // The best packed candidate of tile rows [begin, end) for one hidden row and sample.

@@ -3,7 +3,7 @@
 // host reads them back as little-endian u64 keys. One workgroup per row: each invocation keeps the
 // best of the tiles it scans strided, then a tree in workgroup memory merges the lists. The top N
 // of a union is the top N of the parts' top N, and keys are distinct (tokens are), so the result
-// does not depend on the order of the merge.
+// does not depend on the order of the merge. The host prefixes candidate.wgsl.
 
 struct Params {
     tiles: u32,
@@ -20,10 +20,6 @@ const MAX_N: u32 = 20u;
 @group(0) @binding(2) var<storage, read_write> top: array<vec2<u32>>; // [row][N]
 
 var<workgroup> lists: array<array<vec2<u32>, MAX_N>, THREADS>;
-
-fn better(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x > b.x || (a.x == b.x && a.y > b.y);
-}
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,

@@ -1,6 +1,7 @@
 //! The rows of a call that rank their tokens (truncation, top-N logprobs): what each needs, and how
 //! a ranked row is finished — cut by its truncation, sampled over the survivors, its top-N and
-//! log-normaliser written. Shared by every backend that ranks on the host.
+//! log-normaliser written. Shared by every backend that ranks on the host; a backend that samples
+//! the survivors on its device takes only the cut ([`cut_row`], [`cut_scaled_row`]).
 
 use rayon::prelude::*;
 
@@ -9,7 +10,7 @@ use crate::cpu::Winner;
 use crate::logsumexp::LogSumExp;
 use crate::noise::{self, GumbelBounds};
 use crate::params::{Request, RowParams};
-use crate::ranked::Ranked;
+use crate::ranked::{Ranked, TopList};
 use crate::truncation::Truncation;
 
 /// What one row needs beyond an untruncated sample.
@@ -48,6 +49,42 @@ impl<'a> RowPlan<'a> {
 /// Why finishing a row from a [`Ranked::all`] list cannot fail.
 pub const COMPLETE_LISTS_CERTIFY: &str = "a complete ranked list always certifies its cut-off";
 
+/// Cuts a ranked row by its truncation: writes its top-N keys into `top` and returns its survivors
+/// (the whole list when the row is not truncated). `None` when the list cannot certify the cut-off.
+pub fn cut_row<'r>(plan: &RowPlan<'_>, ranked: &'r Ranked, total: LogSumExp, top: &mut [u64]) -> Option<&'r [u64]> {
+    let survivors = match plan.truncation {
+        Some(t) => &ranked.keys[..t.survivors(&ranked.keys, ranked.complete, total)?],
+        None => &ranked.keys[..],
+    };
+    for (slot, &key) in top.iter_mut().zip(survivors.iter().chain(std::iter::repeat(&EMPTY))) {
+        *slot = key;
+    }
+    Some(survivors)
+}
+
+/// The survivors of a row given as its materialised scaled logits (tokens from `first_token`), its
+/// top-N keys written into `top`: cut from its `list_length` most likely tokens when they certify
+/// the cut-off, from every token otherwise.
+pub fn cut_scaled_row(
+    plan: &RowPlan<'_>,
+    scaled: &[f32],
+    first_token: u32,
+    total: LogSumExp,
+    top: &mut [u64],
+) -> Vec<u64> {
+    let mut list = TopList::new(plan.list_length.max(1));
+    list.offer_tile(scaled, first_token);
+    if let Some(survivors) = cut_row(plan, &list.finish(), total, top) {
+        return survivors.to_vec();
+    }
+    cut_row(plan, &Ranked::all(scaled, first_token), total, top).expect(COMPLETE_LISTS_CERTIFY).to_vec()
+}
+
+/// The log-normaliser of the distribution over `survivors` (packed keys).
+pub fn survivors_norm(survivors: &[u64]) -> LogSumExp {
+    LogSumExp::of(survivors.iter().map(|&k| unpack(k).0))
+}
+
 /// Finishes a ranked row: writes its samples (when truncated: Gumbel-max over the survivors, the
 /// same noise as the untruncated row) into `slots` and its top-N keys into `top`, and returns the
 /// log-normaliser of the distribution it samples from. `None` when the list cannot certify the
@@ -60,18 +97,12 @@ pub fn finish_row(
     slots: &mut [u64],
     top: &mut [u64],
 ) -> Option<LogSumExp> {
-    let survivors = match plan.truncation {
-        Some(t) => &ranked.keys[..t.survivors(&ranked.keys, ranked.complete, total)?],
-        None => &ranked.keys[..],
-    };
-    for (slot, &key) in top.iter_mut().zip(survivors.iter().chain(std::iter::repeat(&EMPTY))) {
-        *slot = key;
-    }
+    let survivors = cut_row(plan, ranked, total, top)?;
     if plan.truncation.is_none() {
         return Some(total);
     }
     sample_survivors(survivors, params, slots);
-    Some(LogSumExp::of(survivors.iter().map(|&k| unpack(k).0)))
+    Some(survivors_norm(survivors))
 }
 
 /// Gumbel-max over `survivors` (descending keys) for every sample of a row.

@@ -9,11 +9,19 @@ use crate::workspace::Workspace;
 use crate::Caps;
 
 const NOISE_SHADER: &str = include_str!("../../../shaders/noise.wgsl");
+const CANDIDATE_SHADER: &str = include_str!("../../../shaders/candidate.wgsl");
 const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
 const SAMPLE_PLAIN: &str = include_str!("../../../shaders/sample_plain.wgsl");
 const SAMPLE_FEATURES: &str = include_str!("../../../shaders/sample_features.wgsl");
-const REDUCE_SHADER: &str = include_str!("../../../shaders/reduce.wgsl");
-const TOP_SHADER: &str = include_str!("../../../shaders/top.wgsl");
+const REDUCE_SHADER: &str =
+    concat!(include_str!("../../../shaders/candidate.wgsl"), include_str!("../../../shaders/reduce.wgsl"));
+const TOP_SHADER: &str =
+    concat!(include_str!("../../../shaders/candidate.wgsl"), include_str!("../../../shaders/top.wgsl"));
+const FINISH_SHADER: &str = concat!(
+    include_str!("../../../shaders/noise.wgsl"),
+    include_str!("../../../shaders/candidate.wgsl"),
+    include_str!("../../../shaders/finish.wgsl")
+);
 const STREAM_SHADER: &str = include_str!("../../../shaders/stream.wgsl");
 const NOISE_DEBUG_SHADER: &str =
     concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
@@ -23,7 +31,8 @@ const NOISE_DEBUG_SHADER: &str =
 pub(crate) enum Epilogue {
     /// Temperature only (shaders/sample_plain.wgsl).
     Plain = 0,
-    /// Constraints before temperature, and log-normaliser partials (shaders/sample_features.wgsl).
+    /// Constraints before temperature, log-normaliser partials, top-N lists and the scaled logits
+    /// of truncated rows (shaders/sample_features.wgsl).
     Features = 1,
 }
 
@@ -54,6 +63,9 @@ pub(crate) struct Context {
     pub reduce_layout: wgpu::BindGroupLayout,
     /// The top-N merge (shaders/top.wgsl), compiled on first use.
     top: OnceLock<wgpu::ComputePipeline>,
+    /// Gumbel-max over truncated rows' survivors (shaders/finish.wgsl), compiled on first use.
+    finish: OnceLock<wgpu::ComputePipeline>,
+    pub finish_layout: wgpu::BindGroupLayout,
     pub noise_debug: wgpu::ComputePipeline,
     /// The read-only bandwidth stream.
     pub stream: wgpu::ComputePipeline,
@@ -87,6 +99,7 @@ impl Context {
         let sample_layout = bind_group_layout(&device, true, 4, 1);
         let features_layout = bind_group_layout(&device, false, 1, 2);
         let reduce_layout = bind_group_layout(&device, true, 1, 1);
+        let finish_layout = bind_group_layout(&device, true, 2, 1);
         let reduce = pipeline(&device, REDUCE_SHADER, &[&reduce_layout]);
         let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
         let stream = pipeline(&device, STREAM_SHADER, &[]);
@@ -107,6 +120,8 @@ impl Context {
             reduce,
             reduce_layout,
             top: OnceLock::new(),
+            finish: OnceLock::new(),
+            finish_layout,
             noise_debug,
             stream,
             bounds,
@@ -117,7 +132,11 @@ impl Context {
     /// The pass-1 pipeline of `shape` and `epilogue`, compiled on first use.
     pub fn sample_pipeline(&self, shape: SampleShape, epilogue: Epilogue) -> &wgpu::ComputePipeline {
         self.sample[shape.dtype][shape.batch_tile_index()][epilogue as usize].get_or_init(|| {
-            let source = format!("{}{}{SAMPLE_SHADER}{}", shape.wgsl_constants(), NOISE_SHADER, epilogue.source());
+            let source = format!(
+                "{}{NOISE_SHADER}{CANDIDATE_SHADER}{SAMPLE_SHADER}{}",
+                shape.wgsl_constants(),
+                epilogue.source()
+            );
             match epilogue {
                 Epilogue::Plain => pipeline(&self.device, &source, &[&self.sample_layout]),
                 Epilogue::Features => pipeline(&self.device, &source, &[&self.sample_layout, &self.features_layout]),
@@ -128,6 +147,11 @@ impl Context {
     /// The top-N merge, compiled on first use.
     pub fn top_pipeline(&self) -> &wgpu::ComputePipeline {
         self.top.get_or_init(|| pipeline(&self.device, TOP_SHADER, &[&self.reduce_layout]))
+    }
+
+    /// The truncated rows' Gumbel-max, compiled on first use.
+    pub fn finish_pipeline(&self) -> &wgpu::ComputePipeline {
+        self.finish.get_or_init(|| pipeline(&self.device, FINISH_SHADER, &[&self.finish_layout]))
     }
 
     /// Submits `encoder` and waits for the device to finish it.

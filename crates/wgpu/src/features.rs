@@ -1,13 +1,15 @@
-//! What calls with constraints or logprobs add to a plain call: pass 1 runs the features epilogue
-//! (shaders/sample_features.wgsl) over a table of each row's constraints, and leaves per (tile,
-//! row) a log-normaliser partial, merged here in tile order so that results are deterministic, and
-//! for top-N logprobs the tile's best keys, merged on the device by shaders/top.wgsl.
+//! What calls with constraints, logprobs or truncation add to a plain call: pass 1 runs the features
+//! epilogue (shaders/sample_features.wgsl) over a table of each row's constraints, and leaves per
+//! (tile, row) a log-normaliser partial, merged here in tile order so that results are
+//! deterministic, for top-N logprobs the tile's best keys, merged on the device by
+//! shaders/top.wgsl, and the scaled logits of truncated rows (truncation.rs).
 
 use flashsampling_core::constraints::RowTransform;
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::{validate, Request, Result, RowOutputs};
 
 use crate::context::Context;
+use crate::truncation::{Finishes, TruncatedRows};
 use crate::workspace::{FeatureSizes, FeatureSpace};
 
 /// The mask word of a row without a mask.
@@ -55,34 +57,38 @@ pub(crate) fn merge_norms(partials: &[u8], norms: &mut [LogSumExp]) {
 }
 
 /// One call's use of the features epilogue, its buffers made ready.
-pub(crate) struct FeatureCall {
+pub(crate) struct FeatureCall<'a> {
     /// Bind group 1 of pass 1, and the top-N merge's group.
     pub epilogue: wgpu::BindGroup,
     merge: wgpu::BindGroup,
     batch: usize,
     top_n: usize,
     norms_bytes: u64,
+    pub truncated: TruncatedRows<'a>,
 }
 
-impl FeatureCall {
+impl<'a> FeatureCall<'a> {
     /// Writes the constraints table of `req` over a vocabulary of `vocab_size` tokens, for a head of
     /// `tiles` tiles, into `space`.
     pub fn prepare(
         ctx: &Context,
         space: &mut FeatureSpace,
-        req: &Request<'_>,
+        req: &Request<'a>,
         vocab_size: u32,
         tiles: usize,
     ) -> Result<Self> {
         let (batch, top_n) = (req.hidden.batch, req.top_logprobs as usize);
         let table = table(&validate::transforms(req, vocab_size)?, req.top_logprobs);
         let norms_bytes = (tiles * batch * 8) as u64;
+        let truncated = TruncatedRows::of(req, vocab_size as usize, 2 * tiles * batch * top_n);
+        let (scaled_at, scaled) = truncated.region();
         space.reserve(
             ctx,
             &FeatureSizes {
                 table: (table.len() * 4) as u64,
                 norms: norms_bytes,
-                tile_top: (tiles * batch * top_n * 8) as u64,
+                ranked: scaled_at + scaled,
+                scaled,
                 top: (batch * top_n * 8) as u64,
             },
         );
@@ -90,7 +96,7 @@ impl FeatureCall {
         let params = [tiles as u32, batch as u32, top_n as u32, 0];
         ctx.queue.write_buffer(space.top_params.get(), 0, bytemuck::cast_slice(&params));
         let (epilogue, merge) = space.bind_groups(ctx);
-        Ok(FeatureCall { epilogue, merge, batch, top_n, norms_bytes })
+        Ok(FeatureCall { epilogue, merge, batch, top_n, norms_bytes, truncated })
     }
 
     /// Records the top-N merge, after the last launch's pass 1.
@@ -109,15 +115,33 @@ impl FeatureCall {
         if self.top_n > 0 {
             encoder.copy_buffer_to_buffer(space.top.get(), 0, space.top_readback.get(), 0, self.top_bytes());
         }
+        if !self.truncated.is_empty() {
+            let (at, bytes) = self.truncated.region();
+            encoder.copy_buffer_to_buffer(space.ranked.get(), at, space.scaled_readback.get(), 0, bytes);
+        }
     }
 
-    /// Reads the outputs back, once the call's work is done.
-    pub fn read(&self, ctx: &Context, space: &FeatureSpace, outputs: RowOutputs<'_>) -> Result<()> {
+    /// Reads the outputs back, once the call's work is done, and cuts the truncated rows: returns
+    /// those the device still samples.
+    pub fn read(
+        &self,
+        ctx: &Context,
+        space: &FeatureSpace,
+        req: &Request<'_>,
+        mut outputs: RowOutputs<'_>,
+    ) -> Result<Finishes> {
         ctx.read_mapped(space.norms_readback.get(), self.norms_bytes, |partials| merge_norms(partials, outputs.norms))?;
         if self.top_n > 0 {
             ctx.read_mapped(space.top_readback.get(), self.top_bytes(), |keys| read_u64s(keys, outputs.top))?;
         }
-        Ok(())
+        let mut finishes = Finishes::default();
+        if !self.truncated.is_empty() {
+            let (_, bytes) = self.truncated.region();
+            ctx.read_mapped(space.scaled_readback.get(), bytes, |scaled| {
+                finishes = self.truncated.cut(req, scaled, &mut outputs);
+            })?;
+        }
+        Ok(finishes)
     }
 
     fn top_bytes(&self) -> u64 {

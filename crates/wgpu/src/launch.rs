@@ -1,16 +1,18 @@
 //! One sampling call: write H and the row parameters into the workspace, run pass 1 over every
 //! weight binding and pass 2 into the output, read the packed candidates back — one submission
-//! per launch and one wait per call. Calls with constraints or logprobs run pass 1 with the
-//! features epilogue (features.rs) and also read back the outputs it leaves.
+//! per launch and one wait per call. Calls with constraints, logprobs or truncation run pass 1 with
+//! the features epilogue (features.rs) and also read back the outputs it leaves; calls that
+//! truncate a sampled row then wait once more, for the finish of truncation.rs.
 
 use std::ops::Range;
 
-use flashsampling_core::{HiddenRef, LmHead, Request, Result, RowOutputs};
+use flashsampling_core::{Error, HiddenRef, LmHead, Request, Result, RowOutputs};
 
 use crate::context::{Context, Epilogue};
 use crate::features::{read_u64s, FeatureCall};
 use crate::head::ResidentHead;
 use crate::shape::{SampleShape, TILE};
+use crate::truncation::NO_ROW;
 use crate::workspace::{Sizes, Workspace};
 
 /// Invocations per workgroup of sample.wgsl and reduce.wgsl.
@@ -27,11 +29,12 @@ const MAX_SAMPLE_BLOCKS: usize = 64;
 const SAMPLE_PARAMS: u64 = 48;
 const REDUCE_PARAMS: u64 = 32;
 
-/// The `Row` struct of sample.wgsl per row.
-fn row_words(req: &Request<'_>) -> Vec<u32> {
+/// The `Row` struct of sample.wgsl per row; `ranked_at(b)`: where row `b`'s scaled logits go.
+fn row_words(req: &Request<'_>, ranked_at: impl Fn(usize) -> u32) -> Vec<u32> {
     req.rows
         .iter()
-        .flat_map(|r| {
+        .enumerate()
+        .flat_map(|(b, r)| {
             [
                 r.inv_temperature().to_bits(),
                 u32::from(r.is_greedy()),
@@ -39,7 +42,7 @@ fn row_words(req: &Request<'_>) -> Vec<u32> {
                 (r.seed >> 32) as u32,
                 r.offset as u32,
                 (r.offset >> 32) as u32,
-                0,
+                ranked_at(b),
                 0,
             ]
         })
@@ -58,8 +61,9 @@ fn write_hidden(ctx: &Context, ws: &mut Workspace, req: &Request<'_>, stride: us
     ctx.queue.write_buffer(ws.hidden.get(), 0, bytemuck::cast_slice(host));
 }
 
-/// As [`run`], writing `outputs` too: over groups of rows whose per-tile top-N lists fit one
-/// binding (a row's results do not depend on the rows beside it).
+/// As [`run`], writing `outputs` too: over groups of rows whose per-tile top-N lists, and when
+/// they truncate their scaled logits and survivors, fit one binding (a row's results do not depend
+/// on the rows beside it).
 pub(crate) fn run_with_outputs(
     ctx: &Context,
     head: &LmHead,
@@ -69,7 +73,19 @@ pub(crate) fn run_with_outputs(
     outputs: RowOutputs<'_>,
 ) -> Result<()> {
     let (batch, samples, n) = (req.hidden.batch, req.samples as usize, req.top_logprobs as usize);
-    let per_group = (ctx.binding_limit as usize / (resident.tiles() * n * 8).max(1)).clamp(1, batch);
+    // Survivors take 8 bytes a token at most, the scaled logits beside the top-N lists 4.
+    let truncated = if req.truncation.is_some() { 8 * head.vocab_size as usize } else { 0 };
+    let row_bytes = resident.tiles() * n * 8 + truncated;
+    if row_bytes as u64 > ctx.binding_limit {
+        return Err(Error::Unsupported {
+            backend: crate::NAME.into(),
+            what: format!(
+                "ranking one row of {} tokens takes {row_bytes} bytes in one binding; this adapter binds {}",
+                head.vocab_size, ctx.binding_limit
+            ),
+        });
+    }
+    let per_group = (ctx.binding_limit as usize / row_bytes.max(1)).clamp(1, batch);
     for start in (0..batch).step_by(per_group) {
         let rows = start..(start + per_group).min(batch);
         let group_outputs =
@@ -93,7 +109,7 @@ fn rows_of<'a>(req: &Request<'a>, rows: Range<usize>) -> Request<'a> {
 }
 
 /// Samples into `out`; with `outputs`, also each row's log-normaliser over the head and its
-/// top-N list.
+/// top-N list, and truncated rows sampled over their survivors.
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
@@ -126,14 +142,15 @@ pub(crate) fn run(
         },
     );
     write_hidden(ctx, ws, req, stride, batch_groups * shape.batch_tile);
-    ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&row_words(req)));
-    let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
-    let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
     let features = if req.constraints.is_some() || outputs.is_some() {
         Some(FeatureCall::prepare(ctx, &mut ws.features, req, head.vocab_size, tiles)?)
     } else {
         None
     };
+    let rows = row_words(req, |b| features.as_ref().map_or(NO_ROW, |f| f.truncated.ranked_at(b)));
+    ctx.queue.write_buffer(ws.rows.get(), 0, bytemuck::cast_slice(&rows));
+    let sample_groups = resident.bind_groups(ctx, ws, SAMPLE_PARAMS);
+    let reduce_group = ws.reduce_group(ctx, REDUCE_PARAMS);
     let epilogue = if features.is_some() { Epilogue::Features } else { Epilogue::Plain };
     let pipeline = ctx.sample_pipeline(shape, epilogue);
     let gumbel_max = flashsampling_core::noise::gumbel_max().to_bits();
@@ -204,9 +221,14 @@ pub(crate) fn run(
         }
         ctx.queue.submit([encoder.finish()]);
     }
-    ctx.read_mapped(ws.readback.get(), out_bytes, |data| read_u64s(data, out))?;
-    match (features, outputs) {
-        (Some(features), Some(outputs)) => features.read(ctx, &ws.features, outputs),
-        _ => Ok(()),
+    if let (Some(features), Some(outputs)) = (&features, outputs) {
+        let finishes = features.read(ctx, &ws.features, req, outputs)?;
+        if !finishes.is_empty() {
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            finishes.record(ctx, &mut ws.features, ws.out.get(), samples, &mut encoder);
+            encoder.copy_buffer_to_buffer(ws.out.get(), 0, ws.readback.get(), 0, out_bytes);
+            ctx.queue.submit([encoder.finish()]);
+        }
     }
+    ctx.read_mapped(ws.readback.get(), out_bytes, |data| read_u64s(data, out))
 }

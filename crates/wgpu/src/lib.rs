@@ -12,13 +12,14 @@
 //! samples the tile; pass 2 (shaders/reduce.wgsl) folds the tiles' winners. A call's buffers live in
 //! a grow-only workspace (`workspace.rs`), so a call of a shape seen before allocates nothing.
 //!
-//! Offered features (`features.rs`): per-row constraints, logprobs and top-N logprobs. Calls that
-//! use them run pass 1 with another epilogue (shaders/sample_features.wgsl, a pipeline of its own,
-//! so plain calls run none of its code): it transforms each logit before temperature as the core's
-//! `RowTransform` does (bias and penalties found by binary search in a per-call table, then the
-//! mask), and leaves per (tile, row) the log-normaliser partial `(max y, Σ exp(y - max y))`, merged
-//! on the host in tile order, and the tile's N best keys, merged on the device by
-//! shaders/top.wgsl. Truncation (top-k / top-p / min-p) is refused with `Unsupported`.
+//! Offered features (`features.rs`): per-row constraints, logprobs, top-N logprobs and truncation.
+//! Calls that use them run pass 1 with another epilogue (shaders/sample_features.wgsl, a pipeline
+//! of its own, so plain calls run none of its code): it transforms each logit before temperature as
+//! the core's `RowTransform` does (bias and penalties found by binary search in a per-call table,
+//! then the mask), and leaves per (tile, row) the log-normaliser partial `(max y, Σ exp(y - max
+//! y))`, merged on the host in tile order, the tile's N best keys, merged on the device by
+//! shaders/top.wgsl, and the scaled logits of rows that top-k / top-p / min-p cut, which the host
+//! ranks and shaders/finish.wgsl samples over their survivors (`truncation.rs`).
 
 mod bandwidth;
 mod context;
@@ -27,8 +28,10 @@ mod features;
 mod head;
 mod launch;
 mod shape;
+mod truncation;
 mod workspace;
 
+use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::{
     Backend, BackendInfo, DeviceInfo, Feature, Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
 };
@@ -111,6 +114,12 @@ impl Backend for WgpuBackend {
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let resident = head.storage::<head::ResidentHead>(NAME)?;
+        if req.truncation.is_some() {
+            // Cutting a row needs its log-normaliser.
+            let mut norms = vec![LogSumExp::EMPTY; req.rows.len()];
+            let outputs = RowOutputs { norms: &mut norms, top: &mut [] };
+            return launch::run_with_outputs(&self.ctx, head, resident, req, out, outputs);
+        }
         launch::run(&self.ctx, head, resident, req, out, None)
     }
 
@@ -126,6 +135,6 @@ impl Backend for WgpuBackend {
     }
 
     fn features(&self) -> Features {
-        Features::of(&[Feature::Constraints, Feature::Logprobs, Feature::TopLogprobs])
+        Features::of(&[Feature::Constraints, Feature::Logprobs, Feature::TopLogprobs, Feature::Truncation])
     }
 }

@@ -102,7 +102,8 @@ impl Workspace {
     }
 }
 
-/// The buffers of pass 1's features epilogue (its bind group 1) and of the top-N merge.
+/// The buffers of pass 1's features epilogue (its bind group 1), of the top-N merge and of the
+/// truncated rows' finish.
 #[derive(Default)]
 pub(crate) struct FeatureSpace {
     /// The constraints table of the call (features.rs).
@@ -110,20 +111,27 @@ pub(crate) struct FeatureSpace {
     /// Log-normaliser partials per (tile, row).
     pub norms: Grown,
     pub norms_readback: Grown,
-    /// The best N keys per (tile, row).
-    pub tile_top: Grown,
+    /// The best N keys per (tile, row), then the scaled logits of truncated rows.
+    pub ranked: Grown,
+    pub scaled_readback: Grown,
     /// The top-N merge's parameters and its output, N keys per row.
     pub top_params: Grown,
     pub top: Grown,
     pub top_readback: Grown,
     groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
+    /// finish.wgsl's parameters, rows and survivors.
+    pub finish_params: Grown,
+    pub finishes: Grown,
+    pub survivors: Grown,
 }
 
 /// Bytes of each buffer of [`FeatureSpace`] one call needs.
 pub(crate) struct FeatureSizes {
     pub table: u64,
     pub norms: u64,
-    pub tile_top: u64,
+    /// The tiles' top-N lists and the truncated rows' scaled logits.
+    pub ranked: u64,
+    pub scaled: u64,
     pub top: u64,
 }
 
@@ -137,8 +145,9 @@ impl FeatureSpace {
             self.table.reserve(ctx, "constraints", U::STORAGE | U::COPY_DST, sizes.table),
             self.norms.reserve(ctx, "normaliser partials", U::STORAGE | U::COPY_SRC, sizes.norms),
             self.norms_readback.reserve(ctx, "normaliser read back", U::MAP_READ | U::COPY_DST, sizes.norms),
-            // A runtime-sized array of vec2<u32> binds at least 8 bytes, also when no row ranks.
-            self.tile_top.reserve(ctx, "tile top-N", U::STORAGE, sizes.tile_top.max(8)),
+            // A runtime-sized array binds at least 8 bytes in top.wgsl, also when no row ranks.
+            self.ranked.reserve(ctx, "ranked", U::STORAGE | U::COPY_SRC, sizes.ranked.max(8)),
+            self.scaled_readback.reserve(ctx, "scaled read back", U::MAP_READ | U::COPY_DST, sizes.scaled),
             self.top_params.reserve(ctx, "top-N params", U::UNIFORM | U::COPY_DST, TOP_PARAMS),
             self.top.reserve(ctx, "top-N", U::STORAGE | U::COPY_SRC, sizes.top.max(8)),
             self.top_readback.reserve(ctx, "top-N read back", U::MAP_READ | U::COPY_DST, sizes.top.max(8)),
@@ -157,19 +166,27 @@ impl FeatureSpace {
                     &[
                         self.table.get().as_entire_binding(),
                         self.norms.get().as_entire_binding(),
-                        self.tile_top.get().as_entire_binding(),
+                        self.ranked.get().as_entire_binding(),
                     ],
                 );
                 let merge = ctx.bind_group(
                     &ctx.reduce_layout,
                     &[
                         self.top_params.get().as_entire_binding(),
-                        self.tile_top.get().as_entire_binding(),
+                        self.ranked.get().as_entire_binding(),
                         self.top.get().as_entire_binding(),
                     ],
                 );
                 (epilogue, merge)
             })
             .clone()
+    }
+
+    /// Makes finish.wgsl's buffers hold `params`, `finishes` and `survivors` bytes.
+    pub fn reserve_finish(&mut self, ctx: &Context, params: u64, finishes: u64, survivors: u64) {
+        use wgpu::BufferUsages as U;
+        self.finish_params.reserve(ctx, "finish params", U::UNIFORM | U::COPY_DST, params);
+        self.finishes.reserve(ctx, "finishes", U::STORAGE | U::COPY_DST, finishes);
+        self.survivors.reserve(ctx, "survivors", U::STORAGE | U::COPY_DST, survivors.max(8));
     }
 }

@@ -2,14 +2,16 @@
 //! constrained rows next to plain ones in batches of several batch tiles, a head split over
 //! several bindings and a call over several launches, vocabulary shards (masks and lists indexed
 //! by global token) combined by the caller, the log-normaliser over a vocabulary of many
-//! workgroups against f64, and top-N logprobs (the conformance case asks for truncation too).
+//! workgroups against f64, top-N logprobs, and truncated rows next to untruncated ones in calls
+//! split into groups of rows.
 
 use flashsampling_core::candidate::{merge_into, EMPTY};
 use flashsampling_core::cpu::CpuBackend;
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::testdata::{normal_tensor, TestRng};
 use flashsampling_core::{
-    Backend, DType, HiddenRef, LmHeadRef, Penalties, Request, RowConstraints, RowParams, SampleOutput,
+    Backend, DType, Error, HiddenRef, LmHeadRef, Penalties, Request, RowConstraints, RowParams, SampleOutput,
+    Truncation,
 };
 use flashsampling_wgpu::Caps;
 
@@ -216,4 +218,73 @@ fn top_n_logprobs_match_cpu() {
         assert_close("logZ", got.log_normalizer.as_ref().unwrap(), expected.log_normalizer.as_ref().unwrap(), 1e-6);
         assert_eq!(top.row(1).count(), FEW_ALLOWED.min(n) as usize, "N = {n}: row 1 padded past its allowed tokens");
     }
+}
+
+#[test]
+fn truncated_rows_next_to_plain_rows_match_cpu() {
+    // The cap holds one truncated row's scaled logits and survivors: one group of rows per row.
+    let Some(wgpu) = open(Caps { binding_bytes: Some(40_000) }) else { return };
+    let (vocab, dim, batch, samples) = (3001, 40, 19, 40);
+    let weights = normal_tensor(DType::F16, vocab * dim, 0x7A1, 0.15);
+    let hidden = normal_tensor(DType::F16, batch * dim, 0x7A2, 1.0);
+    let head = LmHeadRef::new(weights.view(), dim).unwrap();
+    let constraints = BatchConstraints::new(batch, vocab as u32, &mut TestRng::new(0x7A1));
+    let constraints = constraints.rows();
+    let rows = temperatures(batch);
+    let kinds = [
+        Truncation::default(),
+        Truncation::top_k(40),
+        Truncation::top_p(0.8),
+        Truncation::min_p(0.05).and_top_k(1024),
+        Truncation::top_k(300).and_top_p(0.95).and_min_p(0.01),
+        Truncation::top_p(0.3),
+    ];
+    let truncations: Vec<Truncation> = (0..batch).map(|b| kinds[b % kinds.len()]).collect();
+    let hidden = HiddenRef::new(hidden.view(), dim).unwrap();
+    let (wgpu_head, cpu) = (wgpu.load_lm_head(head).unwrap(), CpuBackend::new());
+    let cpu_head = cpu.load_lm_head(head).unwrap();
+    let req = Request::new(hidden, &rows, samples)
+        .with_constraints(&constraints)
+        .with_truncation(&truncations)
+        .with_logprobs()
+        .with_top_logprobs(5);
+    let (got, expected) = (wgpu.sample(&wgpu_head, &req).unwrap(), cpu.sample(&cpu_head, &req).unwrap());
+    assert_eq!(got.tokens, expected.tokens);
+    assert_eq!(got.status, expected.status);
+    let (top, expected_top) = (got.top_logprobs.as_ref().unwrap(), expected.top_logprobs.as_ref().unwrap());
+    assert_eq!(top.tokens, expected_top.tokens);
+    assert_close("top logprobs", &top.logprobs, &expected_top.logprobs, 1e-5);
+    assert_close("logZ", got.log_normalizer.as_ref().unwrap(), expected.log_normalizer.as_ref().unwrap(), 1e-6);
+    assert_close("logprobs", got.logprobs.as_ref().unwrap(), expected.logprobs.as_ref().unwrap(), 1e-5);
+
+    // Without outputs the call cuts the rows all the same, into every slot of a poisoned buffer.
+    let mut candidates = vec![u64::MAX; req.outputs()];
+    let bare = Request { logprobs: false, top_logprobs: 0, ..req };
+    wgpu.sample_candidates(&wgpu_head, &bare, &mut candidates).unwrap();
+    assert_eq!(SampleOutput::from_candidates(&candidates, samples as usize).tokens, got.tokens);
+
+    // Rows without truncation draw what they draw in an untruncated call; truncated rows keep
+    // some draws (the conformance case checks that they keep every surviving one) and lose others.
+    let plain = wgpu.sample(&wgpu_head, &Request::new(hidden, &rows, samples).with_constraints(&constraints)).unwrap();
+    let (mut kept, mut cut) = (0, 0);
+    for (b, t) in truncations.iter().enumerate() {
+        let same = plain.row(b).iter().zip(got.row(b)).filter(|(u, t)| u == t).count();
+        assert!(t.is_active() || same == samples as usize, "untruncated row {b} changed");
+        kept += same;
+        cut += samples as usize - same;
+    }
+    assert!(kept > 0 && cut > 0, "{kept} draws kept, {cut} changed");
+}
+
+#[test]
+fn truncation_beyond_one_binding_is_refused() {
+    let Some(wgpu) = open(Caps { binding_bytes: Some(20_000) }) else { return };
+    let (vocab, dim) = (3001, 8);
+    let weights = normal_tensor(DType::F32, vocab * dim, 0x7A3, 0.15);
+    let hidden = normal_tensor(DType::F32, dim, 0x7A4, 1.0);
+    let head = wgpu.load_lm_head(LmHeadRef::new(weights.view(), dim).unwrap()).unwrap();
+    let rows = [RowParams::new(1.0, 1, 0)];
+    let truncations = [Truncation::top_k(5)];
+    let req = Request::new(HiddenRef::new(hidden.view(), dim).unwrap(), &rows, 1).with_truncation(&truncations);
+    assert!(matches!(wgpu.sample(&head, &req), Err(Error::Unsupported { .. })));
 }

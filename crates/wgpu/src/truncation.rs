@@ -1,0 +1,150 @@
+//! Exact top-k / top-p / min-p on wgpu. Pass 1's features epilogue leaves the scaled logits of
+//! every row that truncation cuts (after the top-N lists in its `ranked` buffer). The host ranks
+//! each such row and certifies its cut-off as the CPU backends do (the core's `cut_scaled_row`:
+//! from the row's `list_length` most likely tokens, from every token when those cannot certify it),
+//! which gives the row's top-N and log-normaliser over the survivors. Then shaders/finish.wgsl draws
+//! Gumbel-max over the survivors with the shaders' own noise, over pass 1's samples of the row, so
+//! a truncated row draws the untruncated row's token whenever that token survives.
+//!
+//! Unlike DESIGN.md §3.6 the device keeps no per-tile candidate lists: it writes whole rows (4
+//! bytes a token) and the host ranks them, one more round trip per call. Exact either way.
+
+use flashsampling_core::candidate::unpack;
+use flashsampling_core::survivors::{cut_scaled_row, survivors_norm, RowPlan};
+use flashsampling_core::{noise, Request, RowOutputs};
+
+use crate::context::Context;
+use crate::workspace::FeatureSpace;
+
+/// `ranked_at` of a row that leaves no scaled logits.
+pub(crate) const NO_ROW: u32 = u32::MAX;
+/// Bytes of the `Params` struct of finish.wgsl.
+const FINISH_PARAMS: u64 = 16;
+
+/// The rows of one call whose scaled logits pass 1 leaves, in the order they are stored.
+pub(crate) struct TruncatedRows<'a> {
+    plans: Vec<RowPlan<'a>>,
+    rows: Vec<usize>,
+    /// Word of `ranked` where the first row's logits begin.
+    first_word: usize,
+    vocab: usize,
+}
+
+impl<'a> TruncatedRows<'a> {
+    /// The rows of `req` that truncation cuts, over a head of `vocab` tokens, stored from word
+    /// `first_word`.
+    pub fn of(req: &Request<'a>, vocab: usize, first_word: usize) -> Self {
+        let plans = RowPlan::of_request(req);
+        let rows = (0..plans.len()).filter(|&b| plans[b].truncation.is_some()).collect();
+        TruncatedRows { plans, rows, first_word, vocab }
+    }
+
+    /// The shader's `ranked_at` of row `b`.
+    pub fn ranked_at(&self, b: usize) -> u32 {
+        match self.rows.iter().position(|&r| r == b) {
+            Some(i) => (self.first_word + i * self.vocab) as u32,
+            None => NO_ROW,
+        }
+    }
+
+    /// Bytes of scaled logits, and where they begin in `ranked`.
+    pub fn region(&self) -> (u64, u64) {
+        ((4 * self.first_word) as u64, (4 * self.rows.len() * self.vocab) as u64)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Cuts every row from its scaled logits (`scaled`, read back): writes its top-N keys and the
+    /// log-normaliser over its survivors into `outputs` (whose `norms` hold the whole row's), and
+    /// returns the sampled rows' survivors for the device.
+    pub fn cut(&self, req: &Request<'_>, scaled: &[u8], outputs: &mut RowOutputs<'_>) -> Finishes {
+        let n = req.top_logprobs as usize;
+        let mut finishes = Finishes::default();
+        for (&b, row) in self.rows.iter().zip(scaled.chunks_exact(4 * self.vocab)) {
+            let scaled: Vec<f32> =
+                row.chunks_exact(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
+            let top = &mut outputs.top[b * n..(b + 1) * n];
+            let survivors = cut_scaled_row(&self.plans[b], &scaled, 0, outputs.norms[b], top);
+            outputs.norms[b] = survivors_norm(&survivors);
+            let params = &req.rows[b];
+            // A greedy row's argmax, which pass 1 drew, always survives.
+            if !params.is_greedy() {
+                finishes.add(b, params.seed, params.offset, &survivors);
+            }
+        }
+        finishes
+    }
+}
+
+/// The truncated rows the device samples: finish.wgsl's `Finish` entries and survivors.
+#[derive(Default)]
+pub(crate) struct Finishes {
+    entries: Vec<u32>,
+    survivors: Vec<u32>,
+}
+
+impl Finishes {
+    fn add(&mut self, row: usize, seed: u64, offset: u64, survivors: &[u64]) {
+        let first = self.survivors.len() / 2;
+        self.entries.extend([
+            row as u32,
+            first as u32,
+            survivors.len() as u32,
+            0,
+            seed as u32,
+            (seed >> 32) as u32,
+            offset as u32,
+            (offset >> 32) as u32,
+        ]);
+        self.survivors.extend(survivors.iter().flat_map(|&key| {
+            let (y, token) = unpack(key);
+            [y.to_bits(), token]
+        }));
+    }
+
+    fn rows(&self) -> usize {
+        self.entries.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Records Gumbel-max over the survivors of `samples` samples per row into `out`, pass 2's
+    /// output.
+    pub fn record(
+        &self,
+        ctx: &Context,
+        space: &mut FeatureSpace,
+        out: &wgpu::Buffer,
+        samples: usize,
+        encoder: &mut wgpu::CommandEncoder,
+    ) {
+        let items = self.rows() * samples;
+        let params = [items as u32, samples as u32, noise::gumbel_max().to_bits(), 0];
+        let entries = bytemuck::cast_slice(&self.entries);
+        let survivors = bytemuck::cast_slice(&self.survivors);
+        space.reserve_finish(ctx, FINISH_PARAMS, entries.len() as u64, survivors.len() as u64);
+        ctx.queue.write_buffer(space.finish_params.get(), 0, bytemuck::cast_slice(&params));
+        ctx.queue.write_buffer(space.finishes.get(), 0, entries);
+        if !survivors.is_empty() {
+            ctx.queue.write_buffer(space.survivors.get(), 0, survivors);
+        }
+        let group = ctx.bind_group(
+            &ctx.finish_layout,
+            &[
+                space.finish_params.get().as_entire_binding(),
+                space.finishes.get().as_entire_binding(),
+                space.survivors.get().as_entire_binding(),
+                out.as_entire_binding(),
+            ],
+        );
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(ctx.finish_pipeline());
+        pass.set_bind_group(0, &group, &[]);
+        let (x, y) = ctx.grid(items);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+}
