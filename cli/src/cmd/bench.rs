@@ -1,5 +1,6 @@
 //! The benchmark of DESIGN.md §6 through the backend trait: host-visible time per call (a GPU
-//! backend's own benchmark, with device events and in-run peers, lives in its crate).
+//! backend's own benchmark, with device events and in-run peers, lives in its crate); up to
+//! B = 64 also the feature variants the backend offers (logprobs, top-k 50 + top-p 0.9, both).
 
 use std::fs;
 use std::path::PathBuf;
@@ -7,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::hostbw::{host_bandwidth, HostBandwidth};
-use flashsampling::core::bench::{bytes_moved, median, Record, BATCHES, SHAPES};
+use flashsampling::core::bench::{
+    bytes_moved, median, trait_path_times, Record, BATCHES, SHAPES, TRAIT_PATH_MAX_BATCH,
+};
 use flashsampling::{derive_row_seed, open, Backend, DType, Error, HiddenRef, LmHeadRef, Request, Result, RowParams};
 
 use crate::synthetic::Synthetic;
@@ -80,22 +83,29 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let head = backend.load_lm_head(LmHeadRef::new(data.weights.view(), dim)?)?;
         for &batch in &batches {
             eprint!("  D={dim} V={vocab} B={batch} … ");
-            let median_us = time_calls(backend.as_ref(), &head, &data, batch, args.iters)?;
+            let hidden = HiddenRef::new(data.hidden.view().slice(0..batch * dim), dim)?;
+            let median_us = time_calls(backend.as_ref(), &head, hidden, args.iters)?;
+            eprintln!("{median_us:.0} µs");
+            let features = if batch <= TRAIT_PATH_MAX_BATCH {
+                trait_path_times(backend.as_ref(), &head, hidden, args.iters)?
+            } else {
+                vec![]
+            };
             let bytes = bytes_moved(dim, vocab, batch, args.dtype.size(), args.dtype.size());
             let floor_us = bandwidth.as_ref().map(|bw| bytes / bw.read.max(bw.copy) * 1e6).unwrap_or(0.0);
-            let record = Record {
-                backend: backend.name().into(),
-                device: device.clone(),
-                variant: "fused".into(),
-                dim,
-                vocab,
-                batch,
-                dtype: args.dtype.name().into(),
-                median_us,
-                floor_us,
-            };
-            eprintln!("{median_us:.0} µs");
-            records.push(record);
+            for (variant, median_us) in [("fused", median_us)].into_iter().chain(features) {
+                records.push(Record {
+                    backend: backend.name().into(),
+                    device: device.clone(),
+                    variant: variant.into(),
+                    dim,
+                    vocab,
+                    batch,
+                    dtype: args.dtype.name().into(),
+                    median_us,
+                    floor_us,
+                });
+            }
         }
     }
     finish(args, backend.name(), &records)
@@ -125,14 +135,9 @@ fn finish(args: &Args, backend: &str, records: &[Record]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn time_calls(
-    backend: &dyn Backend,
-    head: &flashsampling::LmHead,
-    data: &Synthetic,
-    batch: usize,
-    iters: usize,
-) -> Result<f64> {
-    let hidden = HiddenRef::new(data.hidden.view().slice(0..batch * data.dim), data.dim)?;
+/// Median host time of `sample` over `hidden`, each call at the next offset (fresh noise).
+fn time_calls(backend: &dyn Backend, head: &flashsampling::LmHead, hidden: HiddenRef<'_>, iters: usize) -> Result<f64> {
+    let batch = hidden.batch;
     let mut times = Vec::with_capacity(iters);
     for step in 0..=iters {
         let rows: Vec<RowParams> =

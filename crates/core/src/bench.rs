@@ -1,5 +1,14 @@
 //! Shared vocabulary of the benchmarks (DESIGN.md §6): the shapes, the batches and one measured
-//! row, so that every backend's benchmark prints and writes the same table.
+//! row, so that every backend's benchmark prints and writes the same table; and the feature
+//! variants timed through the trait on every backend.
+
+use std::time::Instant;
+
+use crate::backend::{Backend, LmHead};
+use crate::error::Result;
+use crate::params::{Request, RowParams};
+use crate::tensor::HiddenRef;
+use crate::truncation::Truncation;
 
 /// `(D, V)` shapes of the benchmark.
 pub const SHAPES: [(usize, usize); 6] =
@@ -70,4 +79,41 @@ pub fn median(samples: &mut [f64]) -> f64 {
     } else {
         0.5 * (samples[n / 2 - 1] + samples[n / 2])
     }
+}
+
+/// Batches up to which [`trait_path_times`] runs: serving batches, timed by the host's clock.
+pub const TRAIT_PATH_MAX_BATCH: usize = 64;
+
+/// Host wall-clock medians of `iters` calls of [`Backend::sample`] on `head` after one warm-up
+/// (hidden states uploaded, tokens and outputs read back: what a caller of the trait waits for), one
+/// sample per row: plain, and of the variants the backend offers, with logprobs, with top-k 50 +
+/// top-p 0.9 on every row, and with both.
+pub fn trait_path_times(
+    backend: &dyn Backend,
+    head: &LmHead,
+    hidden: HiddenRef<'_>,
+    iters: usize,
+) -> Result<Vec<(&'static str, f64)>> {
+    let rows: Vec<RowParams> = (0..hidden.batch as u64).map(|i| RowParams::new(1.0, 0x1234 + i, 7)).collect();
+    let truncation = vec![Truncation::top_k(50).and_top_p(0.9); hidden.batch];
+    let plain = Request::new(hidden, &rows, 1);
+    let variants = [
+        ("trait-plain", plain),
+        ("trait-logprobs", plain.with_logprobs()),
+        ("trait-topk50-topp0.9", plain.with_truncation(&truncation)),
+        ("trait-topk50-topp0.9-logprobs", plain.with_truncation(&truncation).with_logprobs()),
+    ];
+    let offered = backend.features();
+    let mut out = Vec::new();
+    for (variant, req) in variants.into_iter().filter(|(_, req)| req.features().first_missing(offered).is_none()) {
+        backend.sample(head, &req)?;
+        let mut times: Vec<f64> = (0..iters.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                backend.sample(head, &req).map(|_| start.elapsed().as_secs_f64() * 1e6)
+            })
+            .collect::<Result<_>>()?;
+        out.push((variant, median(&mut times)));
+    }
+    Ok(out)
 }

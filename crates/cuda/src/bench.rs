@@ -9,13 +9,12 @@
 
 use std::ffi::c_void;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cudarc::cublas::{result as blas, sys as bsys, CudaBlas};
 use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr};
-use flashsampling_core::bench::{bytes_moved, median, Record};
+use flashsampling_core::bench::{bytes_moved, median, trait_path_times, Record, TRAIT_PATH_MAX_BATCH};
 use flashsampling_core::survivors::RowPlan;
-use flashsampling_core::{bf16, Backend, DType, HiddenRef, LmHead, Request, Result, RowParams, Tensor, Truncation};
+use flashsampling_core::{bf16, Backend, DType, HiddenRef, Result, Tensor, Truncation};
 
 use crate::arena::{Arena, Layout};
 use crate::driver::device_error;
@@ -148,7 +147,9 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let trait_path = if batch <= TRAIT_PATH_MAX_BATCH {
                 // SAFETY: `w` outlives the head, which this loop iteration drops.
                 let head = unsafe { cuda.borrow_lm_head(wp, DType::Bf16, (vocab, dim), (0, vocab as u32))? };
-                trait_path_times(&cuda, &head, dim, batch)?
+                let h: Vec<bf16> =
+                    (0..batch * dim).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 * 1e-3 - 0.5)).collect();
+                trait_path_times(&cuda, &head, HiddenRef::new(Tensor::Bf16(&h), dim)?, TRAIT_PATH_ITERS)?
             } else {
                 vec![]
             };
@@ -170,40 +171,8 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
     Ok(records)
 }
 
-/// Batches up to which the trait path is timed (host wall clock: a larger batch is timed by the device
-/// variants).
-const TRAIT_PATH_MAX_BATCH: usize = 64;
 /// Timed calls of the trait path, after one warm-up.
 const TRAIT_PATH_ITERS: usize = 20;
-
-/// Host wall-clock medians of [`Backend::sample`] on `head` (hidden states uploaded, tokens and
-/// outputs downloaded: what a Rust caller of the trait waits for): plain, with logprobs, with
-/// top-k 50 + top-p 0.9 on every row, and with both.
-fn trait_path_times(cuda: &CudaBackend, head: &LmHead, dim: usize, batch: usize) -> Result<Vec<(&'static str, f64)>> {
-    let h: Vec<bf16> = (0..batch * dim).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 * 1e-3 - 0.5)).collect();
-    let hidden = HiddenRef::new(Tensor::Bf16(&h), dim)?;
-    let rows: Vec<RowParams> = (0..batch as u64).map(|i| RowParams::new(1.0, 0x1234 + i, 7)).collect();
-    let truncation = vec![Truncation::top_k(50).and_top_p(0.9); batch];
-    let plain = Request::new(hidden, &rows, 1);
-    let mut out = Vec::new();
-    let variants = [
-        ("trait-plain", plain),
-        ("trait-logprobs", plain.with_logprobs()),
-        ("trait-topk50-topp0.9", plain.with_truncation(&truncation)),
-        ("trait-topk50-topp0.9-logprobs", plain.with_truncation(&truncation).with_logprobs()),
-    ];
-    for (variant, req) in variants {
-        cuda.sample(head, &req)?;
-        let mut times: Vec<f64> = (0..TRAIT_PATH_ITERS)
-            .map(|_| {
-                let start = Instant::now();
-                cuda.sample(head, &req).map(|_| start.elapsed().as_secs_f64() * 1e6)
-            })
-            .collect::<Result<_>>()?;
-        out.push((variant, median(&mut times)));
-    }
-    Ok(out)
-}
 
 /// Copy bandwidth (2 GiB device-to-device, bytes read + written) and the bf16 GEMM rate (8192³).
 pub fn measure_rates(ctx: &Arc<CudaContext>, stream: &Arc<CudaStream>, blas: &CudaBlas, iters: usize) -> Result<Rates> {
