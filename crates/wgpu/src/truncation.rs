@@ -12,6 +12,7 @@
 use flashsampling_core::candidate::unpack;
 use flashsampling_core::survivors::{cut_scaled_row, survivors_norm, RowPlan};
 use flashsampling_core::{noise, Request, RowOutputs};
+use rayon::prelude::*;
 
 use crate::context::Context;
 use crate::workspace::FeatureSpace;
@@ -56,17 +57,26 @@ impl<'a> TruncatedRows<'a> {
         self.rows.is_empty()
     }
 
-    /// Cuts every row from its scaled logits (`scaled`, read back): writes its top-N keys and the
-    /// log-normaliser over its survivors into `outputs` (whose `norms` hold the whole row's), and
-    /// returns the sampled rows' survivors for the device.
+    /// Cuts every row from its scaled logits (`scaled`, read back), rows in parallel: writes its
+    /// top-N keys and the log-normaliser over its survivors into `outputs` (whose `norms` hold the
+    /// whole row's), and returns the sampled rows' survivors for the device.
     pub fn cut(&self, req: &Request<'_>, scaled: &[u8], outputs: &mut RowOutputs<'_>) -> Finishes {
         let n = req.top_logprobs as usize;
+        let norms = &outputs.norms;
+        let cuts: Vec<(Vec<u64>, Vec<u64>)> = self
+            .rows
+            .par_iter()
+            .zip(scaled.par_chunks_exact(4 * self.vocab))
+            .map(|(&b, row)| {
+                let scaled: Vec<f32> =
+                    row.chunks_exact(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
+                let mut top = vec![0; n];
+                (cut_scaled_row(&self.plans[b], &scaled, 0, norms[b], &mut top), top)
+            })
+            .collect();
         let mut finishes = Finishes::default();
-        for (&b, row) in self.rows.iter().zip(scaled.chunks_exact(4 * self.vocab)) {
-            let scaled: Vec<f32> =
-                row.chunks_exact(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
-            let top = &mut outputs.top[b * n..(b + 1) * n];
-            let survivors = cut_scaled_row(&self.plans[b], &scaled, 0, outputs.norms[b], top);
+        for (&b, (survivors, top)) in self.rows.iter().zip(cuts) {
+            outputs.top[b * n..(b + 1) * n].copy_from_slice(&top);
             outputs.norms[b] = survivors_norm(&survivors);
             let params = &req.rows[b];
             // A greedy row's argmax, which pass 1 drew, always survives.
