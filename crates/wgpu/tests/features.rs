@@ -222,9 +222,10 @@ fn top_n_logprobs_match_cpu() {
 
 #[test]
 fn truncated_rows_next_to_plain_rows_match_cpu() {
-    // The cap holds one truncated row's scaled logits and survivors: one group of rows per row.
+    // The cap holds one truncated row's scaled logits and survivors: one group of rows per row,
+    // whose 150 samples take several launches (a launch's tile winners must fit one binding).
     let Some(wgpu) = open(Caps { binding_bytes: Some(40_000) }) else { return };
-    let (vocab, dim, batch, samples) = (3001, 40, 19, 40);
+    let (vocab, dim, batch, samples) = (3001, 40, 19, 150);
     let weights = normal_tensor(DType::F16, vocab * dim, 0x7A1, 0.15);
     let hidden = normal_tensor(DType::F16, batch * dim, 0x7A2, 1.0);
     let head = LmHeadRef::new(weights.view(), dim).unwrap();
