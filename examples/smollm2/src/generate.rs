@@ -5,13 +5,41 @@ use std::time::{Duration, Instant};
 
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
-use candle_transformers::generation::LogitsProcessor;
+use candle_transformers::generation::{self, LogitsProcessor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use flashsampling::core::tensor::OwnedTensor;
-use flashsampling::{derive_row_seed, Backend, DType, HiddenRef, LmHead, LmHeadRef, Request, RowParams, RowStatus};
+use flashsampling::{
+    derive_row_seed, Backend, DType, HiddenRef, LmHead, LmHeadRef, Request, RowParams, RowStatus, Truncation,
+};
 
 use crate::model::{hidden_state, Gguf};
 use crate::Result;
+
+/// How every prompt's next token is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// 0 = greedy.
+    pub temperature: f32,
+    pub truncation: Truncation,
+}
+
+impl Sampling {
+    /// candle's sampling of the same distribution, for the comparison; candle has no min-p.
+    fn candle(&self) -> Result<generation::Sampling> {
+        let t = &self.truncation;
+        if t.min_p.is_some() {
+            return Err("candle's LogitsProcessor has no min-p".into());
+        }
+        let temperature = f64::from(self.temperature);
+        Ok(match (t.top_k.map(|k| k as usize), t.top_p.map(f64::from)) {
+            _ if self.temperature == 0.0 => generation::Sampling::ArgMax,
+            (Some(k), Some(p)) => generation::Sampling::TopKThenTopP { k, p, temperature },
+            (Some(k), None) => generation::Sampling::TopK { k, temperature },
+            (None, Some(p)) => generation::Sampling::TopP { p, temperature },
+            (None, None) => generation::Sampling::All { temperature },
+        })
+    }
+}
 
 /// What turns hidden states into tokens.
 pub enum HeadSampler {
@@ -47,13 +75,18 @@ impl HeadSampler {
         Ok(projection.forward(&h)?.flatten_all()?.to_vec1()?)
     }
 
-    /// Next token of each row; `rows[i]` holds row `i`'s seed and offset.
-    pub fn next(&mut self, hidden: &[Vec<f32>], rows: &[RowParams]) -> Result<Vec<u32>> {
+    /// Next token of each row; `rows[i]` holds row `i`'s temperature, seed and offset.
+    pub fn next(&mut self, hidden: &[Vec<f32>], rows: &[RowParams], sampling: &Sampling) -> Result<Vec<u32>> {
         match self {
             HeadSampler::FlashSampling { backend, head } => {
                 let flat: Vec<f32> = hidden.concat();
                 let h = HiddenRef::new(flashsampling::Tensor::F32(&flat), head.dim)?;
-                let out = backend.sample(head, &Request::new(h, rows, 1))?;
+                let truncation = vec![sampling.truncation; rows.len()];
+                let mut req = Request::new(h, rows, 1);
+                if sampling.truncation.is_active() {
+                    req = req.with_truncation(&truncation);
+                }
+                let out = backend.sample(head, &req)?;
                 if let Some(b) = out.status.iter().position(|s| *s != RowStatus::Ok) {
                     return Err(format!("row {b}: {:?}", out.status[b]).into());
                 }
@@ -62,8 +95,7 @@ impl HeadSampler {
             HeadSampler::Candle { projection, seed, processors } => {
                 while processors.len() < rows.len() {
                     let i = processors.len() as u64;
-                    let t = f64::from(rows[i as usize].temperature);
-                    processors.push(LogitsProcessor::new(derive_row_seed(*seed, i), (t > 0.0).then_some(t), None));
+                    processors.push(LogitsProcessor::from_sampling(derive_row_seed(*seed, i), sampling.candle()?));
                 }
                 hidden
                     .iter()
@@ -114,16 +146,18 @@ impl Generator {
     }
 
     /// One decode step for every unfinished prompt; false once all are finished.
-    pub fn step(&mut self, temperature: f32, seed: u64, max_tokens: usize) -> Result<bool> {
+    pub fn step(&mut self, sampling: &Sampling, seed: u64, max_tokens: usize) -> Result<bool> {
         let active: Vec<usize> = (0..self.bodies.len()).filter(|&i| !self.done[i]).collect();
         if active.is_empty() {
             return Ok(false);
         }
-        let rows: Vec<RowParams> =
-            active.iter().map(|&i| RowParams::new(temperature, derive_row_seed(seed, i as u64), self.steps)).collect();
+        let rows: Vec<RowParams> = active
+            .iter()
+            .map(|&i| RowParams::new(sampling.temperature, derive_row_seed(seed, i as u64), self.steps))
+            .collect();
         let hidden: Vec<Vec<f32>> = active.iter().map(|&i| self.hidden[i].clone()).collect();
         let start = Instant::now();
-        let tokens = self.sampler.next(&hidden, &rows)?;
+        let tokens = self.sampler.next(&hidden, &rows, sampling)?;
         self.head_time += start.elapsed();
         let start = Instant::now();
         for (&i, &token) in active.iter().zip(&tokens) {

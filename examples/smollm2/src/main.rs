@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use flashsampling::{open, BackendKind, DType};
-use smollm2_demo::generate::{Generator, HeadSampler};
+use flashsampling::{open, BackendKind, DType, Truncation};
+use smollm2_demo::generate::{Generator, HeadSampler, Sampling};
 use smollm2_demo::{chat, default_model_path, model::Gguf, tokenizer, Result};
 
 #[derive(Parser)]
@@ -21,6 +21,15 @@ struct Args {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.7)]
     temperature: f32,
+    /// Keep the k most likely tokens (1 to 1024).
+    #[arg(long)]
+    top_k: Option<u32>,
+    /// Keep the most likely tokens holding this much of the mass, after top-k.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Keep the tokens at least this many times as likely as the most likely one.
+    #[arg(long)]
+    min_p: Option<f32>,
     /// Call seed; each prompt's seed is derived from it and the prompt's index.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -67,8 +76,10 @@ fn run(
 ) -> Result<()> {
     let stream = prompts.len() == 1;
     let mut generator = Generator::new(gguf, prompts, vocab.eos, sampler)?;
+    let truncation = Truncation { top_k: args.top_k, top_p: args.top_p, min_p: args.min_p };
+    let sampling = Sampling { temperature: args.temperature, truncation };
     let mut printed = 0;
-    while generator.step(args.temperature, args.seed, args.max_tokens)? {
+    while generator.step(&sampling, args.seed, args.max_tokens)? {
         if stream {
             let text = vocab.tokenizer.decode(&generator.outputs[0], true)?;
             print!("{}", &text[printed.min(text.len())..]);

@@ -4,8 +4,8 @@
 
 use flashsampling::core::stats::{chi_square, histogram};
 use flashsampling::core::tensor::OwnedTensor;
-use flashsampling::{derive_row_seed, probe, Backend, DType, HiddenRef, LmHeadRef, Request, RowParams};
-use smollm2_demo::generate::{Generator, HeadSampler};
+use flashsampling::{derive_row_seed, probe, Backend, DType, HiddenRef, LmHeadRef, Request, RowParams, Truncation};
+use smollm2_demo::generate::{Generator, HeadSampler, Sampling};
 use smollm2_demo::model::{hidden_state, Gguf};
 use smollm2_demo::{chat, default_model_path, tokenizer};
 
@@ -111,18 +111,19 @@ fn greedy_text_equals_candle_argmax_and_same_seed_same_text_on_every_backend() {
     let Some(gguf) = model() else { return };
     let vocab = tokenizer::from_gguf(&gguf.content().unwrap()).unwrap();
     let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| prompt_tokens(&gguf, p)).collect();
-    let generate = |sampler: HeadSampler, temperature: f32| -> Vec<Vec<u32>> {
+    let generate = |sampler: HeadSampler, sampling: Sampling| -> Vec<Vec<u32>> {
         let mut g = Generator::new(&gguf, &prompts, vocab.eos, sampler).unwrap();
-        while g.step(temperature, 7, 24).unwrap() {}
+        while g.step(&sampling, 7, 24).unwrap() {}
         g.outputs
     };
+    let plain = |temperature: f32| Sampling { temperature, truncation: Truncation::default() };
     let ours = |kind: flashsampling::BackendKind| {
         flashsampling::open(kind).ok().map(|b| HeadSampler::flashsampling(b, &gguf, DType::F32).unwrap())
     };
     // Greedy: our argmax over the f32 dequantised head against candle's argmax over its own
     // quantised projection. A divergence must be a near-tie in candle's logits.
-    let greedy = generate(ours(flashsampling::BackendKind::Cpu).unwrap(), 0.0);
-    let candle = generate(HeadSampler::candle(&gguf, 7).unwrap(), 0.0);
+    let greedy = generate(ours(flashsampling::BackendKind::Cpu).unwrap(), plain(0.0));
+    let candle = generate(HeadSampler::candle(&gguf, 7).unwrap(), plain(0.0));
     for (i, (a, c)) in greedy.iter().zip(&candle).enumerate() {
         match a.iter().zip(c).position(|(x, y)| x != y) {
             None => eprintln!(
@@ -159,20 +160,24 @@ fn greedy_text_equals_candle_argmax_and_same_seed_same_text_on_every_backend() {
             }
         }
     }
-    // Sampled text: the same seeds give the same text on every backend.
-    let mut texts = Vec::new();
-    for kind in flashsampling::BackendKind::CONCRETE {
-        match ours(kind) {
-            Some(sampler) => texts.push((kind.name(), generate(sampler, 0.8))),
-            None => eprintln!("{}: skipped (unavailable)", kind.name()),
+    // Sampled text, untruncated and with top-k 40 + top-p 0.9: the same seeds give the same text
+    // on every backend.
+    let truncated = Sampling { temperature: 0.8, truncation: Truncation::top_k(40).and_top_p(0.9) };
+    for sampling in [plain(0.8), truncated] {
+        let mut texts = Vec::new();
+        for kind in flashsampling::BackendKind::CONCRETE {
+            match ours(kind) {
+                Some(sampler) => texts.push((kind.name(), generate(sampler, sampling))),
+                None => eprintln!("{}: skipped (unavailable)", kind.name()),
+            }
         }
+        for (name, t) in &texts[1..] {
+            assert_eq!(t, &texts[0].1, "{name} and {} drew different text for the same seeds", texts[0].0);
+        }
+        eprintln!(
+            "{sampling:?}: same text on {:?}: {:?}",
+            texts.iter().map(|t| t.0).collect::<Vec<_>>(),
+            vocab.tokenizer.decode(&texts[0].1[0], true).unwrap()
+        );
     }
-    for (name, t) in &texts[1..] {
-        assert_eq!(t, &texts[0].1, "{name} and {} drew different text for the same seeds", texts[0].0);
-    }
-    eprintln!(
-        "same text on {:?}: {:?}",
-        texts.iter().map(|t| t.0).collect::<Vec<_>>(),
-        vocab.tokenizer.decode(&texts[0].1[0], true).unwrap()
-    );
 }
