@@ -62,22 +62,16 @@ pub fn cut_row<'r>(plan: &RowPlan<'_>, ranked: &'r Ranked, total: LogSumExp, top
     Some(survivors)
 }
 
-/// The survivors of a row given as its materialised scaled logits (tokens from `first_token`), its
-/// top-N keys written into `top`: cut from its `list_length` most likely tokens when they certify
-/// the cut-off, from every token otherwise.
-pub fn cut_scaled_row(
-    plan: &RowPlan<'_>,
-    scaled: &[f32],
-    first_token: u32,
-    total: LogSumExp,
-    top: &mut [u64],
-) -> Vec<u64> {
+/// The survivors of a row given as its materialised scaled logits over the whole vocabulary (as
+/// truncation requires), its top-N keys written into `top`: cut from its `list_length` most likely
+/// tokens when they certify the cut-off, from every token otherwise.
+pub fn cut_scaled_row(plan: &RowPlan<'_>, scaled: &[f32], total: LogSumExp, top: &mut [u64]) -> Vec<u64> {
     let mut list = TopList::new(plan.list_length.max(1));
-    list.offer_tile(scaled, first_token);
+    list.offer_tile(scaled, 0);
     if let Some(survivors) = cut_row(plan, &list.finish(), total, top) {
         return survivors.to_vec();
     }
-    cut_row(plan, &Ranked::all(scaled, first_token), total, top).expect(COMPLETE_LISTS_CERTIFY).to_vec()
+    cut_row(plan, &Ranked::all(scaled, 0), total, top).expect(COMPLETE_LISTS_CERTIFY).to_vec()
 }
 
 /// The log-normaliser of the distribution over `survivors` (packed keys).

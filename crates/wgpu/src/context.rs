@@ -8,23 +8,23 @@ use crate::shape::{SampleShape, BATCH_TILES};
 use crate::workspace::Workspace;
 use crate::Caps;
 
-const NOISE_SHADER: &str = include_str!("../../../shaders/noise.wgsl");
-const CANDIDATE_SHADER: &str = include_str!("../../../shaders/candidate.wgsl");
-const SAMPLE_SHADER: &str = include_str!("../../../shaders/sample.wgsl");
-const SAMPLE_PLAIN: &str = include_str!("../../../shaders/sample_plain.wgsl");
-const SAMPLE_FEATURES: &str = include_str!("../../../shaders/sample_features.wgsl");
-const REDUCE_SHADER: &str =
-    concat!(include_str!("../../../shaders/candidate.wgsl"), include_str!("../../../shaders/reduce.wgsl"));
-const TOP_SHADER: &str =
-    concat!(include_str!("../../../shaders/candidate.wgsl"), include_str!("../../../shaders/top.wgsl"));
-const FINISH_SHADER: &str = concat!(
-    include_str!("../../../shaders/noise.wgsl"),
-    include_str!("../../../shaders/candidate.wgsl"),
-    include_str!("../../../shaders/finish.wgsl")
-);
-const STREAM_SHADER: &str = include_str!("../../../shaders/stream.wgsl");
-const NOISE_DEBUG_SHADER: &str =
-    concat!(include_str!("../../../shaders/noise.wgsl"), include_str!("../../../shaders/noise_debug.wgsl"));
+/// The concatenated sources of `shaders/`, named without their `.wgsl`.
+macro_rules! shaders {
+    ($($name:literal),+) => {
+        concat!($(include_str!(concat!("../../../shaders/", $name, ".wgsl"))),+)
+    };
+}
+
+const NOISE_SHADER: &str = shaders!("noise");
+const CANDIDATE_SHADER: &str = shaders!("candidate");
+const SAMPLE_SHADER: &str = shaders!("sample");
+const SAMPLE_PLAIN: &str = shaders!("sample_plain");
+const SAMPLE_FEATURES: &str = shaders!("sample_features");
+const REDUCE_SHADER: &str = shaders!("candidate", "reduce");
+const TOP_SHADER: &str = shaders!("candidate", "top");
+const FINISH_SHADER: &str = shaders!("noise", "candidate", "finish");
+const STREAM_SHADER: &str = shaders!("stream");
+const NOISE_DEBUG_SHADER: &str = shaders!("noise", "noise_debug");
 
 /// What pass 1 does between its matmul and its sampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,9 +264,9 @@ fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32, read_
 /// A compute pipeline of `source`'s `main` over bind group `layouts`; none: the layout wgpu
 /// derives from the shader.
 fn pipeline(device: &wgpu::Device, source: &str, layouts: &[&wgpu::BindGroupLayout]) -> wgpu::ComputePipeline {
-    // Every loop of these shaders ends (their bounds are uniforms and constants), so wgpu's loop
-    // counters, which keep drivers from unrolling the register-tile loops, are left out; bounds
-    // checks stay.
+    // Every loop of these shaders ends (bounded by uniforms, constants or, in finish.wgsl, a row's
+    // survivor count), so wgpu's loop counters, which keep drivers from unrolling the register-tile
+    // loops, are left out; bounds checks stay.
     let checks = wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
     // SAFETY: the shaders are this crate's own, and their loops terminate.
     let module = unsafe {

@@ -12,7 +12,7 @@ use crate::context::{Context, Epilogue};
 use crate::features::{read_u64s, FeatureCall};
 use crate::head::ResidentHead;
 use crate::shape::{SampleShape, TILE};
-use crate::truncation::NO_ROW;
+use crate::truncation::{truncates, NO_ROW};
 use crate::workspace::{Sizes, Workspace};
 
 /// Invocations per workgroup of sample.wgsl and reduce.wgsl.
@@ -74,8 +74,8 @@ pub(crate) fn run_with_outputs(
 ) -> Result<()> {
     let (batch, samples, n) = (req.hidden.batch, req.samples as usize, req.top_logprobs as usize);
     // Survivors take 8 bytes a token at most, the scaled logits beside the top-N lists 4.
-    let truncated = if req.truncation.is_some() { 8 * head.vocab_size as usize } else { 0 };
-    let row_bytes = resident.tiles() * n * 8 + truncated;
+    let ranking_bytes = if truncates(req) { 8 * head.vocab_size as usize } else { 0 };
+    let row_bytes = resident.tiles() * n * 8 + ranking_bytes;
     if row_bytes as u64 > ctx.binding_limit {
         return Err(Error::Unsupported {
             backend: crate::NAME.into(),

@@ -114,7 +114,7 @@ impl Backend for WgpuBackend {
 
     fn launch(&self, head: &LmHead, req: &Request<'_>, out: &mut [u64]) -> Result<()> {
         let resident = head.storage::<head::ResidentHead>(NAME)?;
-        if req.truncation.is_some() {
+        if truncation::truncates(req) {
             // Cutting a row needs its log-normaliser.
             let mut norms = vec![LogSumExp::EMPTY; req.rows.len()];
             let outputs = RowOutputs { norms: &mut norms, top: &mut [] };

@@ -11,7 +11,7 @@
 
 use flashsampling_core::candidate::unpack;
 use flashsampling_core::survivors::{cut_scaled_row, survivors_norm, RowPlan};
-use flashsampling_core::{noise, Request, RowOutputs};
+use flashsampling_core::{noise, Request, RowOutputs, RowParams};
 use rayon::prelude::*;
 
 use crate::context::Context;
@@ -22,10 +22,17 @@ pub(crate) const NO_ROW: u32 = u32::MAX;
 /// Bytes of the `Params` struct of finish.wgsl.
 const FINISH_PARAMS: u64 = 16;
 
+/// Whether a row of `req` is cut by its truncation (a greedy row's only for its logprobs).
+pub(crate) fn truncates(req: &Request<'_>) -> bool {
+    RowPlan::of_request(req).iter().any(|p| p.truncation.is_some())
+}
+
 /// The rows of one call whose scaled logits pass 1 leaves, in the order they are stored.
 pub(crate) struct TruncatedRows<'a> {
     plans: Vec<RowPlan<'a>>,
     rows: Vec<usize>,
+    /// Per row of the call: the shader's `ranked_at`.
+    ranked_at: Vec<u32>,
     /// Word of `ranked` where the first row's logits begin.
     first_word: usize,
     vocab: usize,
@@ -36,16 +43,17 @@ impl<'a> TruncatedRows<'a> {
     /// `first_word`.
     pub fn of(req: &Request<'a>, vocab: usize, first_word: usize) -> Self {
         let plans = RowPlan::of_request(req);
-        let rows = (0..plans.len()).filter(|&b| plans[b].truncation.is_some()).collect();
-        TruncatedRows { plans, rows, first_word, vocab }
+        let rows: Vec<usize> = (0..plans.len()).filter(|&b| plans[b].truncation.is_some()).collect();
+        let mut ranked_at = vec![NO_ROW; plans.len()];
+        for (i, &b) in rows.iter().enumerate() {
+            ranked_at[b] = (first_word + i * vocab) as u32;
+        }
+        TruncatedRows { plans, rows, ranked_at, first_word, vocab }
     }
 
     /// The shader's `ranked_at` of row `b`.
     pub fn ranked_at(&self, b: usize) -> u32 {
-        match self.rows.iter().position(|&r| r == b) {
-            Some(i) => (self.first_word + i * self.vocab) as u32,
-            None => NO_ROW,
-        }
+        self.ranked_at[b]
     }
 
     /// Bytes of scaled logits, and where they begin in `ranked`.
@@ -59,7 +67,7 @@ impl<'a> TruncatedRows<'a> {
 
     /// Cuts every row from its scaled logits (`scaled`, read back), rows in parallel: writes its
     /// top-N keys and the log-normaliser over its survivors into `outputs` (whose `norms` hold the
-    /// whole row's), and returns the sampled rows' survivors for the device.
+    /// whole row's), and returns the rows whose samples the device must redraw.
     pub fn cut(&self, req: &Request<'_>, scaled: &[u8], outputs: &mut RowOutputs<'_>) -> Finishes {
         let n = req.top_logprobs as usize;
         let norms = &outputs.norms;
@@ -71,7 +79,7 @@ impl<'a> TruncatedRows<'a> {
                 let scaled: Vec<f32> =
                     row.chunks_exact(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
                 let mut top = vec![0; n];
-                (cut_scaled_row(&self.plans[b], &scaled, 0, norms[b], &mut top), top)
+                (cut_scaled_row(&self.plans[b], &scaled, norms[b], &mut top), top)
             })
             .collect();
         let mut finishes = Finishes::default();
@@ -79,43 +87,51 @@ impl<'a> TruncatedRows<'a> {
             outputs.top[b * n..(b + 1) * n].copy_from_slice(&top);
             outputs.norms[b] = survivors_norm(&survivors);
             let params = &req.rows[b];
-            // A greedy row's argmax, which pass 1 drew, always survives.
-            if !params.is_greedy() {
-                finishes.add(b, params.seed, params.offset, &survivors);
+            // Pass 1 drew a greedy row's argmax, which survives, unless nothing does (all masked):
+            // then the row's candidates are EMPTY, as the finish writes for a row of no survivors.
+            if !params.is_greedy() || survivors.is_empty() {
+                finishes.add(b, params, &survivors);
             }
         }
         finishes
     }
 }
 
-/// The truncated rows the device samples: finish.wgsl's `Finish` entries and survivors.
+/// finish.wgsl's `Finish`: one truncated row to sample.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Finish {
+    row: u32,
+    first: u32,
+    count: u32,
+    pad: u32,
+    seed: [u32; 2],
+    offset: [u32; 2],
+}
+
+/// The truncated rows the device samples: finish.wgsl's `Finish` entries and `(y bits, token)`
+/// survivors.
 #[derive(Default)]
 pub(crate) struct Finishes {
-    entries: Vec<u32>,
-    survivors: Vec<u32>,
+    entries: Vec<Finish>,
+    survivors: Vec<[u32; 2]>,
 }
 
 impl Finishes {
-    fn add(&mut self, row: usize, seed: u64, offset: u64, survivors: &[u64]) {
-        let first = self.survivors.len() / 2;
-        self.entries.extend([
-            row as u32,
-            first as u32,
-            survivors.len() as u32,
-            0,
-            seed as u32,
-            (seed >> 32) as u32,
-            offset as u32,
-            (offset >> 32) as u32,
-        ]);
-        self.survivors.extend(survivors.iter().flat_map(|&key| {
+    fn add(&mut self, row: usize, params: &RowParams, survivors: &[u64]) {
+        let words = |x: u64| [x as u32, (x >> 32) as u32];
+        self.entries.push(Finish {
+            row: row as u32,
+            first: self.survivors.len() as u32,
+            count: survivors.len() as u32,
+            pad: 0,
+            seed: words(params.seed),
+            offset: words(params.offset),
+        });
+        self.survivors.extend(survivors.iter().map(|&key| {
             let (y, token) = unpack(key);
             [y.to_bits(), token]
         }));
-    }
-
-    fn rows(&self) -> usize {
-        self.entries.len() / 8
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,7 +139,7 @@ impl Finishes {
     }
 
     /// Records Gumbel-max over the survivors of `samples` samples per row into `out`, pass 2's
-    /// output.
+    /// output (EMPTY for a row of no survivors).
     pub fn record(
         &self,
         ctx: &Context,
@@ -132,7 +148,7 @@ impl Finishes {
         samples: usize,
         encoder: &mut wgpu::CommandEncoder,
     ) {
-        let items = self.rows() * samples;
+        let items = self.entries.len() * samples;
         let params = [items as u32, samples as u32, noise::gumbel_max().to_bits(), 0];
         let entries = bytemuck::cast_slice(&self.entries);
         let survivors = bytemuck::cast_slice(&self.survivors);

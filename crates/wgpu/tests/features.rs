@@ -222,15 +222,17 @@ fn top_n_logprobs_match_cpu() {
 
 #[test]
 fn truncated_rows_next_to_plain_rows_match_cpu() {
-    // The cap holds one truncated row's scaled logits and survivors: one group of rows per row,
-    // whose 150 samples take several launches (a launch's tile winners must fit one binding).
-    let Some(wgpu) = open(Caps { binding_bytes: Some(40_000) }) else { return };
     let (vocab, dim, batch, samples) = (3001, 40, 19, 150);
     let weights = normal_tensor(DType::F16, vocab * dim, 0x7A1, 0.15);
     let hidden = normal_tensor(DType::F16, batch * dim, 0x7A2, 1.0);
     let head = LmHeadRef::new(weights.view(), dim).unwrap();
     let constraints = BatchConstraints::new(batch, vocab as u32, &mut TestRng::new(0x7A1));
-    let constraints = constraints.rows();
+    let mut constraints = constraints.rows();
+    // Rows 4 (greedy) and 7 (sampled), both truncated, allow no token at all.
+    let nothing = vec![0u32; vocab.div_ceil(32)];
+    for b in [4, 7] {
+        constraints[b].allowed = Some(&nothing);
+    }
     let rows = temperatures(batch);
     let kinds = [
         Truncation::default(),
@@ -242,39 +244,54 @@ fn truncated_rows_next_to_plain_rows_match_cpu() {
     ];
     let truncations: Vec<Truncation> = (0..batch).map(|b| kinds[b % kinds.len()]).collect();
     let hidden = HiddenRef::new(hidden.view(), dim).unwrap();
-    let (wgpu_head, cpu) = (wgpu.load_lm_head(head).unwrap(), CpuBackend::new());
+    let cpu = CpuBackend::new();
     let cpu_head = cpu.load_lm_head(head).unwrap();
     let req = Request::new(hidden, &rows, samples)
         .with_constraints(&constraints)
         .with_truncation(&truncations)
         .with_logprobs()
         .with_top_logprobs(5);
-    let (got, expected) = (wgpu.sample(&wgpu_head, &req).unwrap(), cpu.sample(&cpu_head, &req).unwrap());
-    assert_eq!(got.tokens, expected.tokens);
-    assert_eq!(got.status, expected.status);
-    let (top, expected_top) = (got.top_logprobs.as_ref().unwrap(), expected.top_logprobs.as_ref().unwrap());
-    assert_eq!(top.tokens, expected_top.tokens);
-    assert_close("top logprobs", &top.logprobs, &expected_top.logprobs, 1e-5);
-    assert_close("logZ", got.log_normalizer.as_ref().unwrap(), expected.log_normalizer.as_ref().unwrap(), 1e-6);
-    assert_close("logprobs", got.logprobs.as_ref().unwrap(), expected.logprobs.as_ref().unwrap(), 1e-5);
+    let expected = cpu.sample(&cpu_head, &req).unwrap();
+    // Caps that hold one truncated row per group of rows, then fifteen; either way the 150
+    // samples take several launches (a launch's tile winners must fit one binding).
+    for cap in [40_000, 400_000] {
+        let Some(wgpu) = open(Caps { binding_bytes: Some(cap) }) else { return };
+        let wgpu_head = wgpu.load_lm_head(head).unwrap();
+        let got = wgpu.sample(&wgpu_head, &req).unwrap();
+        assert_eq!(got.tokens, expected.tokens, "cap {cap}");
+        assert_eq!(got.status, expected.status, "cap {cap}");
+        let (top, expected_top) = (got.top_logprobs.as_ref().unwrap(), expected.top_logprobs.as_ref().unwrap());
+        assert_eq!(top.tokens, expected_top.tokens, "cap {cap}");
+        assert_close("top logprobs", &top.logprobs, &expected_top.logprobs, 1e-5);
+        assert_close("logZ", got.log_normalizer.as_ref().unwrap(), expected.log_normalizer.as_ref().unwrap(), 1e-6);
+        assert_close("logprobs", got.logprobs.as_ref().unwrap(), expected.logprobs.as_ref().unwrap(), 1e-5);
 
-    // Without outputs the call cuts the rows all the same, into every slot of a poisoned buffer.
-    let mut candidates = vec![u64::MAX; req.outputs()];
-    let bare = Request { logprobs: false, top_logprobs: 0, ..req };
-    wgpu.sample_candidates(&wgpu_head, &bare, &mut candidates).unwrap();
-    assert_eq!(SampleOutput::from_candidates(&candidates, samples as usize).tokens, got.tokens);
+        // Without outputs the call cuts the rows all the same, into every slot of a poisoned
+        // buffer; rows with nothing to sample hold EMPTY candidates, as on the CPU.
+        let mut candidates = vec![u64::MAX; req.outputs()];
+        let bare = Request { logprobs: false, top_logprobs: 0, ..req };
+        wgpu.sample_candidates(&wgpu_head, &bare, &mut candidates).unwrap();
+        assert_eq!(SampleOutput::from_candidates(&candidates, samples as usize).tokens, got.tokens);
+        let mut norms = vec![LogSumExp::EMPTY; batch];
+        wgpu.sample_candidates_with_normalizer(&wgpu_head, &bare, &mut candidates, &mut norms).unwrap();
+        for b in [4, 7] {
+            assert!(candidates[b * samples as usize..][..samples as usize].iter().all(|&c| c == EMPTY), "row {b}");
+        }
 
-    // Rows without truncation draw what they draw in an untruncated call; truncated rows keep
-    // some draws (the conformance case checks that they keep every surviving one) and lose others.
-    let plain = wgpu.sample(&wgpu_head, &Request::new(hidden, &rows, samples).with_constraints(&constraints)).unwrap();
-    let (mut kept, mut cut) = (0, 0);
-    for (b, t) in truncations.iter().enumerate() {
-        let same = plain.row(b).iter().zip(got.row(b)).filter(|(u, t)| u == t).count();
-        assert!(t.is_active() || same == samples as usize, "untruncated row {b} changed");
-        kept += same;
-        cut += samples as usize - same;
+        // Rows without truncation draw what they draw in an untruncated call; truncated rows keep
+        // some draws (the conformance case checks that they keep every surviving one) and lose
+        // others.
+        let plain_req = Request::new(hidden, &rows, samples).with_constraints(&constraints);
+        let plain = wgpu.sample(&wgpu_head, &plain_req).unwrap();
+        let (mut kept, mut cut) = (0, 0);
+        for (b, t) in truncations.iter().enumerate() {
+            let same = plain.row(b).iter().zip(got.row(b)).filter(|(u, t)| u == t).count();
+            assert!(t.is_active() || same == samples as usize, "untruncated row {b} changed");
+            kept += same;
+            cut += samples as usize - same;
+        }
+        assert!(kept > 0 && cut > 0, "{kept} draws kept, {cut} changed");
     }
-    assert!(kept > 0 && cut > 0, "{kept} draws kept, {cut} changed");
 }
 
 #[test]
@@ -285,7 +302,14 @@ fn truncation_beyond_one_binding_is_refused() {
     let hidden = normal_tensor(DType::F32, dim, 0x7A4, 1.0);
     let head = wgpu.load_lm_head(LmHeadRef::new(weights.view(), dim).unwrap()).unwrap();
     let rows = [RowParams::new(1.0, 1, 0)];
+    let plain = Request::new(HiddenRef::new(hidden.view(), dim).unwrap(), &rows, 1);
+    // 8 bytes a token for one row's survivors exceed the cap.
     let truncations = [Truncation::top_k(5)];
-    let req = Request::new(HiddenRef::new(hidden.view(), dim).unwrap(), &rows, 1).with_truncation(&truncations);
-    assert!(matches!(wgpu.sample(&head, &req), Err(Error::Unsupported { .. })));
+    match wgpu.sample(&head, &plain.with_truncation(&truncations)) {
+        Err(Error::Unsupported { what, .. }) => assert!(what.contains("3001 tokens"), "{what}"),
+        other => panic!("not refused: {other:?}"),
+    }
+    // Truncations that cut nothing rank nothing, and the call runs as a plain one.
+    let inactive = [Truncation::top_p(1.0)];
+    assert_eq!(wgpu.sample(&head, &plain.with_truncation(&inactive)).unwrap(), wgpu.sample(&head, &plain).unwrap());
 }
