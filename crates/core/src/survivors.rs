@@ -64,14 +64,20 @@ pub fn cut_row<'r>(plan: &RowPlan<'_>, ranked: &'r Ranked, total: LogSumExp, top
 
 /// The survivors of a row given as its materialised scaled logits over the whole vocabulary (as
 /// truncation requires), its top-N keys written into `top`: cut from its `list_length` most likely
-/// tokens when they certify the cut-off, from every token otherwise.
+/// tokens when they certify the cut-off, else from eight times as many, and so on (a list of every
+/// live token always certifies), so that a flat row sorts a few thousand keys, not the vocabulary.
 pub fn cut_scaled_row(plan: &RowPlan<'_>, scaled: &[f32], total: LogSumExp, top: &mut [u64]) -> Vec<u64> {
-    let mut list = TopList::new(plan.list_length.max(1));
-    list.offer_tile(scaled, 0);
-    if let Some(survivors) = cut_row(plan, &list.finish(), total, top) {
-        return survivors.to_vec();
+    let mut capacity = plan.list_length.max(1);
+    loop {
+        let mut list = TopList::new(capacity);
+        list.offer_tile(scaled, 0);
+        let ranked = list.finish();
+        match cut_row(plan, &ranked, total, top) {
+            Some(survivors) => return survivors.to_vec(),
+            None => assert!(!ranked.complete, "{COMPLETE_LISTS_CERTIFY}"),
+        }
+        capacity *= 8;
     }
-    cut_row(plan, &Ranked::all(scaled, 0), total, top).expect(COMPLETE_LISTS_CERTIFY).to_vec()
 }
 
 /// The log-normaliser of the distribution over `survivors` (packed keys).

@@ -188,3 +188,29 @@ fn bad_rows_keep_their_status_under_truncation() {
         assert!(top.row(0).count() >= 1 && top.row(0).all(|(_, lp)| lp.is_finite()));
     }
 }
+
+/// `cut_scaled_row`, which widens its list until the cut-off is certified, cuts every row as the
+/// complete ranking does: peaked and flat rows, every criterion, with top-N.
+#[test]
+fn scaled_rows_cut_as_the_complete_ranking_does() {
+    use flashsampling_core::logsumexp::LogSumExp;
+    use flashsampling_core::ranked::Ranked;
+    use flashsampling_core::survivors::{cut_row, cut_scaled_row, RowPlan};
+    use flashsampling_core::testdata::TestRng;
+    let mut rng = TestRng::new(0xC07);
+    for spread in [4.0, 0.5, 0.01] {
+        let scaled: Vec<f32> = (0..20_000)
+            .map(|_| if rng.uniform() < 0.1 { f32::NEG_INFINITY } else { (rng.normal() * spread) as f32 })
+            .collect();
+        let total = LogSumExp::of(scaled.iter().copied());
+        let whole = Ranked::all(&scaled, 0);
+        for t in truncations().iter().chain(&[Truncation::top_k(1024).and_min_p(0.9), Truncation::top_p(0.999)]) {
+            let plan = RowPlan { truncation: Some(t), top_n: 5, list_length: Truncation::list_length(Some(t), 5) };
+            let (mut top, mut expected_top) = ([0; 5], [0; 5]);
+            let survivors = cut_scaled_row(&plan, &scaled, total, &mut top);
+            let expected = cut_row(&plan, &whole, total, &mut expected_top).unwrap();
+            assert_eq!(survivors, expected, "spread {spread}, {t:?}");
+            assert_eq!(top, expected_top, "spread {spread}, {t:?}");
+        }
+    }
+}
