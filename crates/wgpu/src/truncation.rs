@@ -71,15 +71,15 @@ impl<'a> TruncatedRows<'a> {
     pub fn cut(&self, req: &Request<'_>, scaled: &[u8], outputs: &mut RowOutputs<'_>) -> Finishes {
         let n = req.top_logprobs as usize;
         let norms = &outputs.norms;
+        // Mapped ranges are aligned (wgpu::MAP_ALIGNMENT): the rows are read in place.
+        let scaled: &[f32] = bytemuck::cast_slice(scaled);
         let cuts: Vec<(Vec<u64>, Vec<u64>)> = self
             .rows
             .par_iter()
-            .zip(scaled.par_chunks_exact(4 * self.vocab))
+            .zip(scaled.par_chunks_exact(self.vocab))
             .map(|(&b, row)| {
-                let scaled: Vec<f32> =
-                    row.chunks_exact(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
                 let mut top = vec![0; n];
-                (cut_scaled_row(&self.plans[b], &scaled, norms[b], &mut top), top)
+                (cut_scaled_row(&self.plans[b], row, norms[b], &mut top), top)
             })
             .collect();
         let mut finishes = Finishes::default();
