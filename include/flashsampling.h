@@ -248,6 +248,20 @@ typedef struct fs_sample_outputs {
   size_t top_logprobs_len;
 } fs_sample_outputs;
 
+// The device buffers `flashsampling_sample_cuda_ex` writes: device pointers of the context's
+// device.
+typedef struct fs_cuda_outputs {
+  // `batch * samples` token ids, row-major; 0 for a bad row. Required.
+  uint32_t *tokens;
+  // `batch` `fs_row_status` bytes. Required.
+  uint8_t *statuses;
+  // `batch * samples` logprobs of the sampled tokens (NaN for a bad row), 4-byte aligned, or
+  // NULL.
+  float *logprobs;
+  // `batch` log-normalisers `logZ`, in units of `y`, 4-byte aligned, or NULL.
+  float *log_normalizer;
+} fs_cuda_outputs;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -426,6 +440,41 @@ enum fs_status flashsampling_sample_cuda(const struct fs_context *ctx,
                                          uint32_t *tokens,
                                          uint8_t *statuses,
                                          void *stream);
+
+// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
+// of `samples` samples on `head` with hidden states of `dtype_code`; `logprobs`: whether the call
+// asks for logprobs or log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+//
+// # Safety
+// `bytes` must be NULL or valid for one write.
+enum fs_status flashsampling_cuda_workspace_bytes(const struct fs_context *ctx,
+                                                  const struct fs_lm_head *head,
+                                                  uint32_t dtype_code,
+                                                  size_t batch,
+                                                  uint32_t samples,
+                                                  bool logprobs,
+                                                  size_t *bytes);
+
+// As `flashsampling_sample_cuda`, with a workspace of `workspace_bytes` bytes (at least what
+// `flashsampling_cuda_workspace_bytes` says, 8-byte aligned) and the buffers of `outputs`:
+// besides tokens and statuses, the logprobs of the sampled tokens and each row's log-normaliser
+// when asked for, computed on the device as `flashsampling_sample_ex` computes them. Everything is
+// enqueued on `stream`: no allocation, copy or synchronisation.
+//
+// # Safety
+// As for `flashsampling_sample_cuda`; `outputs` must be valid to read, and its device pointers
+// valid for their sizes until `stream` has run the call.
+enum fs_status flashsampling_sample_cuda_ex(const struct fs_context *ctx,
+                                            const struct fs_lm_head *head,
+                                            const void *hidden,
+                                            uint32_t dtype_code,
+                                            size_t batch,
+                                            const struct fs_row_params *rows,
+                                            uint32_t samples,
+                                            void *workspace,
+                                            size_t workspace_bytes,
+                                            const struct fs_cuda_outputs *outputs,
+                                            void *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

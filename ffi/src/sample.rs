@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use flashsampling::cuda::DeviceCall;
+use flashsampling::cuda::{CudaBackend, DeviceCall};
 use flashsampling::{HiddenRef, Request, RowParams, SampleOutput, Tensor};
 
 use crate::buffers::{shape, slice, Output};
@@ -285,20 +285,131 @@ pub unsafe extern "C" fn flashsampling_sample_cuda(
     stream: *mut c_void,
 ) -> fs_status {
     boundary(|| {
-        let cuda = cuda_of(unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?)?;
-        let head = &unsafe { handles::borrow(head, Kind::LmHead, "head") }?.head;
-        let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
+        let (cuda, head) = cuda_head(ctx, head)?;
         let call = DeviceCall {
-            hidden: hidden as u64,
-            hidden_dtype: dtype(dtype_code)?,
-            batch,
-            rows: rows as u64,
-            samples,
-            workspace: workspace as u64,
+            workspace_bytes: batch.saturating_mul(samples as usize).saturating_mul(8),
             tokens: tokens as u64,
             statuses: statuses as u64,
+            ..device_call(hidden, dtype_code, batch, rows, samples, workspace.cast())?
         };
         unsafe { cuda.sample_head_raw(head, &call, stream.cast()) }?;
         Ok(())
+    })
+}
+
+/// The device buffers `flashsampling_sample_cuda_ex` writes: device pointers of the context's
+/// device.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct fs_cuda_outputs {
+    /// `batch * samples` token ids, row-major; 0 for a bad row. Required.
+    pub tokens: *mut u32,
+    /// `batch` `fs_row_status` bytes. Required.
+    pub statuses: *mut u8,
+    /// `batch * samples` logprobs of the sampled tokens (NaN for a bad row), 4-byte aligned, or
+    /// NULL.
+    pub logprobs: *mut f32,
+    /// `batch` log-normalisers `logZ`, in units of `y`, 4-byte aligned, or NULL.
+    pub log_normalizer: *mut f32,
+}
+
+/// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
+/// of `samples` samples on `head` with hidden states of `dtype_code`; `logprobs`: whether the call
+/// asks for logprobs or log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+///
+/// # Safety
+/// `bytes` must be NULL or valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
+    ctx: *const fs_context,
+    head: *const fs_lm_head,
+    dtype_code: u32,
+    batch: usize,
+    samples: u32,
+    logprobs: bool,
+    bytes: *mut usize,
+) -> fs_status {
+    boundary(|| {
+        let (cuda, head) = cuda_head(ctx, head)?;
+        let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
+        let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, logprobs);
+        non_null(bytes, "bytes")?;
+        unsafe { *bytes = needed };
+        Ok(())
+    })
+}
+
+/// As `flashsampling_sample_cuda`, with a workspace of `workspace_bytes` bytes (at least what
+/// `flashsampling_cuda_workspace_bytes` says, 8-byte aligned) and the buffers of `outputs`:
+/// besides tokens and statuses, the logprobs of the sampled tokens and each row's log-normaliser
+/// when asked for, computed on the device as `flashsampling_sample_ex` computes them. Everything is
+/// enqueued on `stream`: no allocation, copy or synchronisation.
+///
+/// # Safety
+/// As for `flashsampling_sample_cuda`; `outputs` must be valid to read, and its device pointers
+/// valid for their sizes until `stream` has run the call.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
+    ctx: *const fs_context,
+    head: *const fs_lm_head,
+    hidden: *const c_void,
+    dtype_code: u32,
+    batch: usize,
+    rows: *const fs_row_params,
+    samples: u32,
+    workspace: *mut c_void,
+    workspace_bytes: usize,
+    outputs: *const fs_cuda_outputs,
+    stream: *mut c_void,
+) -> fs_status {
+    boundary(|| {
+        let (cuda, head) = cuda_head(ctx, head)?;
+        non_null(outputs, "outputs")?;
+        let out = unsafe { *outputs };
+        let call = DeviceCall {
+            workspace_bytes,
+            tokens: out.tokens as u64,
+            statuses: out.statuses as u64,
+            logprobs: out.logprobs as u64,
+            log_normalizer: out.log_normalizer as u64,
+            ..device_call(hidden, dtype_code, batch, rows, samples, workspace)?
+        };
+        unsafe { cuda.sample_head_raw(head, &call, stream.cast()) }?;
+        Ok(())
+    })
+}
+
+/// The context's CUDA backend and the head's `LmHead`.
+unsafe fn cuda_head<'a>(
+    ctx: *const fs_context,
+    head: *const fs_lm_head,
+) -> Result<(&'a CudaBackend, &'a flashsampling::LmHead), Failure> {
+    let cuda = cuda_of(unsafe { handles::borrow(ctx, Kind::Context, "ctx") }?)?;
+    let head = &unsafe { handles::borrow(head, Kind::LmHead, "head") }?.head;
+    Ok((cuda, head))
+}
+
+/// The inputs of a device call; its outputs left empty.
+fn device_call(
+    hidden: *const c_void,
+    dtype_code: u32,
+    batch: usize,
+    rows: *const fs_row_params,
+    samples: u32,
+    workspace: *mut c_void,
+) -> Result<DeviceCall, Failure> {
+    Ok(DeviceCall {
+        hidden: hidden as u64,
+        hidden_dtype: dtype(dtype_code)?,
+        batch: u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?,
+        rows: rows as u64,
+        samples,
+        workspace: workspace as u64,
+        workspace_bytes: 0,
+        tokens: 0,
+        statuses: 0,
+        logprobs: 0,
+        log_normalizer: 0,
     })
 }

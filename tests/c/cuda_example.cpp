@@ -1,7 +1,8 @@
 // C++17 consumer of the CUDA device-pointer path, as an inference engine uses it: the program owns
 // every device buffer (cudaMalloc) and its stream; the library borrows its LM head, enqueues on
-// that stream, copies nothing and synchronises nothing. Checks the tokens against the CPU backend
-// on the same data, a row with a bad temperature, and bad input. Needs a GPU and the CUDA runtime:
+// that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs of
+// flashsampling_sample_cuda_ex, against the CPU backend on the same data, a row with a bad
+// temperature, and bad input. Needs a GPU and the CUDA runtime:
 // tools/gpu-check.sh builds and runs it on the GPU machine. Exit codes as example.c (77: no CUDA).
 #include <cuda_runtime.h>
 
@@ -37,6 +38,13 @@ static uint16_t to_bf16(float x) {
   std::memcpy(&u, &x, 4);
   u += 0x7FFFu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
+}
+
+// The largest |a[i] - b[i]|.
+static float max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); i++) worst = std::fmax(worst, std::fabs(a[i] - b[i]));
+  return worst;
 }
 
 // A device buffer the program owns.
@@ -228,9 +236,7 @@ int main() {
   Result on_gpu, on_cpu;
   expect("sample_ex with constraints and logprobs on CUDA", sample_ex(ctx, head, on_gpu), FS_OK);
   expect("the same on the CPU", sample_ex(cpu, cpu_head, on_cpu), FS_OK);
-  float worst_lp = 0.0f, worst_z = 0.0f;
-  for (size_t i = 0; i < batch * samples; i++) worst_lp = std::fmax(worst_lp, std::fabs(on_gpu.logprobs[i] - on_cpu.logprobs[i]));
-  for (size_t b = 0; b < batch; b++) worst_z = std::fmax(worst_z, std::fabs(on_gpu.log_z[b] - on_cpu.log_z[b]));
+  const float worst_lp = max_abs_diff(on_gpu.logprobs, on_cpu.logprobs), worst_z = max_abs_diff(on_gpu.log_z, on_cpu.log_z);
   if (on_gpu.tokens != on_cpu.tokens || on_gpu.statuses != on_cpu.statuses || worst_lp > 1e-4f || worst_z > 1e-4f) {
     std::fprintf(stderr, "FAIL sample_ex on CUDA differs from the CPU: logprobs by %g, logZ by %g\n", worst_lp, worst_z);
     failures++;
@@ -238,6 +244,60 @@ int main() {
     std::printf("ok   sample_ex (mask, bias, penalties, logprobs) on CUDA = CPU: %zu tokens, logprobs within %.1e, "
                 "logZ within %.1e\n", on_gpu.tokens.size(), worst_lp, worst_z);
   }
+
+  // The device path with logprobs and log-normalisers, in a workspace sized by asking the library:
+  // the values sample_ex gives on the CPU, also when the call is captured in a CUDA graph.
+  cuda_check(cudaMemcpyAsync(d_rows.ptr, rows.data(), batch * sizeof(fs_row_params), cudaMemcpyHostToDevice, stream),
+             "rows again");
+  size_t ws_bytes = 0;
+  expect("workspace bytes with logprobs",
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, true, &ws_bytes), FS_OK);
+  DeviceBuffer<uint8_t> d_ws(ws_bytes);
+  DeviceBuffer<float> d_logprobs(batch * samples), d_log_z(batch);
+  const fs_cuda_outputs dev_out = {d_tokens.ptr, d_statuses.ptr, d_logprobs.ptr, d_log_z.ptr};
+  auto sample_dev = [&](size_t bytes) {
+    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, d_ws.ptr, bytes,
+                                        &dev_out, stream);
+  };
+  auto download = [&](Result &r) {
+    cuda_check(cudaMemcpyAsync(r.tokens.data(), d_tokens.ptr, r.tokens.size() * 4, cudaMemcpyDeviceToHost, stream), "t");
+    cuda_check(cudaMemcpyAsync(r.statuses.data(), d_statuses.ptr, batch, cudaMemcpyDeviceToHost, stream), "s");
+    cuda_check(cudaMemcpyAsync(r.logprobs.data(), d_logprobs.ptr, r.logprobs.size() * 4, cudaMemcpyDeviceToHost, stream),
+               "logprobs");
+    cuda_check(cudaMemcpyAsync(r.log_z.data(), d_log_z.ptr, batch * 4, cudaMemcpyDeviceToHost, stream), "logZ");
+    cuda_check(cudaStreamSynchronize(stream), "sync");
+  };
+  expect("workspace one word short", sample_dev(ws_bytes - 8), FS_ERROR_SHAPE);
+  expect("sample_cuda_ex with logprobs on the program's stream", sample_dev(ws_bytes), FS_OK);
+  Result dev, dev_replayed, host;
+  download(dev);
+  opt = {};
+  expect("sample_ex with logprobs on the CPU", sample_ex(cpu, cpu_head, host), FS_OK);
+  const float dev_lp = max_abs_diff(dev.logprobs, host.logprobs), dev_z = max_abs_diff(dev.log_z, host.log_z);
+  if (dev.tokens != host.tokens || dev.statuses != host.statuses || dev_lp > 1e-5f || dev_z > 1e-5f) {
+    std::fprintf(stderr, "FAIL sample_cuda_ex differs from the CPU: logprobs by %g, logZ by %g\n", dev_lp, dev_z);
+    failures++;
+  } else {
+    std::printf("ok   sample_cuda_ex logprobs within %.1e and logZ within %.1e of the CPU's\n", dev_lp, dev_z);
+  }
+  cuda_check(cudaMemsetAsync(d_logprobs.ptr, 0xFF, batch * samples * 4, stream), "poison logprobs");
+  cudaGraph_t lp_graph;
+  cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+  const fs_status lp_captured = sample_dev(ws_bytes);
+  cuda_check(cudaStreamEndCapture(stream, &lp_graph), "end capture");
+  expect("sample_cuda_ex with logprobs captured in a CUDA graph", lp_captured, FS_OK);
+  cudaGraphExec_t lp_exec;
+  cuda_check(cudaGraphInstantiate(&lp_exec, lp_graph, 0), "instantiate");
+  cuda_check(cudaGraphLaunch(lp_exec, stream), "replay");
+  download(dev_replayed);
+  if (dev_replayed.tokens != dev.tokens || dev_replayed.logprobs != dev.logprobs || dev_replayed.log_z != dev.log_z) {
+    std::fprintf(stderr, "FAIL the replayed graph's logprobs differ from the direct call's\n");
+    failures++;
+  } else {
+    std::printf("ok   graph replay of sample_cuda_ex = direct call, logprobs included\n");
+  }
+  cudaGraphExecDestroy(lp_exec);
+  cudaGraphDestroy(lp_graph);
 
   // Bad input is refused before anything is enqueued.
   expect("NULL workspace", flashsampling_sample_cuda(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples,

@@ -1,8 +1,9 @@
-// ---- log-normalisers: each row's block partials merged on the device ---------------------------
+// ---- log-normalisers: each row's block partials merged on the device, and the logprobs -------
 //
 // The `_ex` kernels leave `(max y, Σ exp(y − max y))` per (row, block slot). One warp per row
 // merges them in a fixed order (lane l takes slots l, l + 32, …; then a fixed tree over the lanes),
-// in f64 as `LogSumExp::merge` of the core, so results are deterministic.
+// in f64 as `LogSumExp::merge` of the core, so results are deterministic. The C ABI's CUDA path
+// then turns them and the decoded candidates into logprobs on the device.
 
 // `LogSumExp` of the core: f32 max, f64 sum; (-inf, 0) is empty.
 struct RowNorm {
@@ -44,4 +45,34 @@ extern "C" __global__ void __launch_bounds__(256) merge_norms(const float2* __re
         acc = (lane & o) ? norm_merge(other, acc) : norm_merge(acc, other);
     }
     if (lane == 0) out[row] = acc;
+}
+
+// Logprobs of the decoded samples and each row's log-normaliser, as `SampleOutput::with_logprobs`
+// of the core computes them: a winner's y is its score less its noise (recomputed), and
+// logprob = y − logZ in f64, with logZ = max + ln Σ. Rows whose status is not OK get NaN. Either
+// output may be NULL. Runs after decode_candidates on the same stream (it reads the statuses).
+extern "C" __global__ void __launch_bounds__(256) decode_logprobs(const u64* __restrict__ cands,
+                                                                 const RowParams* __restrict__ rows,
+                                                                 const RowNorm* __restrict__ norms,
+                                                                 const unsigned char* __restrict__ statuses,
+                                                                 float* __restrict__ logprobs,
+                                                                 float* __restrict__ log_normalizer, u32 batch,
+                                                                 u32 samples) {
+    const size_t n = (size_t)batch * samples;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x) {
+        const u32 b = (u32)(i / samples), s = (u32)(i % samples);
+        const double log_z = (double)norms[b].max + log(norms[b].sum);
+        if (s == 0 && log_normalizer) log_normalizer[b] = (float)log_z;
+        if (!logprobs) continue;
+        if (statuses[b] != ROW_OK) {
+            logprobs[i] = __int_as_float(0x7FC00000);
+            continue;
+        }
+        const u64 c = cands[i];
+        const u32 ord = (u32)(c >> 32), token = 0xFFFFFFFFu - (u32)c;
+        const float score = __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);
+        const Row r = row_of(rows[b]);
+        const float noise = r.greedy ? 0.0f : gumbel_from_word(word_of(noise_words(r, s, token), token));
+        logprobs[i] = (float)((double)score - (double)noise - log_z);
+    }
 }

@@ -174,13 +174,18 @@ impl CudaBackend {
     pub unsafe fn sample_head_raw(&self, head: &LmHead, call: &DeviceCall, stream: sys::CUstream) -> Result<()> {
         let dev = head.storage::<DeviceHead>(NAME)?;
         let aligned = |p: sys::CUdeviceptr, to: u64| p != 0 && p % to == 0;
+        let optional = |p: sys::CUdeviceptr| p == 0 || p % 4 == 0;
         if !aligned(call.hidden, 16)
             || !aligned(call.rows, 8)
             || !aligned(call.workspace, 8)
             || !aligned(call.tokens, 4)
+            || !optional(call.logprobs)
+            || !optional(call.log_normalizer)
         {
             return Err(Error::Shape(
-                "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4".into(),
+                "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4 \
+                 (logprobs and log-normalisers, when given, 4)"
+                    .into(),
             ));
         }
         if call.statuses == 0 {
@@ -195,6 +200,23 @@ impl CudaBackend {
                 ),
             });
         }
+        let scratch = self.device_scratch(head, call.hidden_dtype, call.batch, call.samples, call.wants_logprobs());
+        if call.workspace_bytes < scratch.bytes {
+            return Err(Error::Shape(format!(
+                "a workspace of {} bytes for a call that needs {} (CudaBackend::device_workspace_bytes)",
+                call.workspace_bytes, scratch.bytes
+            )));
+        }
+        let at = |offset: usize| call.workspace + offset as u64;
+        let extras = scratch.norms.map(|(parts, slots)| launch::Extras {
+            norms: at(parts),
+            norm_slots: slots,
+            ..Default::default()
+        });
+        if let Some(e) = &extras {
+            self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
+            unsafe { launch::empty_norms(e.norms, (call.batch * e.norm_slots) as usize, stream)? };
+        }
         let args = FusedArgs {
             w: dev.ptr(&self.stream),
             w_dtype: head.dtype,
@@ -207,9 +229,43 @@ impl CudaBackend {
             batch: call.batch,
             samples: call.samples,
             vocab_offset: head.vocab_offset,
-            extras: None,
+            extras,
         };
-        self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)
+        unsafe { self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)? };
+        if let Some(e) = extras {
+            let merged = at(scratch.merged);
+            let merge = self.function(kernels::MERGE_NORMS)?;
+            unsafe { launch::merge_norms(merge, (e.norms, e.norm_slots), call.batch, merged, stream)? };
+            let f = self.function(kernels::DECODE_LOGPROBS)?;
+            let inputs = (call.workspace, call.rows, merged, call.statuses);
+            let outputs = (call.logprobs, call.log_normalizer);
+            unsafe { launch::decode_logprobs(f, inputs, outputs, (call.batch, call.samples), stream)? };
+        }
+        Ok(())
+    }
+
+    /// Bytes of device workspace a [`CudaBackend::sample_head_raw`] call on `head` needs: the
+    /// candidates, and with logprobs or log-normalisers the log-normaliser partials and their merge.
+    pub fn device_workspace_bytes(
+        &self,
+        head: &LmHead,
+        hidden: DType,
+        batch: u32,
+        samples: u32,
+        logprobs: bool,
+    ) -> usize {
+        self.device_scratch(head, hidden, batch, samples, logprobs).bytes
+    }
+
+    fn device_scratch(&self, head: &LmHead, hidden: DType, batch: u32, samples: u32, logprobs: bool) -> DeviceScratch {
+        let candidates = batch as usize * samples as usize * 8;
+        if !logprobs {
+            return DeviceScratch { norms: None, merged: 0, bytes: candidates };
+        }
+        let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
+        let parts = candidates.next_multiple_of(256);
+        let merged = (parts + batch as usize * slots as usize * 8).next_multiple_of(256);
+        DeviceScratch { norms: Some((parts, slots)), merged, bytes: merged + batch as usize * 16 }
     }
 
     /// An LM head over device memory the caller owns and keeps alive while the head is used:
@@ -368,12 +424,32 @@ pub struct DeviceCall {
     /// `batch` [`crate::RowArgs`] (`fs_row_params`).
     pub rows: sys::CUdeviceptr,
     pub samples: u32,
-    /// `batch × samples` u64 candidates, overwritten.
+    /// Scratch of `workspace_bytes` bytes ([`CudaBackend::device_workspace_bytes`]): the
+    /// `batch × samples` u64 candidates first, overwritten.
     pub workspace: sys::CUdeviceptr,
+    pub workspace_bytes: usize,
     /// `batch × samples` u32 tokens, row-major.
     pub tokens: sys::CUdeviceptr,
     /// `batch` status bytes (`fs_row_status`).
     pub statuses: sys::CUdeviceptr,
+    /// `batch × samples` f32 logprobs of the samples, row-major, or 0 for none.
+    pub logprobs: sys::CUdeviceptr,
+    /// `batch` f32 log-normalisers, or 0 for none.
+    pub log_normalizer: sys::CUdeviceptr,
+}
+
+impl DeviceCall {
+    fn wants_logprobs(&self) -> bool {
+        self.logprobs != 0 || self.log_normalizer != 0
+    }
+}
+
+/// Where a device call keeps its scratch in the caller's workspace: the candidates at 0, then
+/// with logprobs the log-normaliser partials (offset, slots per row) and their merge (offset).
+struct DeviceScratch {
+    norms: Option<(usize, u32)>,
+    merged: usize,
+    bytes: usize,
 }
 
 /// What the kernels need of a head's shape: D a multiple of 8 (16-byte rows), rows within u32.

@@ -28,6 +28,9 @@ pub const SELECT: [&str; 3] = ["select_count", "select_gather", "select_top_keys
 /// Entry point that merges each row's log-normaliser partials (norms.cu).
 pub const MERGE_NORMS: &str = "merge_norms";
 
+/// Entry point that writes the logprobs of decoded samples and the rows' log-normalisers (norms.cu).
+pub const DECODE_LOGPROBS: &str = "decode_logprobs";
+
 /// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
 /// Threads per block of the counting and gathering entry points (`CHUNK_THREADS` in select.cu).
@@ -126,6 +129,7 @@ pub fn entry_points() -> Vec<String> {
     names.push(DECODE.to_string());
     names.extend(SELECT.map(String::from));
     names.push(MERGE_NORMS.to_string());
+    names.push(DECODE_LOGPROBS.to_string());
     names
 }
 

@@ -346,6 +346,36 @@ pub unsafe fn decode(
         .map_err(|e| device_error("launching the decode kernel", e))
 }
 
+/// Writes the logprobs of `batch × samples` decoded candidates (`f32`, row-major) and each row's
+/// log-normaliser (`f32`) from the merged `norms` ([`merge_norms`]) and the statuses [`decode`]
+/// wrote, on `stream`; either output may be 0 (not written).
+///
+/// # Safety
+/// Device pointers of the current context of those sizes, alive until the stream has run it.
+pub unsafe fn decode_logprobs(
+    f: &CudaFunction,
+    (cands, rows, norms, statuses): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
+    (logprobs, log_normalizer): (sys::CUdeviceptr, sys::CUdeviceptr),
+    (batch, samples): (u32, u32),
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut c, mut r, mut n, mut st) = (cands, rows, norms, statuses);
+    let (mut lp, mut lz, mut b, mut s) = (logprobs, log_normalizer, batch, samples);
+    let mut params: [*mut c_void; 8] = [
+        (&mut c as *mut sys::CUdeviceptr).cast(),
+        (&mut r as *mut sys::CUdeviceptr).cast(),
+        (&mut n as *mut sys::CUdeviceptr).cast(),
+        (&mut st as *mut sys::CUdeviceptr).cast(),
+        (&mut lp as *mut sys::CUdeviceptr).cast(),
+        (&mut lz as *mut sys::CUdeviceptr).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut s as *mut u32).cast(),
+    ];
+    let blocks = (u64::from(batch) * u64::from(samples)).div_ceil(u64::from(THREADS)).clamp(1, u64::from(MAX_GRID_Y));
+    result::launch_kernel(f.cu_function(), (blocks as u32, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the logprobs kernel", e))
+}
+
 /// The selection of each ranking row's most likely keys (select.cu), and the finishing of its
 /// truncated rows (finish.cu), by value as their kernels take it: 104 bytes, `#[repr(C)]`.
 ///
