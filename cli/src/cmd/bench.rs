@@ -1,11 +1,13 @@
 //! The benchmark of DESIGN.md §6 through the backend trait: host-visible time per call (a GPU
 //! backend's own benchmark, with device events and in-run peers, lives in its crate); up to
-//! B = 64 also the feature variants the backend offers (logprobs, top-k 50 + top-p 0.9, both).
+//! B = 64 also the feature variants the backend offers (logprobs, top-k 50 + top-p 0.9, both). On
+//! wgpu also `passes`: the device time of the sampling passes alone, without the call's host round
+//! trip (`WgpuBackend::passes_time`).
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::hostbw::{host_bandwidth, HostBandwidth};
 use flashsampling::core::bench::{
@@ -60,6 +62,28 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let records = flashsampling_cuda::bench::run(&shapes, &batches, args.iters)?;
         return finish(args, "cuda", &records);
     }
+    #[cfg(feature = "wgpu")]
+    if backend.name() == "wgpu" {
+        drop(backend);
+        let wgpu = flashsampling_wgpu::WgpuBackend::open()?;
+        let bw = wgpu.bandwidth()?;
+        let bandwidth = HostBandwidth { read: bw.read, copy: bw.copy };
+        return run_through_trait(args, &wgpu, Some(bandwidth), |head, hidden| {
+            wgpu_passes_us(&wgpu, head, hidden, args.iters).map(Some)
+        });
+    }
+    let bandwidth = backend.name().starts_with("cpu").then(host_bandwidth);
+    run_through_trait(args, backend.as_ref(), bandwidth, |_, _| Ok(None))
+}
+
+/// The benchmark through the backend trait, with `passes(head, hidden)`: the device time of the
+/// sampling passes alone, where the backend can tell it.
+fn run_through_trait(
+    args: &Args,
+    backend: &dyn Backend,
+    bandwidth: Option<HostBandwidth>,
+    passes: impl Fn(&flashsampling::LmHead, HiddenRef<'_>) -> Result<Option<f64>>,
+) -> Result<ExitCode> {
     let cpu = backend.name().starts_with("cpu");
     let shapes =
         parse_list(args.shapes.as_deref().unwrap_or(if cpu { "2048x151936" } else { "all" }), &SHAPES, parse_shape)?;
@@ -67,7 +91,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         s.parse().ok()
     })?;
     let device = backend.info().devices.first().map(|d| d.name.clone()).unwrap_or_default();
-    let bandwidth = if cpu { Some(host_bandwidth()) } else { device_bandwidth(backend.name())? };
     if let Some(bw) = &bandwidth {
         println!(
             "{} bandwidth: read-only stream {:.1} GB/s, copy {:.1} GB/s (bytes read + written)",
@@ -84,13 +107,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         for &batch in &batches {
             eprint!("  D={dim} V={vocab} B={batch} … ");
             let hidden = HiddenRef::new(data.hidden.view().slice(0..batch * dim), dim)?;
-            let median_us = time_calls(backend.as_ref(), &head, hidden, args.iters)?;
+            let median_us = time_calls(backend, &head, hidden, args.iters)?;
             eprintln!("{median_us:.0} µs");
-            let features = if batch <= TRAIT_PATH_MAX_BATCH {
-                trait_path_times(backend.as_ref(), &head, hidden, args.iters)?
-            } else {
-                vec![]
-            };
+            let mut features = vec![];
+            if let Some(us) = passes(&head, hidden)? {
+                features.push(("passes", us));
+            }
+            if batch <= TRAIT_PATH_MAX_BATCH {
+                features.extend(trait_path_times(backend, &head, hidden, args.iters)?);
+            }
             let bytes = bytes_moved(dim, vocab, batch, args.dtype.size(), args.dtype.size());
             let floor_us = bandwidth.as_ref().map(|bw| bytes / bw.read.max(bw.copy) * 1e6).unwrap_or(0.0);
             for (variant, median_us) in [("fused", median_us)].into_iter().chain(features) {
@@ -111,15 +136,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     finish(args, backend.name(), &records)
 }
 
-/// The bandwidth of a GPU backend's device measured through that backend (wgpu), or `None`.
-fn device_bandwidth(backend: &str) -> Result<Option<HostBandwidth>> {
-    #[cfg(feature = "wgpu")]
-    if backend == "wgpu" {
-        let bw = flashsampling_wgpu::WgpuBackend::open()?.bandwidth()?;
-        return Ok(Some(HostBandwidth { read: bw.read, copy: bw.copy }));
-    }
-    let _ = backend;
-    Ok(None)
+/// Passes of the sampling passes back to back per timed wgpu call.
+#[cfg(feature = "wgpu")]
+const WGPU_PASS_REPEATS: u32 = 10;
+
+/// Median device time of wgpu's sampling passes over `hidden` (without the call's host round
+/// trip), each timing at the next offset.
+#[cfg(feature = "wgpu")]
+fn wgpu_passes_us(
+    wgpu: &flashsampling_wgpu::WgpuBackend,
+    head: &flashsampling::LmHead,
+    hidden: HiddenRef<'_>,
+    iters: usize,
+) -> Result<f64> {
+    let mut times = (0..iters)
+        .map(|step| {
+            let rows: Vec<RowParams> =
+                (0..hidden.batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect();
+            Ok(wgpu.passes_time(head, &Request::new(hidden, &rows, 1), WGPU_PASS_REPEATS)?.as_secs_f64() * 1e6)
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(median(&mut times))
 }
 
 fn parse_shape(s: &str) -> Option<(usize, usize)> {
@@ -135,18 +172,30 @@ fn finish(args: &Args, backend: &str, records: &[Record]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Median host time of `sample` over `hidden`, each call at the next offset (fresh noise).
+/// Calls before timing, for at least this long: a GPU idle while the host prepared the shape
+/// runs its first calls at lower clocks (measured on an H100 through wgpu: the first calls of a
+/// shape took up to 1.8× the later ones).
+const WARM_UP: Duration = Duration::from_millis(500);
+
+/// Median host time of `sample` over `hidden` after [`WARM_UP`], each call at the next offset
+/// (fresh noise).
 fn time_calls(backend: &dyn Backend, head: &flashsampling::LmHead, hidden: HiddenRef<'_>, iters: usize) -> Result<f64> {
-    let batch = hidden.batch;
+    let rows = |step: usize| -> Vec<RowParams> {
+        (0..hidden.batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect()
+    };
+    let warm_up = Instant::now();
+    let mut step = 0;
+    while warm_up.elapsed() < WARM_UP {
+        backend.sample(head, &Request::new(hidden, &rows(step), 1))?;
+        step += 1;
+    }
     let mut times = Vec::with_capacity(iters);
-    for step in 0..=iters {
-        let rows: Vec<RowParams> =
-            (0..batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect();
+    for _ in 0..iters {
+        let rows = rows(step);
         let start = Instant::now();
         backend.sample(head, &Request::new(hidden, &rows, 1))?;
-        if step > 0 {
-            times.push(start.elapsed().as_secs_f64() * 1e6);
-        }
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+        step += 1;
     }
     Ok(median(&mut times))
 }

@@ -91,7 +91,7 @@ pub(crate) fn run_with_outputs(
         let group_outputs =
             RowOutputs { norms: &mut outputs.norms[rows.clone()], top: &mut outputs.top[rows.start * n..rows.end * n] };
         let group_out = &mut out[rows.start * samples..rows.end * samples];
-        run(ctx, head, resident, &rows_of(req, rows), group_out, Some(group_outputs))?;
+        run(ctx, head, resident, &rows_of(req, rows), group_out, Some(group_outputs), 1)?;
     }
     Ok(())
 }
@@ -109,7 +109,9 @@ fn rows_of<'a>(req: &Request<'a>, rows: Range<usize>) -> Request<'a> {
 }
 
 /// Samples into `out`; with `outputs`, also each row's log-normaliser over the head and its
-/// top-N list, and truncated rows sampled over their survivors.
+/// top-N list, and truncated rows sampled over their survivors. `repeats` > 1 records the
+/// sampling passes that many times back to back (the same results): the benchmark times the
+/// device's passes apart from the call's host round trip.
 pub(crate) fn run(
     ctx: &Context,
     head: &LmHead,
@@ -117,6 +119,7 @@ pub(crate) fn run(
     req: &Request<'_>,
     out: &mut [u64],
     outputs: Option<RowOutputs<'_>>,
+    repeats: u32,
 ) -> Result<()> {
     let (batch, samples) = (req.hidden.batch, req.samples as usize);
     let shape = SampleShape::for_batch(resident.dtype, batch);
@@ -195,20 +198,22 @@ pub(crate) fn run(
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(pipeline);
             if let Some(features) = &features {
                 pass.set_bind_group(1, &features.epilogue, &[]);
             }
             let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
-            for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
-                pass.set_bind_group(0, group, &[]);
-                let (x, y) = ctx.grid(chunk.rows.div_ceil(TILE) * batch_groups);
-                pass.dispatch_workgroups(x, y, blocks as u32);
+            for _ in 0..repeats {
+                pass.set_pipeline(pipeline);
+                for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {
+                    pass.set_bind_group(0, group, &[]);
+                    let (x, y) = ctx.grid(chunk.rows.div_ceil(TILE) * batch_groups);
+                    pass.dispatch_workgroups(x, y, blocks as u32);
+                }
+                pass.set_pipeline(&ctx.reduce);
+                pass.set_bind_group(0, &reduce_group, &[]);
+                let (x, y) = ctx.grid(launch_outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
+                pass.dispatch_workgroups(x, y, 1);
             }
-            pass.set_pipeline(&ctx.reduce);
-            pass.set_bind_group(0, &reduce_group, &[]);
-            let (x, y) = ctx.grid(launch_outputs.div_ceil(REDUCE_THREADS / reduce_lanes));
-            pass.dispatch_workgroups(x, y, 1);
             if let Some(features) = features.as_ref().filter(|_| last) {
                 features.merge_top_n(ctx, &mut pass);
             }

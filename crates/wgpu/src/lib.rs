@@ -31,9 +31,11 @@ mod shape;
 mod truncation;
 mod workspace;
 
+use std::time::{Duration, Instant};
+
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::{
-    Backend, BackendInfo, DeviceInfo, Feature, Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
+    Backend, BackendInfo, DeviceInfo, Error, Feature, Features, LmHead, LmHeadRef, Request, Result, RowOutputs,
 };
 
 pub use bandwidth::Bandwidth;
@@ -78,6 +80,31 @@ impl WgpuBackend {
         bandwidth::measure(&self.ctx)
     }
 
+    /// Device time per call of the sampling passes of a plain request (no constraints, outputs
+    /// or truncation; one launch): the host time of a call whose passes run `repeats + 1` times
+    /// back to back, less that of a call running them once, over `repeats`. The benchmark reports
+    /// it beside the time per call, which includes the host round trip.
+    pub fn passes_time(&self, head: &LmHead, req: &Request<'_>, repeats: u32) -> Result<Duration> {
+        let mut out = vec![0u64; req.outputs()];
+        self.check(head, req, &out)?;
+        if req.constraints.is_some() || req.truncation.is_some() || req.logprobs || req.top_logprobs > 0 {
+            return Err(Error::Unsupported {
+                backend: NAME.into(),
+                what: "timing the passes of a request with features".into(),
+            });
+        }
+        let resident = head.storage::<head::ResidentHead>(NAME)?;
+        let mut timed = |repeats| -> Result<Duration> {
+            let start = Instant::now();
+            launch::run(&self.ctx, head, resident, req, &mut out, None, repeats)?;
+            Ok(start.elapsed())
+        };
+        timed(1)?;
+        let once = timed(1)?;
+        let many = timed(repeats.max(1) + 1)?;
+        Ok(many.saturating_sub(once) / repeats.max(1))
+    }
+
     /// The noise word and Gumbel value the shaders compute for each query: for tests against the core.
     pub fn noise(&self, queries: &[NoiseQuery]) -> Result<Vec<(u32, f32)>> {
         debug::noise(&self.ctx, queries)
@@ -120,7 +147,7 @@ impl Backend for WgpuBackend {
             let outputs = RowOutputs { norms: &mut norms, top: &mut [] };
             return launch::run_with_outputs(&self.ctx, head, resident, req, out, outputs);
         }
-        launch::run(&self.ctx, head, resident, req, out, None)
+        launch::run(&self.ctx, head, resident, req, out, None, 1)
     }
 
     fn launch_with_outputs(
