@@ -248,6 +248,16 @@ typedef struct fs_sample_outputs {
   size_t top_logprobs_len;
 } fs_sample_outputs;
 
+// Optional device inputs of `flashsampling_sample_cuda_ex`. Zero-initialise it (`{0}`) and set
+// what you use: a NULL pointer means "not used". Device pointers of the context's device.
+typedef struct fs_cuda_options {
+  // Allowed tokens: `batch * ceil(V / 32)` words, row-major, 4-byte aligned, where V is the
+  // head's whole vocabulary (`vocab_size`, shards included) — the layout of
+  // `fs_sample_options.mask`, which grammar engines produce on the GPU. A row that allows
+  // nothing gets FS_ROW_ALL_MASKED.
+  const uint32_t *mask;
+} fs_cuda_options;
+
 // The device buffers `flashsampling_sample_cuda_ex` writes: device pointers of the context's
 // device.
 typedef struct fs_cuda_outputs {
@@ -442,8 +452,9 @@ enum fs_status flashsampling_sample_cuda(const struct fs_context *ctx,
                                          void *stream);
 
 // Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
-// of `samples` samples on `head` with hidden states of `dtype_code`; `logprobs`: whether the call
-// asks for logprobs or log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+// of `samples` samples on `head` with hidden states of `dtype_code`; `mask`: whether the call
+// passes a device mask; `logprobs`: whether it asks for logprobs or log-normalisers.
+// FS_ERROR_UNSUPPORTED for a context that is not CUDA.
 //
 // # Safety
 // `bytes` must be NULL or valid for one write.
@@ -452,18 +463,20 @@ enum fs_status flashsampling_cuda_workspace_bytes(const struct fs_context *ctx,
                                                   uint32_t dtype_code,
                                                   size_t batch,
                                                   uint32_t samples,
+                                                  bool mask,
                                                   bool logprobs,
                                                   size_t *bytes);
 
-// As `flashsampling_sample_cuda`, with a workspace of `workspace_bytes` bytes (at least what
-// `flashsampling_cuda_workspace_bytes` says, 8-byte aligned) and the buffers of `outputs`:
-// besides tokens and statuses, the logprobs of the sampled tokens and each row's log-normaliser
-// when asked for, computed on the device as `flashsampling_sample_ex` computes them. Everything is
-// enqueued on `stream`: no allocation, copy or synchronisation.
+// As `flashsampling_sample_cuda`, with the inputs of `options` (NULL: none), a workspace of
+// `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
+// aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
+// tokens and each row's log-normaliser when asked for, computed on the device as
+// `flashsampling_sample_ex` computes them (of the masked distribution). Everything is enqueued on
+// `stream`: no allocation, copy or synchronisation.
 //
 // # Safety
-// As for `flashsampling_sample_cuda`; `outputs` must be valid to read, and its device pointers
-// valid for their sizes until `stream` has run the call.
+// As for `flashsampling_sample_cuda`; `options` must be NULL or valid to read, `outputs` valid to
+// read, and their device pointers valid for their sizes until `stream` has run the call.
 enum fs_status flashsampling_sample_cuda_ex(const struct fs_context *ctx,
                                             const struct fs_lm_head *head,
                                             const void *hidden,
@@ -471,6 +484,7 @@ enum fs_status flashsampling_sample_cuda_ex(const struct fs_context *ctx,
                                             size_t batch,
                                             const struct fs_row_params *rows,
                                             uint32_t samples,
+                                            const struct fs_cuda_options *options,
                                             void *workspace,
                                             size_t workspace_bytes,
                                             const struct fs_cuda_outputs *outputs,

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use flashsampling::cuda::{CudaBackend, DeviceCall};
+use flashsampling::cuda::{CudaBackend, DeviceCall, DeviceUses};
 use flashsampling::{HiddenRef, Request, RowParams, SampleOutput, Tensor};
 
 use crate::buffers::{shape, slice, Output};
@@ -313,9 +313,22 @@ pub struct fs_cuda_outputs {
     pub log_normalizer: *mut f32,
 }
 
+/// Optional device inputs of `flashsampling_sample_cuda_ex`. Zero-initialise it (`{0}`) and set
+/// what you use: a NULL pointer means "not used". Device pointers of the context's device.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct fs_cuda_options {
+    /// Allowed tokens: `batch * ceil(V / 32)` words, row-major, 4-byte aligned, where V is the
+    /// head's whole vocabulary (`vocab_size`, shards included) — the layout of
+    /// `fs_sample_options.mask`, which grammar engines produce on the GPU. A row that allows
+    /// nothing gets FS_ROW_ALL_MASKED.
+    pub mask: *const u32,
+}
+
 /// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
-/// of `samples` samples on `head` with hidden states of `dtype_code`; `logprobs`: whether the call
-/// asks for logprobs or log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+/// of `samples` samples on `head` with hidden states of `dtype_code`; `mask`: whether the call
+/// passes a device mask; `logprobs`: whether it asks for logprobs or log-normalisers.
+/// FS_ERROR_UNSUPPORTED for a context that is not CUDA.
 ///
 /// # Safety
 /// `bytes` must be NULL or valid for one write.
@@ -326,28 +339,31 @@ pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
     dtype_code: u32,
     batch: usize,
     samples: u32,
+    mask: bool,
     logprobs: bool,
     bytes: *mut usize,
 ) -> fs_status {
     boundary(|| {
         let (cuda, head) = cuda_head(ctx, head)?;
         let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
-        let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, logprobs);
+        let uses = DeviceUses { mask, logprobs };
+        let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, uses);
         non_null(bytes, "bytes")?;
         unsafe { *bytes = needed };
         Ok(())
     })
 }
 
-/// As `flashsampling_sample_cuda`, with a workspace of `workspace_bytes` bytes (at least what
-/// `flashsampling_cuda_workspace_bytes` says, 8-byte aligned) and the buffers of `outputs`:
-/// besides tokens and statuses, the logprobs of the sampled tokens and each row's log-normaliser
-/// when asked for, computed on the device as `flashsampling_sample_ex` computes them. Everything is
-/// enqueued on `stream`: no allocation, copy or synchronisation.
+/// As `flashsampling_sample_cuda`, with the inputs of `options` (NULL: none), a workspace of
+/// `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
+/// aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
+/// tokens and each row's log-normaliser when asked for, computed on the device as
+/// `flashsampling_sample_ex` computes them (of the masked distribution). Everything is enqueued on
+/// `stream`: no allocation, copy or synchronisation.
 ///
 /// # Safety
-/// As for `flashsampling_sample_cuda`; `outputs` must be valid to read, and its device pointers
-/// valid for their sizes until `stream` has run the call.
+/// As for `flashsampling_sample_cuda`; `options` must be NULL or valid to read, `outputs` valid to
+/// read, and their device pointers valid for their sizes until `stream` has run the call.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
@@ -358,6 +374,7 @@ pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
     batch: usize,
     rows: *const fs_row_params,
     samples: u32,
+    options: *const fs_cuda_options,
     workspace: *mut c_void,
     workspace_bytes: usize,
     outputs: *const fs_cuda_outputs,
@@ -367,7 +384,9 @@ pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
         let (cuda, head) = cuda_head(ctx, head)?;
         non_null(outputs, "outputs")?;
         let out = unsafe { *outputs };
+        let mask = if options.is_null() { 0 } else { unsafe { (*options).mask as u64 } };
         let call = DeviceCall {
+            mask,
             workspace_bytes,
             tokens: out.tokens as u64,
             statuses: out.statuses as u64,
@@ -411,5 +430,6 @@ fn device_call(
         statuses: 0,
         logprobs: 0,
         log_normalizer: 0,
+        mask: 0,
     })
 }

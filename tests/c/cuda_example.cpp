@@ -1,11 +1,12 @@
 // C++17 consumer of the CUDA device-pointer path, as an inference engine uses it: the program owns
 // every device buffer (cudaMalloc) and its stream; the library borrows its LM head, enqueues on
-// that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs of
-// flashsampling_sample_cuda_ex, against the CPU backend on the same data, a row with a bad
-// temperature, and bad input. Needs a GPU and the CUDA runtime:
+// that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs and
+// device grammar mask of flashsampling_sample_cuda_ex, against the CPU backend on the same data, a
+// row with a bad temperature, and bad input. Needs a GPU and the CUDA runtime:
 // tools/gpu-check.sh builds and runs it on the GPU machine. Exit codes as example.c (77: no CUDA).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -251,13 +252,13 @@ int main() {
              "rows again");
   size_t ws_bytes = 0;
   expect("workspace bytes with logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, true, &ws_bytes), FS_OK);
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, false, true, &ws_bytes), FS_OK);
   DeviceBuffer<uint8_t> d_ws(ws_bytes);
   DeviceBuffer<float> d_logprobs(batch * samples), d_log_z(batch);
   const fs_cuda_outputs dev_out = {d_tokens.ptr, d_statuses.ptr, d_logprobs.ptr, d_log_z.ptr};
-  auto sample_dev = [&](size_t bytes) {
-    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, d_ws.ptr, bytes,
-                                        &dev_out, stream);
+  auto sample_dev = [&](size_t bytes, const fs_cuda_options *dev_opt = nullptr) {
+    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, dev_opt,
+                                        d_ws.ptr, bytes, &dev_out, stream);
   };
   auto download = [&](Result &r) {
     cuda_check(cudaMemcpyAsync(r.tokens.data(), d_tokens.ptr, r.tokens.size() * 4, cudaMemcpyDeviceToHost, stream), "t");
@@ -298,6 +299,52 @@ int main() {
   }
   cudaGraphExecDestroy(lp_exec);
   cudaGraphDestroy(lp_graph);
+
+  // A grammar mask in device memory: the tokens, statuses and logprobs sample_ex gives on the CPU
+  // with the same mask from the host; row 2 allows nothing.
+  std::vector<uint32_t> grammar(batch * words);
+  for (auto &m : grammar) m = static_cast<uint32_t>((next() + 0.5f) * 4294967040.0f) & 0x0F0F0F0Fu;
+  std::fill(grammar.begin() + 2 * words, grammar.begin() + 3 * words, 0u);
+  DeviceBuffer<uint32_t> d_grammar(grammar.size());
+  cuda_check(cudaMemcpyAsync(d_grammar.ptr, grammar.data(), grammar.size() * 4, cudaMemcpyHostToDevice, stream),
+             "grammar");
+  const fs_cuda_options dev_opt = {d_grammar.ptr};
+  size_t mask_ws_bytes = 0;
+  expect("workspace bytes with a mask and logprobs",
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, true, true, &mask_ws_bytes), FS_OK);
+  expect("a mask in a workspace sized without one", sample_dev(ws_bytes, &dev_opt), FS_ERROR_SHAPE);
+  DeviceBuffer<uint8_t> d_mask_ws(mask_ws_bytes);
+  auto sample_masked = [&](const fs_cuda_options *o) {
+    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, o, d_mask_ws.ptr,
+                                        mask_ws_bytes, &dev_out, stream);
+  };
+  expect("sample_cuda_ex with a device mask and logprobs", sample_masked(&dev_opt), FS_OK);
+  Result masked_dev, masked_host;
+  download(masked_dev);
+  opt = {};
+  opt.mask = grammar.data();
+  opt.mask_len = grammar.size();
+  expect("sample_ex with the same mask on the CPU", sample_ex(cpu, cpu_head, masked_host), FS_OK);
+  bool allowed = true;
+  for (size_t b = 0; b < batch; b++)
+    for (uint32_t j = 0; j < samples && b != 2; j++) {
+      const uint32_t t = masked_dev.tokens[b * samples + j];
+      allowed = allowed && ((grammar[b * words + t / 32] >> (t % 32)) & 1u);
+    }
+  const float mask_lp = max_abs_diff(masked_dev.logprobs, masked_host.logprobs);
+  const float mask_z = max_abs_diff(masked_dev.log_z, masked_host.log_z);
+  if (masked_dev.tokens != masked_host.tokens || masked_dev.statuses != masked_host.statuses || !allowed ||
+      masked_dev.statuses[2] != FS_ROW_ALL_MASKED || !std::isnan(masked_dev.logprobs[2 * samples]) ||
+      masked_dev.tokens == dev.tokens || mask_lp > 1e-5f || mask_z > 1e-5f) {
+    std::fprintf(stderr, "FAIL sample_cuda_ex with a device mask differs from the CPU: logprobs by %g, logZ by %g\n",
+                 mask_lp, mask_z);
+    failures++;
+  } else {
+    std::printf("ok   sample_cuda_ex with a device mask = CPU with the host mask: every token allowed, row 2 "
+                "FS_ROW_ALL_MASKED, logprobs within %.1e, logZ within %.1e\n", mask_lp, mask_z);
+  }
+  const fs_cuda_options misaligned_mask = {reinterpret_cast<const uint32_t *>(reinterpret_cast<uintptr_t>(d_grammar.ptr) + 2)};
+  expect("misaligned device mask", sample_masked(&misaligned_mask), FS_ERROR_SHAPE);
 
   // Bad input is refused before anything is enqueued.
   expect("NULL workspace", flashsampling_sample_cuda(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples,

@@ -37,3 +37,12 @@ extern "C" __global__ void __launch_bounds__(256) decode_candidates(const u64* _
         statuses[b] = (unsigned char)status;
     }
 }
+
+// ---- the device path's mask table ----------------------------------------------------------------
+//
+// The `_ex` kernels find row b's bitmask at `mask + starts[b]` (`Extras::mask_start`); a caller's
+// `[batch][words]` device mask needs starts b · words, written here on the call's stream so that
+// the hot kernels stay as they are.
+extern "C" __global__ void __launch_bounds__(256) device_mask_rows(u32* __restrict__ starts, u32 batch, u32 words) {
+    for (u32 b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += blockDim.x * gridDim.x) starts[b] = b * words;
+}

@@ -181,10 +181,11 @@ impl CudaBackend {
             || !aligned(call.tokens, 4)
             || !optional(call.logprobs)
             || !optional(call.log_normalizer)
+            || !optional(call.mask)
         {
             return Err(Error::Shape(
                 "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4 \
-                 (logprobs and log-normalisers, when given, 4)"
+                 (logprobs, log-normalisers and mask, when given, 4)"
                     .into(),
             ));
         }
@@ -200,7 +201,11 @@ impl CudaBackend {
                 ),
             });
         }
-        let scratch = self.device_scratch(head, call.hidden_dtype, call.batch, call.samples, call.wants_logprobs());
+        let words = head.vocab_size.div_ceil(32);
+        if call.mask != 0 && u64::from(call.batch) * u64::from(words) > u64::from(u32::MAX) {
+            return Err(Error::Shape(format!("a mask of {} rows × {words} words exceeds u32 words", call.batch)));
+        }
+        let scratch = self.device_scratch(head, call.hidden_dtype, call.batch, call.samples, call.uses());
         if call.workspace_bytes < scratch.bytes {
             return Err(Error::Shape(format!(
                 "a workspace of {} bytes for a call that needs {} (CudaBackend::device_workspace_bytes)",
@@ -208,14 +213,24 @@ impl CudaBackend {
             )));
         }
         let at = |offset: usize| call.workspace + offset as u64;
-        let extras = scratch.norms.map(|(parts, slots)| launch::Extras {
-            norms: at(parts),
-            norm_slots: slots,
+        let (norms, norm_slots) = scratch.norms.map_or((0, 0), |(parts, slots)| (at(parts), slots));
+        let mask_start = scratch.mask_rows.map_or(0, at);
+        let extras = (norms != 0 || mask_start != 0).then(|| launch::Extras {
+            mask: call.mask,
+            mask_start,
+            norms,
+            norm_slots,
             ..Default::default()
         });
-        if let Some(e) = &extras {
+        if extras.is_some() {
             self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
-            unsafe { launch::empty_norms(e.norms, (call.batch * e.norm_slots) as usize, stream)? };
+        }
+        if mask_start != 0 {
+            let f = self.function(kernels::DEVICE_MASK_ROWS)?;
+            unsafe { launch::device_mask_rows(f, mask_start, call.batch, words, stream)? };
+        }
+        if norms != 0 {
+            unsafe { launch::empty_norms(norms, (call.batch * norm_slots) as usize, stream)? };
         }
         let args = FusedArgs {
             w: dev.ptr(&self.stream),
@@ -232,10 +247,10 @@ impl CudaBackend {
             extras,
         };
         unsafe { self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)? };
-        if let Some(e) = extras {
+        if norms != 0 {
             let merged = at(scratch.merged);
             let merge = self.function(kernels::MERGE_NORMS)?;
-            unsafe { launch::merge_norms(merge, (e.norms, e.norm_slots), call.batch, merged, stream)? };
+            unsafe { launch::merge_norms(merge, (norms, norm_slots), call.batch, merged, stream)? };
             let f = self.function(kernels::DECODE_LOGPROBS)?;
             let inputs = (call.workspace, call.rows, merged, call.statuses);
             let outputs = (call.logprobs, call.log_normalizer);
@@ -245,27 +260,42 @@ impl CudaBackend {
     }
 
     /// Bytes of device workspace a [`CudaBackend::sample_head_raw`] call on `head` needs: the
-    /// candidates, and with logprobs or log-normalisers the log-normaliser partials and their merge.
+    /// candidates; with a mask its row table; with logprobs or log-normalisers the log-normaliser
+    /// partials and their merge.
     pub fn device_workspace_bytes(
         &self,
         head: &LmHead,
         hidden: DType,
         batch: u32,
         samples: u32,
-        logprobs: bool,
+        uses: DeviceUses,
     ) -> usize {
-        self.device_scratch(head, hidden, batch, samples, logprobs).bytes
+        self.device_scratch(head, hidden, batch, samples, uses).bytes
     }
 
-    fn device_scratch(&self, head: &LmHead, hidden: DType, batch: u32, samples: u32, logprobs: bool) -> DeviceScratch {
-        let candidates = batch as usize * samples as usize * 8;
-        if !logprobs {
-            return DeviceScratch { norms: None, merged: 0, bytes: candidates };
-        }
-        let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
-        let parts = candidates.next_multiple_of(256);
-        let merged = (parts + batch as usize * slots as usize * 8).next_multiple_of(256);
-        DeviceScratch { norms: Some((parts, slots)), merged, bytes: merged + batch as usize * 16 }
+    fn device_scratch(
+        &self,
+        head: &LmHead,
+        hidden: DType,
+        batch: u32,
+        samples: u32,
+        uses: DeviceUses,
+    ) -> DeviceScratch {
+        let mut bytes = batch as usize * samples as usize * 8;
+        let mut place = |len: usize| {
+            let at = bytes.next_multiple_of(256);
+            bytes = at + len;
+            at
+        };
+        let mask_rows = uses.mask.then(|| place(batch as usize * 4));
+        let (norms, merged) = if uses.logprobs {
+            let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
+            let parts = place(batch as usize * slots as usize * 8);
+            (Some((parts, slots)), place(batch as usize * 16))
+        } else {
+            (None, 0)
+        };
+        DeviceScratch { mask_rows, norms, merged, bytes }
     }
 
     /// An LM head over device memory the caller owns and keeps alive while the head is used:
@@ -436,17 +466,31 @@ pub struct DeviceCall {
     pub logprobs: sys::CUdeviceptr,
     /// `batch` f32 log-normalisers, or 0 for none.
     pub log_normalizer: sys::CUdeviceptr,
+    /// `batch × ceil(vocab_size / 32)` u32 words of allowed tokens, row-major (bit `t % 32` of a
+    /// row's word `t / 32` set: global token `t` allowed), or 0 for none.
+    pub mask: sys::CUdeviceptr,
 }
 
 impl DeviceCall {
-    fn wants_logprobs(&self) -> bool {
-        self.logprobs != 0 || self.log_normalizer != 0
+    fn uses(&self) -> DeviceUses {
+        DeviceUses { mask: self.mask != 0, logprobs: self.logprobs != 0 || self.log_normalizer != 0 }
     }
 }
 
-/// Where a device call keeps its scratch in the caller's workspace: the candidates at 0, then
-/// with logprobs the log-normaliser partials (offset, slots per row) and their merge (offset).
+/// What a device call uses beyond tokens and statuses: it decides the call's workspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceUses {
+    /// A device mask ([`DeviceCall::mask`]).
+    pub mask: bool,
+    /// Logprobs or log-normalisers.
+    pub logprobs: bool,
+}
+
+/// Where a device call keeps its scratch in the caller's workspace: the candidates at 0, then with
+/// a mask its row table (offset), with logprobs the log-normaliser partials (offset, slots per
+/// row) and their merge (offset).
 struct DeviceScratch {
+    mask_rows: Option<usize>,
     norms: Option<(usize, u32)>,
     merged: usize,
     bytes: usize,

@@ -31,6 +31,9 @@ pub const MERGE_NORMS: &str = "merge_norms";
 /// Entry point that writes the logprobs of decoded samples and the rows' log-normalisers (norms.cu).
 pub const DECODE_LOGPROBS: &str = "decode_logprobs";
 
+/// Entry point that writes the per-row table of a caller's `[batch][words]` device mask (decode.cu).
+pub const DEVICE_MASK_ROWS: &str = "device_mask_rows";
+
 /// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
 /// Threads per block of the counting and gathering entry points (`CHUNK_THREADS` in select.cu).
@@ -130,6 +133,7 @@ pub fn entry_points() -> Vec<String> {
     names.extend(SELECT.map(String::from));
     names.push(MERGE_NORMS.to_string());
     names.push(DECODE_LOGPROBS.to_string());
+    names.push(DEVICE_MASK_ROWS.to_string());
     names
 }
 

@@ -346,6 +346,27 @@ pub unsafe fn decode(
         .map_err(|e| device_error("launching the decode kernel", e))
 }
 
+/// Writes `starts[b] = b · words` for `batch` rows on `stream`: the `mask_start` table of a
+/// caller's `[batch][words]` device mask.
+///
+/// # Safety
+/// `starts` a device pointer of the current context holding `batch` u32, alive until the stream
+/// has run the launch.
+pub unsafe fn device_mask_rows(
+    f: &CudaFunction,
+    starts: sys::CUdeviceptr,
+    batch: u32,
+    words: u32,
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut st, mut b, mut w) = (starts, batch, words);
+    let mut params: [*mut c_void; 3] =
+        [(&mut st as *mut sys::CUdeviceptr).cast(), (&mut b as *mut u32).cast(), (&mut w as *mut u32).cast()];
+    let blocks = batch.div_ceil(THREADS).clamp(1, MAX_GRID_Y);
+    result::launch_kernel(f.cu_function(), (blocks, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the mask table kernel", e))
+}
+
 /// Writes the logprobs of `batch × samples` decoded candidates (`f32`, row-major) and each row's
 /// log-normaliser (`f32`) from the merged `norms` ([`merge_norms`]) and the statuses [`decode`]
 /// wrote, on `stream`; either output may be 0 (not written).

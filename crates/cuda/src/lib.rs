@@ -19,7 +19,7 @@ pub mod kernels;
 pub mod launch;
 mod ranking;
 
-pub use backend::{CudaBackend, DeviceCall, DeviceHead};
+pub use backend::{CudaBackend, DeviceCall, DeviceHead, DeviceUses};
 pub use launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
 
 use flashsampling_core::{Backend, Error, Result};
