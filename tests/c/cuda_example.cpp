@@ -42,9 +42,15 @@ static uint16_t to_bf16(float x) {
 }
 
 // The largest |a[i] - b[i]|.
+// The largest |a - b|; values equal on both sides (NaN with NaN, -inf with -inf) count 0, a NaN or
+// an infinity on one side only counts infinity.
 static float max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
   float worst = 0.0f;
-  for (size_t i = 0; i < a.size(); i++) worst = std::fmax(worst, std::fabs(a[i] - b[i]));
+  for (size_t i = 0; i < a.size(); i++) {
+    if (a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) continue;
+    const float d = std::fabs(a[i] - b[i]);
+    worst = std::isfinite(d) ? std::fmax(worst, d) : INFINITY;
+  }
   return worst;
 }
 

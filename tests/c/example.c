@@ -351,6 +351,15 @@ int main(int argc, char **argv) {
     expect("CUDA device-pointer path on another backend",
            flashsampling_sample_cuda(ctx, head, h, FS_DTYPE_F32, BATCH, rows, SAMPLES, workspace, tokens, statuses, NULL),
            FS_ERROR_UNSUPPORTED);
+    size_t ws_bytes = 0;
+    expect("CUDA workspace size on another backend",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_F32, BATCH, SAMPLES, true, true, &ws_bytes),
+           FS_ERROR_UNSUPPORTED);
+    fs_cuda_outputs dev_out = {tokens, statuses, NULL, NULL};
+    expect("CUDA device-pointer path with options on another backend",
+           flashsampling_sample_cuda_ex(ctx, head, h, FS_DTYPE_F32, BATCH, rows, SAMPLES, NULL, workspace,
+                                        sizeof workspace, &dev_out, NULL),
+           FS_ERROR_UNSUPPORTED);
     fs_lm_head *borrowed = NULL;
     expect("borrowing device weights on another backend",
            flashsampling_lm_head_borrow_cuda(ctx, w, FS_DTYPE_F32, VOCAB, DIM, 0, 0, &borrowed), FS_ERROR_UNSUPPORTED);

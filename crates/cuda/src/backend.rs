@@ -230,7 +230,7 @@ impl CudaBackend {
             unsafe { launch::device_mask_rows(f, mask_start, call.batch, words, stream)? };
         }
         if norms != 0 {
-            unsafe { launch::empty_norms(norms, (call.batch * norm_slots) as usize, stream)? };
+            unsafe { launch::empty_norms(norms, call.batch as usize * norm_slots as usize, stream)? };
         }
         let args = FusedArgs {
             w: dev.ptr(&self.stream),

@@ -81,7 +81,7 @@ impl WgpuBackend {
     }
 
     /// Device time per call of the sampling passes of a plain request (no constraints, outputs
-    /// or truncation; one launch): the host time of a call whose passes run `repeats + 1` times
+    /// or truncation): the host time of a call whose passes run `repeats + 1` times
     /// back to back, less that of a call running them once, over `repeats`. The benchmark reports
     /// it beside the time per call, which includes the host round trip. Passes shorter than the
     /// noise of the host's clock can come out as 0.
