@@ -262,9 +262,10 @@ int main() {
   DeviceBuffer<uint8_t> d_ws(ws_bytes);
   DeviceBuffer<float> d_logprobs(batch * samples), d_log_z(batch);
   const fs_cuda_outputs dev_out = {d_tokens.ptr, d_statuses.ptr, d_logprobs.ptr, d_log_z.ptr};
-  auto sample_dev = [&](size_t bytes, const fs_cuda_options *dev_opt = nullptr) {
+  // The call into a workspace (d_ws unless given) of `bytes` bytes.
+  auto sample_dev = [&](size_t bytes, const fs_cuda_options *dev_opt = nullptr, void *ws = nullptr) {
     return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, dev_opt,
-                                        d_ws.ptr, bytes, &dev_out, stream);
+                                        ws ? ws : d_ws.ptr, bytes, &dev_out, stream);
   };
   auto download = [&](Result &r) {
     cuda_check(cudaMemcpyAsync(r.tokens.data(), d_tokens.ptr, r.tokens.size() * 4, cudaMemcpyDeviceToHost, stream), "t");
@@ -320,11 +321,7 @@ int main() {
          flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, true, true, &mask_ws_bytes), FS_OK);
   expect("a mask in a workspace sized without one", sample_dev(ws_bytes, &dev_opt), FS_ERROR_SHAPE);
   DeviceBuffer<uint8_t> d_mask_ws(mask_ws_bytes);
-  auto sample_masked = [&](const fs_cuda_options *o) {
-    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, o, d_mask_ws.ptr,
-                                        mask_ws_bytes, &dev_out, stream);
-  };
-  expect("sample_cuda_ex with a device mask and logprobs", sample_masked(&dev_opt), FS_OK);
+  expect("sample_cuda_ex with a device mask and logprobs", sample_dev(mask_ws_bytes, &dev_opt, d_mask_ws.ptr), FS_OK);
   Result masked_dev, masked_host;
   download(masked_dev);
   opt = {};
@@ -350,7 +347,7 @@ int main() {
                 "FS_ROW_ALL_MASKED, logprobs within %.1e, logZ within %.1e\n", mask_lp, mask_z);
   }
   const fs_cuda_options misaligned_mask = {reinterpret_cast<const uint32_t *>(reinterpret_cast<uintptr_t>(d_grammar.ptr) + 2)};
-  expect("misaligned device mask", sample_masked(&misaligned_mask), FS_ERROR_SHAPE);
+  expect("misaligned device mask", sample_dev(mask_ws_bytes, &misaligned_mask, d_mask_ws.ptr), FS_ERROR_SHAPE);
 
   // Bad input is refused before anything is enqueued.
   expect("NULL workspace", flashsampling_sample_cuda(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples,

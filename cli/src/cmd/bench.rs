@@ -151,8 +151,7 @@ fn wgpu_passes_us(
 ) -> Result<f64> {
     let mut times = (0..iters)
         .map(|step| {
-            let rows: Vec<RowParams> =
-                (0..hidden.batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect();
+            let rows = rows_at(hidden.batch, step);
             Ok(wgpu.passes_time(head, &Request::new(hidden, &rows, 1), WGPU_PASS_REPEATS)?.as_secs_f64() * 1e6)
         })
         .collect::<Result<Vec<f64>>>()?;
@@ -180,9 +179,7 @@ const WARM_UP: Duration = Duration::from_millis(500);
 /// Median host time of `sample` over `hidden` after [`WARM_UP`], each call at the next offset
 /// (fresh noise).
 fn time_calls(backend: &dyn Backend, head: &flashsampling::LmHead, hidden: HiddenRef<'_>, iters: usize) -> Result<f64> {
-    let rows = |step: usize| -> Vec<RowParams> {
-        (0..hidden.batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect()
-    };
+    let rows = |step| rows_at(hidden.batch, step);
     let warm_up = Instant::now();
     let mut step = 0;
     while warm_up.elapsed() < WARM_UP {
@@ -198,6 +195,12 @@ fn time_calls(backend: &dyn Backend, head: &flashsampling::LmHead, hidden: Hidde
         step += 1;
     }
     Ok(median(&mut times))
+}
+
+/// The benchmark's `batch` rows at `step`: temperature 1, a seed per row, the step as offset (fresh
+/// noise each call).
+fn rows_at(batch: usize, step: usize) -> Vec<RowParams> {
+    (0..batch).map(|b| RowParams::new(1.0, derive_row_seed(7, b as u64), step as u64)).collect()
 }
 
 /// One line per (D, V, B): each variant's median µs, the floor, the fused kernel's fraction of the
