@@ -256,6 +256,23 @@ typedef struct fs_cuda_options {
   // `fs_sample_options.mask`, which grammar engines produce on the GPU. A row that allows
   // nothing gets FS_ROW_ALL_MASKED.
   const uint32_t *mask;
+  // Per-row token lists (CSR): row `b`'s entries are `adjust_offsets[b] .. adjust_offsets[b +
+  // 1]` (`batch + 1` values, never decreasing, at most `adjust_len`) of `adjust_tokens` (global
+  // token ids, increasing within a row). NULL: no lists. Device memory cannot be checked before
+  // the launch: a row whose list breaks these rules, or whose bias or penalties are not finite
+  // (repetition ≤ 0), gets FS_ROW_INVALID_PARAMS, and every row does when the offsets decrease
+  // or pass `adjust_len`.
+  const uint32_t *adjust_offsets;
+  const uint32_t *adjust_tokens;
+  // Times each listed token was generated, for the penalties; NULL: none.
+  const uint32_t *adjust_counts;
+  // Added to each listed token's logit; NULL: none.
+  const float *adjust_bias;
+  // Entries of the lists, a host value (`adjust_offsets[batch]`).
+  size_t adjust_len;
+  // `batch` penalty coefficients, applied to the listed tokens with a count; NULL: `{1, 0, 0}`.
+  // They act as in `flashsampling_sample_ex` (penalties, then bias, then the mask).
+  const struct fs_penalty_params *penalties;
 } fs_cuda_options;
 
 // The device buffers `flashsampling_sample_cuda_ex` writes: device pointers of the context's
@@ -452,18 +469,18 @@ enum fs_status flashsampling_sample_cuda(const struct fs_context *ctx,
                                          void *stream);
 
 // Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
-// of `samples` samples on `head` with hidden states of `dtype_code`; `mask`: whether the call
-// passes a device mask; `logprobs`: whether it asks for logprobs or log-normalisers.
-// FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+// of `samples` samples on `head` with hidden states of `dtype_code`, the inputs of `options`
+// (NULL: none; its device pointers are only compared with NULL) and, with `logprobs`, logprobs or
+// log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
 //
 // # Safety
-// `bytes` must be NULL or valid for one write.
+// `options` must be NULL or valid to read; `bytes` NULL or valid for one write.
 enum fs_status flashsampling_cuda_workspace_bytes(const struct fs_context *ctx,
                                                   const struct fs_lm_head *head,
                                                   uint32_t dtype_code,
                                                   size_t batch,
                                                   uint32_t samples,
-                                                  bool mask,
+                                                  const struct fs_cuda_options *options,
                                                   bool logprobs,
                                                   size_t *bytes);
 

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use flashsampling::cuda::{CudaBackend, DeviceCall, DeviceUses};
+use flashsampling::cuda::{CudaBackend, DeviceCall, DeviceLists, DeviceUses};
 use flashsampling::{HiddenRef, Request, RowParams, SampleOutput, Tensor};
 
 use crate::buffers::{shape, slice, Output};
@@ -10,7 +10,7 @@ use crate::context::{cuda_of, fs_context};
 use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
 use crate::head::fs_lm_head;
-use crate::options::{fs_sample_options, Options};
+use crate::options::{fs_penalty_params, fs_sample_options, Options};
 use crate::types::{dtype, fs_row_params, row_status};
 
 /// Draws `samples` tokens for each of the `batch` rows of the host hidden states
@@ -323,15 +323,55 @@ pub struct fs_cuda_options {
     /// `fs_sample_options.mask`, which grammar engines produce on the GPU. A row that allows
     /// nothing gets FS_ROW_ALL_MASKED.
     pub mask: *const u32,
+    /// Per-row token lists (CSR): row `b`'s entries are `adjust_offsets[b] .. adjust_offsets[b +
+    /// 1]` (`batch + 1` values, never decreasing, at most `adjust_len`) of `adjust_tokens` (global
+    /// token ids, increasing within a row). NULL: no lists. Device memory cannot be checked before
+    /// the launch: a row whose list breaks these rules, or whose bias or penalties are not finite
+    /// (repetition ≤ 0), gets FS_ROW_INVALID_PARAMS, and every row does when the offsets decrease
+    /// or pass `adjust_len`.
+    pub adjust_offsets: *const u32,
+    pub adjust_tokens: *const u32,
+    /// Times each listed token was generated, for the penalties; NULL: none.
+    pub adjust_counts: *const u32,
+    /// Added to each listed token's logit; NULL: none.
+    pub adjust_bias: *const f32,
+    /// Entries of the lists, a host value (`adjust_offsets[batch]`).
+    pub adjust_len: usize,
+    /// `batch` penalty coefficients, applied to the listed tokens with a count; NULL: `{1, 0, 0}`.
+    /// They act as in `flashsampling_sample_ex` (penalties, then bias, then the mask).
+    pub penalties: *const fs_penalty_params,
+}
+
+/// The device lists of `options`, or `None`.
+fn device_lists(options: &fs_cuda_options) -> Result<Option<DeviceLists>, Failure> {
+    if options.adjust_offsets.is_null() {
+        return Ok(None);
+    }
+    let len = u32::try_from(options.adjust_len)
+        .map_err(|_| shape(format!("adjust_len {} exceeds u32", options.adjust_len)))?;
+    Ok(Some(DeviceLists {
+        offsets: options.adjust_offsets as u64,
+        tokens: options.adjust_tokens as u64,
+        counts: options.adjust_counts as u64,
+        bias: options.adjust_bias as u64,
+        penalties: options.penalties as u64,
+        len,
+    }))
+}
+
+/// What a call with `options` (NULL: none) and `logprobs` uses.
+unsafe fn device_uses(options: *const fs_cuda_options, logprobs: bool) -> Result<DeviceUses, Failure> {
+    let Some(o) = (unsafe { options.as_ref() }) else { return Ok(DeviceUses { logprobs, ..Default::default() }) };
+    Ok(DeviceUses { mask: !o.mask.is_null(), lists: device_lists(o)?.map(|l| l.len), logprobs })
 }
 
 /// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
-/// of `samples` samples on `head` with hidden states of `dtype_code`; `mask`: whether the call
-/// passes a device mask; `logprobs`: whether it asks for logprobs or log-normalisers.
-/// FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+/// of `samples` samples on `head` with hidden states of `dtype_code`, the inputs of `options`
+/// (NULL: none; its device pointers are only compared with NULL) and, with `logprobs`, logprobs or
+/// log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
 ///
 /// # Safety
-/// `bytes` must be NULL or valid for one write.
+/// `options` must be NULL or valid to read; `bytes` NULL or valid for one write.
 #[no_mangle]
 pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
     ctx: *const fs_context,
@@ -339,14 +379,14 @@ pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
     dtype_code: u32,
     batch: usize,
     samples: u32,
-    mask: bool,
+    options: *const fs_cuda_options,
     logprobs: bool,
     bytes: *mut usize,
 ) -> fs_status {
     boundary(|| {
         let (cuda, head) = cuda_head(ctx, head)?;
         let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
-        let uses = DeviceUses { mask, logprobs };
+        let uses = unsafe { device_uses(options, logprobs) }?;
         let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, uses);
         non_null(bytes, "bytes")?;
         unsafe { *bytes = needed };
@@ -384,9 +424,10 @@ pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
         let (cuda, head) = cuda_head(ctx, head)?;
         non_null(outputs, "outputs")?;
         let out = unsafe { *outputs };
-        let mask = if options.is_null() { 0 } else { unsafe { (*options).mask as u64 } };
+        let options = unsafe { options.as_ref() };
         let call = DeviceCall {
-            mask,
+            mask: options.map_or(0, |o| o.mask as u64),
+            lists: options.map(device_lists).transpose()?.flatten(),
             workspace_bytes,
             tokens: out.tokens as u64,
             statuses: out.statuses as u64,
@@ -431,5 +472,6 @@ fn device_call(
         logprobs: 0,
         log_normalizer: 0,
         mask: 0,
+        lists: None,
     })
 }

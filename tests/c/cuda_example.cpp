@@ -258,7 +258,7 @@ int main() {
              "rows again");
   size_t ws_bytes = 0;
   expect("workspace bytes with logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, false, true, &ws_bytes), FS_OK);
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, nullptr, true, &ws_bytes), FS_OK);
   DeviceBuffer<uint8_t> d_ws(ws_bytes);
   DeviceBuffer<float> d_logprobs(batch * samples), d_log_z(batch);
   const fs_cuda_outputs dev_out = {d_tokens.ptr, d_statuses.ptr, d_logprobs.ptr, d_log_z.ptr};
@@ -318,7 +318,7 @@ int main() {
   const fs_cuda_options dev_opt = {d_grammar.ptr};
   size_t mask_ws_bytes = 0;
   expect("workspace bytes with a mask and logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, true, true, &mask_ws_bytes), FS_OK);
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &dev_opt, true, &mask_ws_bytes), FS_OK);
   expect("a mask in a workspace sized without one", sample_dev(ws_bytes, &dev_opt), FS_ERROR_SHAPE);
   DeviceBuffer<uint8_t> d_mask_ws(mask_ws_bytes);
   expect("sample_cuda_ex with a device mask and logprobs", sample_dev(mask_ws_bytes, &dev_opt, d_mask_ws.ptr), FS_OK);
@@ -348,6 +348,83 @@ int main() {
   }
   const fs_cuda_options misaligned_mask = {reinterpret_cast<const uint32_t *>(reinterpret_cast<uintptr_t>(d_grammar.ptr) + 2)};
   expect("misaligned device mask", sample_dev(mask_ws_bytes, &misaligned_mask, d_mask_ws.ptr), FS_ERROR_SHAPE);
+
+  // Token lists in device memory — generation counts for the penalties and biases — with per-row
+  // penalties: what sample_ex gives on the CPU with the same lists from the host. Row 3's tokens
+  // decrease, which only the device path refuses (FS_ROW_INVALID_PARAMS); offsets that decrease
+  // make every row invalid.
+  const std::vector<uint32_t> l_off = {0, 3, 3, 5, 7, 8, 10};
+  const std::vector<uint32_t> l_tok = {7, 42, 4000, 11, 5002, 900, 800, 17, 3, 4999};
+  const std::vector<uint32_t> l_cnt = {1, 0, 2, 3, 1, 1, 1, 0, 2, 5};
+  const std::vector<float> l_bias = {3.0f, -2.0f, 0.0f, 0.0f, 1.5f, 1.0f, 1.0f, 5.0f, -1.0f, 0.5f};
+  std::vector<fs_penalty_params> l_pen(batch);
+  for (size_t b = 0; b < batch; b++) l_pen[b] = {1.1f + 0.1f * b, 0.3f, 0.05f * b};
+  DeviceBuffer<uint32_t> d_off(l_off.size()), d_tok(l_tok.size()), d_cnt(l_cnt.size());
+  DeviceBuffer<float> d_bias(l_bias.size());
+  DeviceBuffer<fs_penalty_params> d_pen(batch);
+  cuda_check(cudaMemcpyAsync(d_off.ptr, l_off.data(), l_off.size() * 4, cudaMemcpyHostToDevice, stream), "offsets");
+  cuda_check(cudaMemcpyAsync(d_tok.ptr, l_tok.data(), l_tok.size() * 4, cudaMemcpyHostToDevice, stream), "tokens");
+  cuda_check(cudaMemcpyAsync(d_cnt.ptr, l_cnt.data(), l_cnt.size() * 4, cudaMemcpyHostToDevice, stream), "counts");
+  cuda_check(cudaMemcpyAsync(d_bias.ptr, l_bias.data(), l_bias.size() * 4, cudaMemcpyHostToDevice, stream), "bias");
+  cuda_check(cudaMemcpyAsync(d_pen.ptr, l_pen.data(), batch * sizeof(fs_penalty_params), cudaMemcpyHostToDevice, stream),
+             "penalties");
+  fs_cuda_options lists_opt = {};
+  lists_opt.adjust_offsets = d_off.ptr;
+  lists_opt.adjust_tokens = d_tok.ptr;
+  lists_opt.adjust_counts = d_cnt.ptr;
+  lists_opt.adjust_bias = d_bias.ptr;
+  lists_opt.adjust_len = l_tok.size();
+  lists_opt.penalties = d_pen.ptr;
+  size_t lists_ws_bytes = 0;
+  expect("workspace bytes with token lists and logprobs",
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &lists_opt, true, &lists_ws_bytes),
+         FS_OK);
+  DeviceBuffer<uint8_t> d_lists_ws(lists_ws_bytes);
+  auto sample_lists = [&](const fs_cuda_options *o) {
+    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, o,
+                                        d_lists_ws.ptr, lists_ws_bytes, &dev_out, stream);
+  };
+  expect("sample_cuda_ex with token lists, penalties and logprobs", sample_lists(&lists_opt), FS_OK);
+  Result lists_dev, lists_host;
+  download(lists_dev);
+  const std::vector<size_t> h_off(l_off.begin(), l_off.end());
+  opt = {};
+  opt.bias = {h_off.data(), l_tok.data(), l_bias.data(), l_tok.size()};
+  opt.penalty_counts = {h_off.data(), l_tok.data(), l_cnt.data(), l_tok.size()};
+  opt.penalties = l_pen.data();
+  opt.penalties_len = batch;
+  expect("sample_ex with the same lists on the CPU", sample_ex(cpu, cpu_head, lists_host), FS_OK);
+  bool lists_match = lists_dev.statuses[3] == FS_ROW_INVALID_PARAMS && lists_dev.tokens[3 * samples] == 0 &&
+                     std::isnan(lists_dev.logprobs[3 * samples]);
+  float lists_lp = 0.0f;
+  for (size_t b = 0; b < batch; b++) {
+    if (b == 3) continue;
+    lists_match = lists_match && lists_dev.statuses[b] == lists_host.statuses[b] &&
+                  std::fabs(lists_dev.log_z[b] - lists_host.log_z[b]) <= 1e-5f;
+    for (uint32_t j = 0; j < samples; j++) {
+      const size_t i = b * samples + j;
+      lists_match = lists_match && lists_dev.tokens[i] == lists_host.tokens[i];
+      lists_lp = std::fmax(lists_lp, std::fabs(lists_dev.logprobs[i] - lists_host.logprobs[i]));
+    }
+  }
+  if (!lists_match || !(lists_lp <= 1e-5f) || lists_dev.tokens == dev.tokens) {
+    std::fprintf(stderr, "FAIL sample_cuda_ex with token lists differs from the CPU (logprobs by %g)\n", lists_lp);
+    failures++;
+  } else {
+    std::printf("ok   sample_cuda_ex with device token lists = CPU with the host lists, logprobs within %.1e; a "
+                "row listing tokens out of order -> FS_ROW_INVALID_PARAMS\n", lists_lp);
+  }
+  const std::vector<uint32_t> bad_off = {0, 3, 2, 5, 7, 8, 10};
+  cuda_check(cudaMemcpyAsync(d_off.ptr, bad_off.data(), bad_off.size() * 4, cudaMemcpyHostToDevice, stream), "bad");
+  expect("sample_cuda_ex with decreasing offsets", sample_lists(&lists_opt), FS_OK);
+  Result bad_lists;
+  download(bad_lists);
+  if (std::count(bad_lists.statuses.begin(), bad_lists.statuses.end(), FS_ROW_INVALID_PARAMS) != (long)batch) {
+    std::fprintf(stderr, "FAIL decreasing offsets left rows valid\n");
+    failures++;
+  } else {
+    std::printf("ok   decreasing offsets -> every row FS_ROW_INVALID_PARAMS\n");
+  }
 
   // Bad input is refused before anything is enqueued.
   expect("NULL workspace", flashsampling_sample_cuda(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples,

@@ -353,7 +353,7 @@ int main(int argc, char **argv) {
            FS_ERROR_UNSUPPORTED);
     size_t ws_bytes = 0;
     expect("CUDA workspace size on another backend",
-           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_F32, BATCH, SAMPLES, true, true, &ws_bytes),
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_F32, BATCH, SAMPLES, NULL, true, &ws_bytes),
            FS_ERROR_UNSUPPORTED);
     fs_cuda_outputs dev_out = {tokens, statuses, NULL, NULL};
     expect("CUDA device-pointer path with options on another backend",

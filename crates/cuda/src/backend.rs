@@ -148,19 +148,21 @@ impl CudaBackend {
 
     /// [`CudaBackend::sample_raw`], then the candidates (`args.out`, a workspace of
     /// `batch × samples` u64) decoded on the device into `tokens` (`batch × samples` u32) and
-    /// `statuses` (`batch` bytes, `fs_row_status` codes), all on `stream`.
+    /// `statuses` (`batch` bytes, `fs_row_status` codes), all on `stream`; rows flagged in
+    /// `invalid` (a byte per row, or 0 for none) get `FS_ROW_INVALID_PARAMS`.
     ///
     /// # Safety
-    /// As for [`CudaBackend::sample_raw`], and `tokens` / `statuses` valid for their sizes.
+    /// As for [`CudaBackend::sample_raw`], and `invalid`, `tokens` and `statuses` valid for their
+    /// sizes.
     pub unsafe fn sample_tokens_raw(
         &self,
         args: &FusedArgs,
-        tokens: sys::CUdeviceptr,
-        statuses: sys::CUdeviceptr,
+        invalid: sys::CUdeviceptr,
+        (tokens, statuses): (sys::CUdeviceptr, sys::CUdeviceptr),
         stream: sys::CUstream,
     ) -> Result<()> {
         self.sample_raw(args, stream)?;
-        let io = ((args.out, args.rows), (tokens, statuses));
+        let io = ((args.out, args.rows, invalid), (tokens, statuses));
         launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (args.batch, args.samples), stream)
     }
 
@@ -182,10 +184,17 @@ impl CudaBackend {
             || !optional(call.logprobs)
             || !optional(call.log_normalizer)
             || !optional(call.mask)
+            || !call.lists.is_none_or(|l| {
+                aligned(l.offsets, 4)
+                    && (l.len == 0 || aligned(l.tokens, 4))
+                    && optional(l.counts)
+                    && optional(l.bias)
+                    && optional(l.penalties)
+            })
         {
             return Err(Error::Shape(
                 "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4 \
-                 (logprobs, log-normalisers and mask, when given, 4)"
+                 (logprobs, log-normalisers, mask and token lists, when given, 4)"
                     .into(),
             ));
         }
@@ -215,9 +224,13 @@ impl CudaBackend {
         let at = |offset: usize| call.workspace + offset as u64;
         let (norms, norm_slots) = scratch.norms.map_or((0, 0), |(parts, slots)| (at(parts), slots));
         let mask_start = scratch.mask_rows.map_or(0, at);
-        let extras = (norms != 0 || mask_start != 0).then(|| launch::Extras {
+        let (adjust_start, adjust_coef, invalid) = scratch.lists.map_or((0, 0, 0), |(s, c, i)| (at(s), at(c), at(i)));
+        let extras = (norms != 0 || mask_start != 0 || adjust_start != 0).then(|| launch::Extras {
             mask: call.mask,
             mask_start,
+            adjust_start,
+            adjust_token: call.lists.map_or(0, |l| l.tokens),
+            adjust_coef,
             norms,
             norm_slots,
             ..Default::default()
@@ -228,6 +241,11 @@ impl CudaBackend {
         if mask_start != 0 {
             let f = self.function(kernels::DEVICE_MASK_ROWS)?;
             unsafe { launch::device_mask_rows(f, mask_start, call.batch, words, stream)? };
+        }
+        if let Some(lists) = &call.lists {
+            let f = self.function(kernels::DEVICE_ADJUSTMENTS)?;
+            let tables = (adjust_start, adjust_coef, invalid);
+            unsafe { launch::device_adjustments(f, lists, (call.batch, head.vocab_size), tables, stream)? };
         }
         if norms != 0 {
             unsafe { launch::empty_norms(norms, call.batch as usize * norm_slots as usize, stream)? };
@@ -246,7 +264,7 @@ impl CudaBackend {
             vocab_offset: head.vocab_offset,
             extras,
         };
-        unsafe { self.sample_tokens_raw(&args, call.tokens, call.statuses, stream)? };
+        unsafe { self.sample_tokens_raw(&args, invalid, (call.tokens, call.statuses), stream)? };
         if norms != 0 {
             let merged = at(scratch.merged);
             let merge = self.function(kernels::MERGE_NORMS)?;
@@ -288,6 +306,10 @@ impl CudaBackend {
             at
         };
         let mask_rows = uses.mask.then(|| place(batch as usize * 4));
+        let lists = uses.lists.map(|len| {
+            let starts = place((batch as usize + 1) * 4);
+            (starts, place(len as usize * 12), place(batch as usize))
+        });
         let (norms, merged) = if uses.logprobs {
             let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
             let parts = place(batch as usize * slots as usize * 8);
@@ -295,7 +317,7 @@ impl CudaBackend {
         } else {
             (None, 0)
         };
-        DeviceScratch { mask_rows, norms, merged, bytes }
+        DeviceScratch { mask_rows, lists, norms, merged, bytes }
     }
 
     /// An LM head over device memory the caller owns and keeps alive while the head is used:
@@ -469,11 +491,17 @@ pub struct DeviceCall {
     /// `batch × ceil(vocab_size / 32)` u32 words of allowed tokens, row-major (bit `t % 32` of a
     /// row's word `t / 32` set: global token `t` allowed), or 0 for none.
     pub mask: sys::CUdeviceptr,
+    /// Per-row token lists with generation counts, biases and penalties, or `None`.
+    pub lists: Option<launch::DeviceLists>,
 }
 
 impl DeviceCall {
     fn uses(&self) -> DeviceUses {
-        DeviceUses { mask: self.mask != 0, logprobs: self.logprobs != 0 || self.log_normalizer != 0 }
+        DeviceUses {
+            mask: self.mask != 0,
+            lists: self.lists.map(|l| l.len),
+            logprobs: self.logprobs != 0 || self.log_normalizer != 0,
+        }
     }
 }
 
@@ -482,15 +510,19 @@ impl DeviceCall {
 pub struct DeviceUses {
     /// A device mask ([`DeviceCall::mask`]).
     pub mask: bool,
+    /// Token lists ([`DeviceCall::lists`]) of this many entries.
+    pub lists: Option<u32>,
     /// Logprobs or log-normalisers.
     pub logprobs: bool,
 }
 
 /// Where a device call keeps its scratch in the caller's workspace: the candidates at 0, then with
-/// a mask its row table (offset), with logprobs the log-normaliser partials (offset, slots per
-/// row) and their merge (offset).
+/// a mask its row table (offset), with token lists their starts, coefficients and row flags
+/// (offsets), with logprobs the log-normaliser partials (offset, slots per row) and their merge
+/// (offset).
 struct DeviceScratch {
     mask_rows: Option<usize>,
+    lists: Option<(usize, usize, usize)>,
     norms: Option<(usize, u32)>,
     merged: usize,
     bytes: usize,

@@ -34,6 +34,10 @@ pub const DECODE_LOGPROBS: &str = "decode_logprobs";
 /// Entry point that writes the per-row table of a caller's `[batch][words]` device mask (decode.cu).
 pub const DEVICE_MASK_ROWS: &str = "device_mask_rows";
 
+/// Entry point that turns a caller's per-row token lists in device memory into the `_ex` kernels'
+/// adjustment tables and flags bad rows (decode.cu).
+pub const DEVICE_ADJUSTMENTS: &str = "device_adjustments";
+
 /// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
 /// Threads per block of the counting and gathering entry points (`CHUNK_THREADS` in select.cu).
@@ -134,6 +138,7 @@ pub fn entry_points() -> Vec<String> {
     names.push(MERGE_NORMS.to_string());
     names.push(DECODE_LOGPROBS.to_string());
     names.push(DEVICE_MASK_ROWS.to_string());
+    names.push(DEVICE_ADJUSTMENTS.to_string());
     names
 }
 

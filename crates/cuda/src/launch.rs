@@ -320,22 +320,25 @@ pub unsafe fn from_logits(f: &CudaFunction, a: &LogitsArgs, stream: sys::CUstrea
 }
 
 /// Decodes `batch × samples` candidates into tokens (`u32`, row-major) and one status byte per row
-/// (`fs_row_status` codes; a bad temperature in `rows` gives FS_ROW_INVALID_PARAMS), on `stream`.
+/// on `stream`; rows flagged in `invalid` (a byte per row, or 0 for none) get
+/// `FS_ROW_INVALID_PARAMS`.
 ///
 /// # Safety
 /// Device pointers of the current context holding `batch × samples` candidates and tokens,
-/// `batch` [`RowArgs`] and `batch` status bytes, alive until the stream has run the launch.
+/// `batch` [`RowArgs`], flags and status bytes, alive until the stream has run the launch.
 pub unsafe fn decode(
     f: &CudaFunction,
-    (cands, rows): (sys::CUdeviceptr, sys::CUdeviceptr),
+    (cands, rows, invalid): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
     (tokens, statuses): (sys::CUdeviceptr, sys::CUdeviceptr),
     (batch, samples): (u32, u32),
     stream: sys::CUstream,
 ) -> Result<()> {
-    let (mut c, mut r, mut t, mut st, mut b, mut s) = (cands, rows, tokens, statuses, batch, samples);
-    let mut params: [*mut c_void; 6] = [
+    let (mut c, mut r, mut inv, mut t, mut st) = (cands, rows, invalid, tokens, statuses);
+    let (mut b, mut s) = (batch, samples);
+    let mut params: [*mut c_void; 7] = [
         (&mut c as *mut sys::CUdeviceptr).cast(),
         (&mut r as *mut sys::CUdeviceptr).cast(),
+        (&mut inv as *mut sys::CUdeviceptr).cast(),
         (&mut t as *mut sys::CUdeviceptr).cast(),
         (&mut st as *mut sys::CUdeviceptr).cast(),
         (&mut b as *mut u32).cast(),
@@ -365,6 +368,52 @@ pub unsafe fn device_mask_rows(
     let blocks = batch.div_ceil(THREADS).clamp(1, MAX_GRID_Y);
     result::launch_kernel(f.cu_function(), (blocks, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the mask table kernel", e))
+}
+
+/// A caller's per-row token lists in device memory (`fs_cuda_options` of the C ABI): CSR
+/// `offsets` (`batch + 1` u32) into `len` entries of `tokens`, `counts` and `bias` (either 0 for
+/// none), with `batch` `penalties` (three f32 each, or 0 for none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceLists {
+    pub offsets: sys::CUdeviceptr,
+    pub tokens: sys::CUdeviceptr,
+    pub counts: sys::CUdeviceptr,
+    pub bias: sys::CUdeviceptr,
+    pub penalties: sys::CUdeviceptr,
+    pub len: u32,
+}
+
+/// Turns `lists` into the `_ex` kernels' `adjust_start` (`starts`, `batch + 1` u32) and
+/// `adjust_coef` (`coef`, three f32 per entry) tables and flags bad rows in `invalid` (a byte per
+/// row), in one block on `stream`.
+///
+/// # Safety
+/// Device pointers of the current context of those sizes, alive until the stream has run it.
+pub unsafe fn device_adjustments(
+    f: &CudaFunction,
+    lists: &DeviceLists,
+    (batch, vocab_size): (u32, u32),
+    (starts, coef, invalid): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut o, mut t, mut c, mut bi, mut p) = (lists.offsets, lists.tokens, lists.counts, lists.bias, lists.penalties);
+    let (mut len, mut b, mut v) = (lists.len, batch, vocab_size);
+    let (mut st, mut co, mut inv) = (starts, coef, invalid);
+    let mut params: [*mut c_void; 11] = [
+        (&mut o as *mut sys::CUdeviceptr).cast(),
+        (&mut t as *mut sys::CUdeviceptr).cast(),
+        (&mut c as *mut sys::CUdeviceptr).cast(),
+        (&mut bi as *mut sys::CUdeviceptr).cast(),
+        (&mut p as *mut sys::CUdeviceptr).cast(),
+        (&mut len as *mut u32).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut v as *mut u32).cast(),
+        (&mut st as *mut sys::CUdeviceptr).cast(),
+        (&mut co as *mut sys::CUdeviceptr).cast(),
+        (&mut inv as *mut sys::CUdeviceptr).cast(),
+    ];
+    result::launch_kernel(f.cu_function(), (1, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the adjustments kernel", e))
 }
 
 /// Writes the logprobs of `batch × samples` decoded candidates (`f32`, row-major) and each row's

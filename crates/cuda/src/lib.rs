@@ -20,7 +20,7 @@ pub mod launch;
 mod ranking;
 
 pub use backend::{CudaBackend, DeviceCall, DeviceHead, DeviceUses};
-pub use launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
+pub use launch::{DeviceLists, Extras, FusedArgs, LogitsArgs, RowArgs};
 
 use flashsampling_core::{Backend, Error, Result};
 
