@@ -426,6 +426,70 @@ int main() {
     std::printf("ok   decreasing offsets -> every row FS_ROW_INVALID_PARAMS\n");
   }
 
+  // More rows than the tensor-core kernel takes in one pass (128), with a device mask and no
+  // logprobs: the second pass must read its own rows' masks. Every token allowed by its row's mask,
+  // and (dot products summed in another order on the CPU can break near-ties) at least 99% of them
+  // the CPU's.
+  {
+    constexpr size_t big = 130;
+    std::vector<uint16_t> hb(big * dim);
+    for (auto &x : hb) x = to_bf16(2.0f * next());
+    std::vector<fs_row_params> rb;
+    for (size_t b = 0; b < big; b++) rb.push_back({b % 5 == 0 ? 0.0f : 0.9f, 5000 + b, 3});
+    std::vector<uint32_t> mb(big * words);
+    for (auto &m : mb) m = static_cast<uint32_t>((next() + 0.5f) * 4294967040.0f) & 0x00FF00FFu;
+    DeviceBuffer<uint16_t> d_hb(hb.size());
+    DeviceBuffer<fs_row_params> d_rb(big);
+    DeviceBuffer<uint32_t> d_mb(mb.size()), d_tb(big * samples);
+    DeviceBuffer<uint8_t> d_sb(big);
+    cuda_check(cudaMemcpyAsync(d_hb.ptr, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice, stream), "H, 130 rows");
+    cuda_check(cudaMemcpyAsync(d_rb.ptr, rb.data(), big * sizeof(fs_row_params), cudaMemcpyHostToDevice, stream),
+               "rows, 130");
+    cuda_check(cudaMemcpyAsync(d_mb.ptr, mb.data(), mb.size() * 4, cudaMemcpyHostToDevice, stream), "mask, 130");
+    fs_cuda_options big_opt = {};
+    big_opt.mask = d_mb.ptr;
+    size_t big_bytes = 0;
+    expect("workspace bytes, 130 rows with a mask",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, big, samples, &big_opt, false, &big_bytes), FS_OK);
+    DeviceBuffer<uint8_t> d_big_ws(big_bytes);
+    const fs_cuda_outputs big_out = {d_tb.ptr, d_sb.ptr, nullptr, nullptr};
+    expect("sample_cuda_ex, 130 rows with a device mask",
+           flashsampling_sample_cuda_ex(ctx, head, d_hb.ptr, FS_DTYPE_BF16, big, d_rb.ptr, samples, &big_opt,
+                                        d_big_ws.ptr, big_bytes, &big_out, stream),
+           FS_OK);
+    std::vector<uint32_t> tb(big * samples), tc(big * samples);
+    std::vector<uint8_t> sb(big), sc(big);
+    cuda_check(cudaMemcpyAsync(tb.data(), d_tb.ptr, tb.size() * 4, cudaMemcpyDeviceToHost, stream), "tokens, 130");
+    cuda_check(cudaMemcpyAsync(sb.data(), d_sb.ptr, big, cudaMemcpyDeviceToHost, stream), "statuses, 130");
+    cuda_check(cudaStreamSynchronize(stream), "sync");
+    fs_sample_options big_host = {};
+    big_host.mask = mb.data();
+    big_host.mask_len = mb.size();
+    fs_sample_outputs cpu_out = {};
+    cpu_out.tokens = tc.data();
+    cpu_out.tokens_len = tc.size();
+    cpu_out.statuses = sc.data();
+    cpu_out.statuses_len = big;
+    expect("sample_ex, 130 rows with the mask on the CPU",
+           flashsampling_sample_ex(cpu, cpu_head, hb.data(), hb.size() * 2, FS_DTYPE_BF16, big, rb.data(), big, samples,
+                                   &big_host, &cpu_out),
+           FS_OK);
+    size_t same = 0, disallowed = 0;
+    for (size_t i = 0; i < tb.size(); i++) {
+      same += tb[i] == tc[i];
+      const size_t b = i / samples;
+      disallowed += ((mb[b * words + tb[i] / 32] >> (tb[i] % 32)) & 1u) == 0;
+    }
+    if (sb != sc || disallowed != 0 || same * 100 < tb.size() * 99) {
+      std::fprintf(stderr, "FAIL 130 rows with a device mask: %zu tokens disallowed, %zu of %zu as on the CPU\n",
+                   disallowed, same, tb.size());
+      failures++;
+    } else {
+      std::printf("ok   130 rows (two passes) with a device mask, no logprobs: every token allowed, %zu of %zu as on "
+                  "the CPU\n", same, tb.size());
+    }
+  }
+
   // Bad input is refused before anything is enqueued.
   expect("NULL workspace", flashsampling_sample_cuda(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples,
                                                      nullptr, d_tokens.ptr, d_statuses.ptr, stream),
