@@ -273,6 +273,13 @@ typedef struct fs_cuda_options {
   // `batch` penalty coefficients, applied to the listed tokens with a count; NULL: `{1, 0, 0}`.
   // They act as in `flashsampling_sample_ex` (penalties, then bias, then the mask).
   const struct fs_penalty_params *penalties;
+  // `batch` rows of truncation in device memory (4-byte aligned), as `fs_sample_options.truncation`
+  // (top-k, then top-p, then min-p; `{0, 1.0f, 0.0f}`: none); NULL: none. Exact, finished on
+  // the device: a row whose top-p or min-p survivors outnumber the 1024 kept tokens is finished
+  // from its whole row. Needs a larger workspace (`flashsampling_cuda_workspace_bytes`: the
+  // scaled logits of every row, `batch × rows × 4` bytes, and the selection's buffers). A row
+  // whose values leave their domains gets FS_ROW_INVALID_PARAMS.
+  const struct fs_truncation *truncation;
 } fs_cuda_options;
 
 // The device buffers `flashsampling_sample_cuda_ex` writes: device pointers of the context's
@@ -488,7 +495,8 @@ enum fs_status flashsampling_cuda_workspace_bytes(const struct fs_context *ctx,
 // `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
 // aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
 // tokens and each row's log-normaliser when asked for, computed on the device as
-// `flashsampling_sample_ex` computes them (of the masked distribution). Everything is enqueued on
+// `flashsampling_sample_ex` computes them (of the distribution each row samples from: constraints
+// and truncation applied). Everything is enqueued on
 // `stream`: no allocation, copy or synchronisation.
 //
 // # Safety

@@ -10,7 +10,7 @@ use crate::context::{cuda_of, fs_context};
 use crate::error::{boundary, fs_status, non_null, Failure};
 use crate::handles::{self, Kind};
 use crate::head::fs_lm_head;
-use crate::options::{fs_penalty_params, fs_sample_options, Options};
+use crate::options::{fs_penalty_params, fs_sample_options, fs_truncation, Options};
 use crate::types::{dtype, fs_row_params, row_status};
 
 /// Draws `samples` tokens for each of the `batch` rows of the host hidden states
@@ -340,6 +340,13 @@ pub struct fs_cuda_options {
     /// `batch` penalty coefficients, applied to the listed tokens with a count; NULL: `{1, 0, 0}`.
     /// They act as in `flashsampling_sample_ex` (penalties, then bias, then the mask).
     pub penalties: *const fs_penalty_params,
+    /// `batch` rows of truncation in device memory (4-byte aligned), as `fs_sample_options.truncation`
+    /// (top-k, then top-p, then min-p; `{0, 1.0f, 0.0f}`: none); NULL: none. Exact, finished on
+    /// the device: a row whose top-p or min-p survivors outnumber the 1024 kept tokens is finished
+    /// from its whole row. Needs a larger workspace (`flashsampling_cuda_workspace_bytes`: the
+    /// scaled logits of every row, `batch × rows × 4` bytes, and the selection's buffers). A row
+    /// whose values leave their domains gets FS_ROW_INVALID_PARAMS.
+    pub truncation: *const fs_truncation,
 }
 
 /// The device lists of `options`, or `None`.
@@ -362,7 +369,12 @@ fn device_lists(options: &fs_cuda_options) -> Result<Option<DeviceLists>, Failur
 /// What a call with `options` (NULL: none) and `logprobs` uses.
 unsafe fn device_uses(options: *const fs_cuda_options, logprobs: bool) -> Result<DeviceUses, Failure> {
     let Some(o) = (unsafe { options.as_ref() }) else { return Ok(DeviceUses { logprobs, ..Default::default() }) };
-    Ok(DeviceUses { mask: !o.mask.is_null(), lists: device_lists(o)?.map(|l| l.len), logprobs })
+    Ok(DeviceUses {
+        mask: !o.mask.is_null(),
+        lists: device_lists(o)?.map(|l| l.len),
+        logprobs,
+        truncation: !o.truncation.is_null(),
+    })
 }
 
 /// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
@@ -398,7 +410,8 @@ pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
 /// `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
 /// aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
 /// tokens and each row's log-normaliser when asked for, computed on the device as
-/// `flashsampling_sample_ex` computes them (of the masked distribution). Everything is enqueued on
+/// `flashsampling_sample_ex` computes them (of the distribution each row samples from: constraints
+/// and truncation applied). Everything is enqueued on
 /// `stream`: no allocation, copy or synchronisation.
 ///
 /// # Safety
@@ -428,6 +441,7 @@ pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
         let call = DeviceCall {
             mask: options.map_or(0, |o| o.mask as u64),
             lists: options.map(device_lists).transpose()?.flatten(),
+            truncation: options.map_or(0, |o| o.truncation as u64),
             workspace_bytes,
             tokens: out.tokens as u64,
             statuses: out.statuses as u64,
@@ -473,5 +487,6 @@ fn device_call(
         log_normalizer: 0,
         mask: 0,
         lists: None,
+        truncation: 0,
     })
 }

@@ -1,8 +1,8 @@
 // C++17 consumer of the CUDA device-pointer path, as an inference engine uses it: the program owns
 // every device buffer (cudaMalloc) and its stream; the library borrows its LM head, enqueues on
-// that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs and
-// device grammar mask of flashsampling_sample_cuda_ex, against the CPU backend on the same data, a
-// row with a bad temperature, and bad input. Needs a GPU and the CUDA runtime:
+// that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs, device
+// grammar mask, token lists and truncation of flashsampling_sample_cuda_ex, against the CPU backend
+// on the same data, a row with a bad temperature, and bad input. Needs a GPU and the CUDA runtime:
 // tools/gpu-check.sh builds and runs it on the GPU machine. Exit codes as example.c (77: no CUDA).
 #include <cuda_runtime.h>
 
@@ -227,7 +227,8 @@ int main() {
     std::vector<float> logprobs = std::vector<float>(batch * samples);
     std::vector<float> log_z = std::vector<float>(batch);
   };
-  auto sample_ex = [&](fs_context *c, fs_lm_head *hd, Result &r) {
+  // sample_ex with `opt`, on `rp` (the program's rows unless given).
+  auto sample_ex = [&](fs_context *c, fs_lm_head *hd, Result &r, const fs_row_params *rp = nullptr) {
     fs_sample_outputs out = {};
     out.tokens = r.tokens.data();
     out.tokens_len = r.tokens.size();
@@ -237,8 +238,8 @@ int main() {
     out.logprobs_len = r.logprobs.size();
     out.log_normalizer = r.log_z.data();
     out.log_normalizer_len = batch;
-    return flashsampling_sample_ex(c, hd, h.data(), h.size() * 2, FS_DTYPE_BF16, batch, rows.data(), batch, samples,
-                                   &opt, &out);
+    return flashsampling_sample_ex(c, hd, h.data(), h.size() * 2, FS_DTYPE_BF16, batch, rp ? rp : rows.data(), batch,
+                                   samples, &opt, &out);
   };
   Result on_gpu, on_cpu;
   expect("sample_ex with constraints and logprobs on CUDA", sample_ex(ctx, head, on_gpu), FS_OK);
@@ -424,6 +425,88 @@ int main() {
     failures++;
   } else {
     std::printf("ok   decreasing offsets -> every row FS_ROW_INVALID_PARAMS\n");
+  }
+
+  // Truncation in device memory, finished on the device: top-k; top-p; all three on a greedy row
+  // (its logprobs); and on two nearly flat rows (temperature 5) top-p 0.95 and min-p 0.2, whose
+  // survivors outnumber the 1024 tokens the selection keeps, so that the exact fallback over the
+  // whole row finishes them. The same as sample_ex on the CPU with the same truncation from the
+  // host; a top-k over 1024 flags its row only.
+  {
+    std::vector<fs_row_params> rt = rows;
+    rt[2].temperature = 0.0f;
+    rt[3].temperature = rt[4].temperature = 5.0f;
+    std::vector<fs_truncation> tr = {{50, 1.0f, 0.0f},  {0, 0.9f, 0.0f},  {40, 0.9f, 0.05f},
+                                     {0, 0.95f, 0.0f}, {0, 1.0f, 0.2f}, {0, 1.0f, 0.0f}};
+    // The forced rows' survivors, from their logits computed here (double).
+    auto survivors = [&](size_t b) {
+      std::vector<double> y(vocab);
+      for (size_t t = 0; t < vocab; t++) {
+        double l = 0.0;
+        for (size_t k = 0; k < dim; k++) {
+          uint32_t wu = uint32_t(w[t * dim + k]) << 16, hu = uint32_t(h[b * dim + k]) << 16;
+          float wf, hf;
+          std::memcpy(&wf, &wu, 4);
+          std::memcpy(&hf, &hu, 4);
+          l += double(wf) * double(hf);
+        }
+        y[t] = l / rt[b].temperature;
+      }
+      std::sort(y.begin(), y.end(), [](double a, double c) { return a > c; });
+      double mass = 0.0, kept = 0.0;
+      for (double v : y) mass += std::exp(v - y[0]);
+      size_t n = 0;
+      while (n < vocab && (tr[b].top_p >= 1.0f || kept < tr[b].top_p * mass) &&
+             std::exp(y[n] - y[0]) >= tr[b].min_p)
+        kept += std::exp(y[n++] - y[0]);
+      return n;
+    };
+    const size_t forced3 = survivors(3), forced4 = survivors(4);
+    DeviceBuffer<fs_row_params> d_rt(batch);
+    DeviceBuffer<fs_truncation> d_tr(batch);
+    cuda_check(cudaMemcpyAsync(d_rt.ptr, rt.data(), batch * sizeof(fs_row_params), cudaMemcpyHostToDevice, stream),
+               "truncation rows");
+    cuda_check(cudaMemcpyAsync(d_tr.ptr, tr.data(), batch * sizeof(fs_truncation), cudaMemcpyHostToDevice, stream),
+               "truncation");
+    fs_cuda_options t_opt = {};
+    t_opt.truncation = d_tr.ptr;
+    size_t t_bytes = 0;
+    expect("workspace bytes with truncation and logprobs",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &t_opt, true, &t_bytes), FS_OK);
+    DeviceBuffer<uint8_t> d_t_ws(t_bytes);
+    auto sample_truncated = [&](Result &r) {
+      fs_status s = flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rt.ptr, samples, &t_opt,
+                                                 d_t_ws.ptr, t_bytes, &dev_out, stream);
+      download(r);
+      return s;
+    };
+    Result t_dev, t_host, t_bad;
+    expect("sample_cuda_ex with truncation in device memory", sample_truncated(t_dev), FS_OK);
+    opt = {};
+    opt.truncation = tr.data();
+    opt.truncation_len = batch;
+    expect("sample_ex with the same truncation on the CPU", sample_ex(cpu, cpu_head, t_host, rt.data()), FS_OK);
+    const float t_lp = max_abs_diff(t_dev.logprobs, t_host.logprobs), t_z = max_abs_diff(t_dev.log_z, t_host.log_z);
+    if (forced3 <= 1024 || forced4 <= 1024 || t_dev.tokens != t_host.tokens || t_dev.statuses != t_host.statuses ||
+        !(t_lp <= 1e-5f) || !(t_z <= 1e-5f)) {
+      std::fprintf(stderr, "FAIL truncation on the device path differs from the CPU (logprobs by %g, logZ by %g; "
+                   "forced rows keep %zu and %zu tokens)\n", t_lp, t_z, forced3, forced4);
+      failures++;
+    } else {
+      std::printf("ok   truncation on the device path = CPU, logprobs within %.1e, logZ within %.1e; two rows "
+                  "finished from the whole row (%zu and %zu survivors)\n", t_lp, t_z, forced3, forced4);
+    }
+    tr[5] = {2000, 1.0f, 0.0f};
+    cuda_check(cudaMemcpyAsync(d_tr.ptr + 5, &tr[5], sizeof(fs_truncation), cudaMemcpyHostToDevice, stream), "top-k");
+    expect("sample_cuda_ex with a top-k over 1024 in device memory", sample_truncated(t_bad), FS_OK);
+    bool others = true;
+    for (size_t i = 0; i < 5 * samples; i++) others = others && t_bad.tokens[i] == t_dev.tokens[i];
+    if (t_bad.statuses[5] != FS_ROW_INVALID_PARAMS || !others) {
+      std::fprintf(stderr, "FAIL a top-k over 1024: status %u\n", t_bad.statuses[5]);
+      failures++;
+    } else {
+      std::printf("ok   a top-k over 1024 -> FS_ROW_INVALID_PARAMS, other rows unchanged\n");
+    }
   }
 
   // More rows than the tensor-core kernel takes in one pass (128), with a device mask and no

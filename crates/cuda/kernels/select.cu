@@ -301,3 +301,42 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         a.counts[4 * r + 3] = survivors < 0 ? FINISHED_ON_HOST : FINISHED_ON_DEVICE;
     }
 }
+
+// ---- the device path's ranking tables ------------------------------------------------------------
+//
+// A caller's per-row truncation in device memory (`fs_truncation` of flashsampling.h) becomes the
+// tables above: a row that truncates ranks (scaled_row[b] = b) and keeps top_k keys, or
+// SELECT_MAX_KEPT without top-k (out_start, summed by one thread); one that truncates nothing ranks
+// nothing. Values outside the domains of `Truncation::check` in the core flag the row `invalid`
+// (FS_ROW_INVALID_PARAMS after decoding), which then ranks nothing; with `merge`, the flags of
+// device_adjustments are kept. One block.
+struct DeviceTruncation {
+    u32 top_k;
+    float top_p;
+    float min_p;
+};
+
+extern "C" __global__ void __launch_bounds__(256) device_rank_rows(const DeviceTruncation* __restrict__ truncation,
+                                                                 u32 batch, u32 merge, u32* __restrict__ scaled_row,
+                                                                 u32* __restrict__ out_start,
+                                                                 RankParams* __restrict__ ranks,
+                                                                 unsigned char* __restrict__ invalid) {
+    for (u32 b = threadIdx.x; b < batch; b += blockDim.x) {
+        const DeviceTruncation t = truncation[b];
+        const bool bad = t.top_k > SELECT_MAX_KEPT || !(t.top_p > 0.0f && t.top_p <= 1.0f) ||
+                         !(t.min_p >= 0.0f && t.min_p <= 1.0f);
+        const bool cuts = t.top_k > 0 || t.top_p < 1.0f || t.min_p > 0.0f;
+        scaled_row[b] = !bad && cuts ? b : NO_MASK;
+        ranks[b] = RankParams{t.top_k, t.top_p, t.min_p, 1u};
+        invalid[b] = (merge && invalid[b]) || bad ? 1 : 0;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        u32 at = 0;
+        for (u32 b = 0; b < batch; ++b) {
+            out_start[b] = at;
+            if (scaled_row[b] != NO_MASK) at += truncation[b].top_k ? truncation[b].top_k : SELECT_MAX_KEPT;
+        }
+        out_start[batch] = at;
+    }
+}

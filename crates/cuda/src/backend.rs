@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
+use flashsampling_core::truncation::MAX_TOP_K;
 use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{
     logsumexp::LogSumExp, survivors::RowPlan, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature,
@@ -146,29 +147,11 @@ impl CudaBackend {
         Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes })
     }
 
-    /// [`CudaBackend::sample_raw`], then the candidates (`args.out`, a workspace of
-    /// `batch × samples` u64) decoded on the device into `tokens` (`batch × samples` u32) and
-    /// `statuses` (`batch` bytes, `fs_row_status` codes), all on `stream`; rows flagged in
-    /// `invalid` (a byte per row, or 0 for none) get `FS_ROW_INVALID_PARAMS`.
-    ///
-    /// # Safety
-    /// As for [`CudaBackend::sample_raw`], and `invalid`, `tokens` and `statuses` valid for their
-    /// sizes.
-    pub unsafe fn sample_tokens_raw(
-        &self,
-        args: &FusedArgs,
-        invalid: sys::CUdeviceptr,
-        (tokens, statuses): (sys::CUdeviceptr, sys::CUdeviceptr),
-        stream: sys::CUstream,
-    ) -> Result<()> {
-        self.sample_raw(args, stream)?;
-        let io = ((args.out, args.rows, invalid), (tokens, statuses));
-        launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (args.batch, args.samples), stream)
-    }
-
     /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device
-    /// memory: [`CudaBackend::sample_tokens_raw`] on the head's weights. Checks what can be checked
-    /// without reading device memory, then enqueues on `stream`.
+    /// memory: [`CudaBackend::sample_raw`] on the head's weights, then with truncation the selection
+    /// and finishing of the truncated rows, then the candidates decoded into tokens and statuses
+    /// (rows whose device inputs were bad get `FS_ROW_INVALID_PARAMS`) and, when asked, logprobs.
+    /// Checks what can be checked without reading device memory, then enqueues on `stream`.
     ///
     /// # Safety
     /// The pointers of `call` must be device memory of this context of the sizes [`DeviceCall`]
@@ -184,6 +167,7 @@ impl CudaBackend {
             || !optional(call.logprobs)
             || !optional(call.log_normalizer)
             || !optional(call.mask)
+            || !optional(call.truncation)
             || !call.lists.is_none_or(|l| {
                 aligned(l.offsets, 4)
                     && (l.len == 0 || aligned(l.tokens, 4))
@@ -194,7 +178,7 @@ impl CudaBackend {
         {
             return Err(Error::Shape(
                 "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4 \
-                 (logprobs, log-normalisers, mask and token lists, when given, 4)"
+                 (logprobs, log-normalisers, mask, token lists and truncation, when given, 4)"
                     .into(),
             ));
         }
@@ -224,7 +208,25 @@ impl CudaBackend {
         let at = |offset: usize| call.workspace + offset as u64;
         let (norms, norm_slots) = scratch.norms.map_or((0, 0), |(parts, slots)| (at(parts), slots));
         let mask_start = scratch.mask_rows.map_or(0, at);
-        let (adjust_start, adjust_coef, invalid) = scratch.lists.map_or((0, 0, 0), |(s, c, i)| (at(s), at(c), at(i)));
+        let (adjust_start, adjust_coef) = scratch.lists.map_or((0, 0), |(s, c)| (at(s), at(c)));
+        let invalid = scratch.invalid.map_or(0, at);
+        let merged = at(scratch.merged);
+        let select = scratch.ranking.as_ref().map(|r| launch::SelectArgs {
+            scaled: at(r.scaled),
+            scaled_row: at(r.scaled_row),
+            norms: merged,
+            out_start: at(r.out_start),
+            counters: at(r.counters),
+            set: at(r.set),
+            keys: at(r.keys),
+            counts: at(r.counts),
+            rows: call.rows,
+            ranks: at(r.ranks),
+            cands: call.workspace,
+            v_rows: head.rows as u32,
+            vocab_offset: head.vocab_offset,
+            samples: call.samples,
+        });
         let extras = (norms != 0 || mask_start != 0 || adjust_start != 0).then(|| launch::Extras {
             mask: call.mask,
             mask_start,
@@ -232,8 +234,9 @@ impl CudaBackend {
             adjust_token: call.lists.map_or(0, |l| l.tokens),
             adjust_coef,
             norms,
+            scaled: select.map_or(0, |a| a.scaled),
+            scaled_row: select.map_or(0, |a| a.scaled_row),
             norm_slots,
-            ..Default::default()
         });
         if extras.is_some() {
             self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
@@ -246,6 +249,11 @@ impl CudaBackend {
             let f = self.function(kernels::DEVICE_ADJUSTMENTS)?;
             let tables = (adjust_start, adjust_coef, invalid);
             unsafe { launch::device_adjustments(f, lists, (call.batch, head.vocab_size), tables, stream)? };
+        }
+        if let Some(a) = &select {
+            let f = self.function(kernels::DEVICE_RANK_ROWS)?;
+            let input = (call.truncation, call.batch, call.lists.is_some());
+            unsafe { launch::device_rank_rows(f, input, (a.scaled_row, a.out_start, a.ranks, invalid), stream)? };
         }
         if norms != 0 {
             unsafe { launch::empty_norms(norms, call.batch as usize * norm_slots as usize, stream)? };
@@ -264,11 +272,20 @@ impl CudaBackend {
             vocab_offset: head.vocab_offset,
             extras,
         };
-        unsafe { self.sample_tokens_raw(&args, invalid, (call.tokens, call.statuses), stream)? };
+        unsafe { self.sample_raw(&args, stream)? };
         if norms != 0 {
-            let merged = at(scratch.merged);
             let merge = self.function(kernels::MERGE_NORMS)?;
             unsafe { launch::merge_norms(merge, (norms, norm_slots), call.batch, merged, stream)? };
+        }
+        if let Some(a) = &select {
+            // Truncated rows replace their candidates and log-normalisers by their survivors'.
+            let functions = [self.function(kernels::SELECT[0])?, self.function(kernels::SELECT[1])?, self.function(kernels::SELECT[2])?];
+            unsafe { launch::select_top(functions, a, (call.batch, call.batch), stream)? };
+            unsafe { launch::finish_whole(self.function(kernels::FINISH_WHOLE)?, a, call.batch, stream)? };
+        }
+        let io = ((call.workspace, call.rows, invalid), (call.tokens, call.statuses));
+        unsafe { launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (call.batch, call.samples), stream)? };
+        if call.logprobs != 0 || call.log_normalizer != 0 {
             let f = self.function(kernels::DECODE_LOGPROBS)?;
             let inputs = (call.workspace, call.rows, merged, call.statuses);
             let outputs = (call.logprobs, call.log_normalizer);
@@ -305,19 +322,28 @@ impl CudaBackend {
             bytes = at + len;
             at
         };
-        let mask_rows = uses.mask.then(|| place(batch as usize * 4));
-        let lists = uses.lists.map(|len| {
-            let starts = place((batch as usize + 1) * 4);
-            (starts, place(len as usize * 12), place(batch as usize))
-        });
-        let (norms, merged) = if uses.logprobs {
+        let rows = batch as usize;
+        let mask_rows = uses.mask.then(|| place(rows * 4));
+        let lists = uses.lists.map(|len| (place((rows + 1) * 4), place(len as usize * 12)));
+        let invalid = (uses.lists.is_some() || uses.truncation).then(|| place(rows));
+        let (norms, merged) = if uses.logprobs || uses.truncation {
             let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
-            let parts = place(batch as usize * slots as usize * 8);
-            (Some((parts, slots)), place(batch as usize * 16))
+            let parts = place(rows * slots as usize * 8);
+            (Some((parts, slots)), place(rows * 16))
         } else {
             (None, 0)
         };
-        DeviceScratch { mask_rows, lists, norms, merged, bytes }
+        let ranking = uses.truncation.then(|| RankingScratch {
+            scaled: place(rows * head.rows * 4),
+            scaled_row: place(rows * 4),
+            out_start: place((rows + 1) * 4),
+            ranks: place(rows * 16),
+            keys: place(rows * MAX_TOP_K as usize * 8),
+            counts: place(rows * 16),
+            counters: place(rows * launch::SELECT_COUNTER_BYTES),
+            set: place(rows * launch::SELECT_SET_KEYS * 8),
+        });
+        DeviceScratch { mask_rows, lists, invalid, norms, merged, ranking, bytes }
     }
 
     /// An LM head over device memory the caller owns and keeps alive while the head is used:
@@ -493,6 +519,9 @@ pub struct DeviceCall {
     pub mask: sys::CUdeviceptr,
     /// Per-row token lists with generation counts, biases and penalties, or `None`.
     pub lists: Option<launch::DeviceLists>,
+    /// `batch` rows of truncation (`fs_truncation`: u32 top-k, f32 top-p, f32 min-p; 4-byte
+    /// aligned), or 0 for none.
+    pub truncation: sys::CUdeviceptr,
 }
 
 impl DeviceCall {
@@ -501,6 +530,7 @@ impl DeviceCall {
             mask: self.mask != 0,
             lists: self.lists.map(|l| l.len),
             logprobs: self.logprobs != 0 || self.log_normalizer != 0,
+            truncation: self.truncation != 0,
         }
     }
 }
@@ -514,18 +544,35 @@ pub struct DeviceUses {
     pub lists: Option<u32>,
     /// Logprobs or log-normalisers.
     pub logprobs: bool,
+    /// Truncation ([`DeviceCall::truncation`]).
+    pub truncation: bool,
 }
 
-/// Where a device call keeps its scratch in the caller's workspace: the candidates at 0, then with
-/// a mask its row table (offset), with token lists their starts, coefficients and row flags
-/// (offsets), with logprobs the log-normaliser partials (offset, slots per row) and their merge
-/// (offset).
+/// Where a device call keeps its scratch in the caller's workspace (offsets): the candidates at 0,
+/// then with a mask its row table, with token lists their starts and coefficients, with token
+/// lists or truncation a flag per row, with logprobs or truncation the log-normaliser partials
+/// (and slots per row) and their merge, with truncation the selection's buffers.
 struct DeviceScratch {
     mask_rows: Option<usize>,
-    lists: Option<(usize, usize, usize)>,
+    lists: Option<(usize, usize)>,
+    invalid: Option<usize>,
     norms: Option<(usize, u32)>,
     merged: usize,
+    ranking: Option<RankingScratch>,
     bytes: usize,
+}
+
+/// A device call's selection buffers (offsets): every row may rank, keeping up to
+/// [`MAX_TOP_K`] keys (`SelectArgs` in launch.rs names them).
+struct RankingScratch {
+    scaled: usize,
+    scaled_row: usize,
+    out_start: usize,
+    ranks: usize,
+    keys: usize,
+    counts: usize,
+    counters: usize,
+    set: usize,
 }
 
 /// What the kernels need of a head's shape: D a multiple of 8 (16-byte rows), rows within u32.

@@ -16,6 +16,7 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/norms.cu"),
     include_str!("../kernels/finish.cu"),
     include_str!("../kernels/select.cu"),
+    include_str!("../kernels/finish_whole.cu"),
 );
 
 /// Entry point that turns candidates into tokens and row statuses on the device.
@@ -37,6 +38,16 @@ pub const DEVICE_MASK_ROWS: &str = "device_mask_rows";
 /// Entry point that turns a caller's per-row token lists in device memory into the `_ex` kernels'
 /// adjustment tables and flags bad rows (decode.cu).
 pub const DEVICE_ADJUSTMENTS: &str = "device_adjustments";
+
+/// Entry point that writes the ranking tables of a caller's per-row truncation in device memory
+/// (select.cu).
+pub const DEVICE_RANK_ROWS: &str = "device_rank_rows";
+
+/// Entry point that finishes, from the whole row, each truncated row whose kept keys could not
+/// certify its cut-off (finish_whole.cu): the device path's exact fallback.
+pub const FINISH_WHOLE: &str = "finish_whole";
+/// Threads per block of [`FINISH_WHOLE`] (`WHOLE_THREADS` in finish_whole.cu).
+pub const FINISH_WHOLE_THREADS: u32 = 1024;
 
 /// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
@@ -138,6 +149,8 @@ pub fn entry_points() -> Vec<String> {
     names.push(MERGE_NORMS.to_string());
     names.push(DECODE_LOGPROBS.to_string());
     names.push(DEVICE_MASK_ROWS.to_string());
+    names.push(DEVICE_RANK_ROWS.to_string());
+    names.push(FINISH_WHOLE.to_string());
     names.push(DEVICE_ADJUSTMENTS.to_string());
     names
 }

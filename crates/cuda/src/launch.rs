@@ -560,6 +560,46 @@ pub unsafe fn select_top(
         .map_err(launch_err)
 }
 
+/// Finishes, from every one of its scaled logits, each truncated row that the selection left to
+/// the host (finish_whole.cu): one block per batch row, on `stream`, after [`select_top`].
+///
+/// # Safety
+/// As for [`select_top`].
+pub unsafe fn finish_whole(f: &CudaFunction, args: &SelectArgs, batch: u32, stream: sys::CUstream) -> Result<()> {
+    let mut a = *args;
+    let mut params: [*mut c_void; 1] = [(&mut a as *mut SelectArgs).cast()];
+    let threads = crate::kernels::FINISH_WHOLE_THREADS;
+    result::launch_kernel(f.cu_function(), (batch, 1, 1), (threads, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the whole-row truncation kernel", e))
+}
+
+/// Turns a caller's `batch` rows of truncation in device memory (`truncation`: `fs_truncation`,
+/// 12 bytes each) into the selection's `scaled_row`, `out_start` and `ranks` tables and flags bad
+/// rows in `invalid` (with `merge`, keeping the flags already there), in one block on `stream`.
+///
+/// # Safety
+/// Device pointers of the current context of those sizes, alive until the stream has run it.
+pub unsafe fn device_rank_rows(
+    f: &CudaFunction,
+    (truncation, batch, merge): (sys::CUdeviceptr, u32, bool),
+    (scaled_row, out_start, ranks, invalid): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
+    stream: sys::CUstream,
+) -> Result<()> {
+    let (mut t, mut b, mut m) = (truncation, batch, u32::from(merge));
+    let (mut sr, mut os, mut rk, mut inv) = (scaled_row, out_start, ranks, invalid);
+    let mut params: [*mut c_void; 7] = [
+        (&mut t as *mut sys::CUdeviceptr).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut m as *mut u32).cast(),
+        (&mut sr as *mut sys::CUdeviceptr).cast(),
+        (&mut os as *mut sys::CUdeviceptr).cast(),
+        (&mut rk as *mut sys::CUdeviceptr).cast(),
+        (&mut inv as *mut sys::CUdeviceptr).cast(),
+    ];
+    result::launch_kernel(f.cu_function(), (1, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the ranking table kernel", e))
+}
+
 /// Sets `pairs` log-normaliser partials (f32 pairs, as [`Extras::norms`] holds them) to the empty
 /// partial `(-inf, 0)`: the value of the slots no block writes.
 ///
