@@ -279,8 +279,7 @@ impl CudaBackend {
         }
         if let Some(a) = &select {
             // Truncated rows replace their candidates and log-normalisers by their survivors'.
-            let functions = [self.function(kernels::SELECT[0])?, self.function(kernels::SELECT[1])?, self.function(kernels::SELECT[2])?];
-            unsafe { launch::select_top(functions, a, (call.batch, call.batch), stream)? };
+            unsafe { launch::select_top(self.select_functions()?, a, (call.batch, call.batch), stream)? };
             unsafe { launch::finish_whole(self.function(kernels::FINISH_WHOLE)?, a, call.batch, stream)? };
         }
         let io = ((call.workspace, call.rows, invalid), (call.tokens, call.statuses));
