@@ -274,11 +274,13 @@ typedef struct fs_cuda_options {
   // They act as in `flashsampling_sample_ex` (penalties, then bias, then the mask).
   const struct fs_penalty_params *penalties;
   // `batch` rows of truncation in device memory (4-byte aligned), as `fs_sample_options.truncation`
-  // (top-k, then top-p, then min-p; `{0, 1.0f, 0.0f}`: none); NULL: none. Exact, finished on
-  // the device: a row whose top-p or min-p survivors outnumber the 1024 kept tokens is finished
-  // from its whole row. Needs a larger workspace (`flashsampling_cuda_workspace_bytes`: the
-  // scaled logits of every row, `batch × rows × 4` bytes, and the selection's buffers). A row
-  // whose values leave their domains gets FS_ROW_INVALID_PARAMS.
+  // (top-k, then top-p, then min-p; `{0, 1.0f, 0.0f}`: none); NULL: none. Finished on the
+  // device: a row whose 1024 most likely tokens cannot certify its cut-off (top-p or min-p
+  // without top-k reaching past them, or a non-finite maximum) is finished from its whole row.
+  // The head must be the whole vocabulary (no shard), and the batch at most 65,535 rows. Needs a
+  // larger workspace (`flashsampling_cuda_workspace_bytes`: the scaled logits of every row,
+  // `batch × rows × 4` bytes, and the selection's buffers). A row whose values leave their
+  // domains gets FS_ROW_INVALID_PARAMS.
   const struct fs_truncation *truncation;
 } fs_cuda_options;
 

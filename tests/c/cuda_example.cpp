@@ -496,6 +496,15 @@ int main() {
       std::printf("ok   truncation on the device path = CPU, logprobs within %.1e, logZ within %.1e; two rows "
                   "finished from the whole row (%zu and %zu survivors)\n", t_lp, t_z, forced3, forced4);
     }
+    // Truncation ranks the whole vocabulary: a shard head is refused before anything is enqueued.
+    fs_lm_head *shard = nullptr;
+    expect("borrow the same weights as a shard of a larger vocabulary",
+           flashsampling_lm_head_borrow_cuda(ctx, d_w.ptr, FS_DTYPE_BF16, vocab, dim, 0, vocab + 100, &shard), FS_OK);
+    expect("truncation on a shard head",
+           flashsampling_sample_cuda_ex(ctx, shard, d_h.ptr, FS_DTYPE_BF16, batch, d_rt.ptr, samples, &t_opt,
+                                        d_t_ws.ptr, t_bytes, &dev_out, stream),
+           FS_ERROR_PARAM);
+    flashsampling_lm_head_destroy(shard);
     tr[5] = {2000, 1.0f, 0.0f};
     cuda_check(cudaMemcpyAsync(d_tr.ptr + 5, &tr[5], sizeof(fs_truncation), cudaMemcpyHostToDevice, stream), "top-k");
     expect("sample_cuda_ex with a top-k over 1024 in device memory", sample_truncated(t_bad), FS_OK);

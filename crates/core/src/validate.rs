@@ -74,8 +74,16 @@ pub fn truncation(req: &Request<'_>, vocab_offset: u32, rows: usize, vocab_size:
             what: format!("top logprobs: at most {MAX_TOP_LOGPROBS} per row, got {}", req.top_logprobs),
         });
     }
-    let ranks = req.truncation.is_some() || req.top_logprobs > 0;
-    if ranks && (vocab_offset != 0 || rows != vocab_size as usize) {
+    if req.truncation.is_some() || req.top_logprobs > 0 {
+        whole_vocabulary(vocab_offset, rows, vocab_size)?;
+    }
+    Ok(())
+}
+
+/// Checks that a head of `rows` tokens from `vocab_offset` is the whole vocabulary of `vocab_size`
+/// tokens, as truncation and top-N logprobs need: they rank every token.
+pub fn whole_vocabulary(vocab_offset: u32, rows: usize, vocab_size: u32) -> Result<()> {
+    if vocab_offset != 0 || rows != vocab_size as usize {
         return Err(Error::Param {
             row: None,
             what: format!(

@@ -5,7 +5,8 @@
 // the top-p prefix summed in rank order by one thread, Gumbel-max over the survivors with the row's
 // own noise (so a truncated row draws the untruncated row's token whenever that token survives),
 // and the survivors' log-normaliser. A row whose list cannot certify its cut-off, or whose maximum
-// is not finite, is left to the host's exact fallback.
+// is not finite, is left to the exact fallback over its whole row: the host's on the trait path,
+// finish_whole.cu on the device path.
 
 // What a ranking row asks for (`RankParams` in src/launch.rs, 16 bytes).
 struct RankParams {

@@ -12,6 +12,9 @@
 //   order); of the tokens tied at y*, the lowest ids, as many as the sequential sum in rank order
 //   needs to reach p;
 // - min-p: then the prefix's tokens with exp(y − y_max) ≥ min_p.
+// Top-k needs nothing here: a row with top-k and a finite maximum always certifies from its k
+// kept keys (cut_off in finish.cu), so it arrives only with a non-finite maximum, where the first
+// token alone survives, as in the core.
 // Sampling and the survivors' log-normaliser are those of finish_truncated.
 
 #define WHOLE_THREADS 1024
@@ -70,7 +73,7 @@ __device__ u64 tied_key(const float* y, u32 v_rows, u32 vocab_offset, u32 order,
     __syncthreads();
     if (threadIdx.x == 0) {
         u32 before = 0, t = 0;
-        while (before + counts[t] < c) before += counts[t++];
+        while (t + 1 < WHOLE_THREADS && before + counts[t] < c) before += counts[t++];
         counts[WHOLE_THREADS] = t;
         counts[WHOLE_THREADS + 1] = c - before;
     }
@@ -185,8 +188,11 @@ extern "C" __global__ void __launch_bounds__(WHOLE_THREADS) finish_whole(const S
     if (threadIdx.x == 0) {
         RowNorm norm;
         norm.pad = 0;
-        norm.max = survivors ? top : NEG_INF;
-        norm.sum = !isfinite(top) && top_key != 0 ? __longlong_as_double(0x7FF8000000000000ll) : sum;
+        // `survivors_norm` of the core: a NaN maximum is skipped, leaving (-inf, 0); +inf gives a
+        // NaN sum.
+        const bool nan_top = top_key != 0 && isnan(top);
+        norm.max = survivors && !nan_top ? top : NEG_INF;
+        norm.sum = nan_top ? 0.0 : isinf(top) && top_key != 0 ? __longlong_as_double(0x7FF8000000000000ll) : sum;
         a.norms[b] = norm;
         a.counts[4 * r + 2] = survivors;
         a.counts[4 * r + 3] = FINISHED_ON_DEVICE;

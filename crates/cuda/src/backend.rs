@@ -198,6 +198,10 @@ impl CudaBackend {
         if call.mask != 0 && u64::from(call.batch) * u64::from(words) > u64::from(u32::MAX) {
             return Err(Error::Shape(format!("a mask of {} rows × {words} words exceeds u32 words", call.batch)));
         }
+        if call.truncation != 0 {
+            validate::whole_vocabulary(head.vocab_offset, head.rows, head.vocab_size)?;
+            launch::check_select_batch(call.batch)?;
+        }
         let scratch = self.device_scratch(head, call.hidden_dtype, call.batch, call.samples, call.uses());
         if call.workspace_bytes < scratch.bytes {
             return Err(Error::Shape(format!(
@@ -294,8 +298,10 @@ impl CudaBackend {
     }
 
     /// Bytes of device workspace a [`CudaBackend::sample_head_raw`] call on `head` needs: the
-    /// candidates; with a mask its row table; with logprobs or log-normalisers the log-normaliser
-    /// partials and their merge.
+    /// candidates; with a mask its row table; with token lists their tables; with token lists or
+    /// truncation a flag per row; with logprobs, log-normalisers or truncation the log-normaliser
+    /// partials and their merge; with truncation every row's scaled logits and the selection's
+    /// buffers.
     pub fn device_workspace_bytes(
         &self,
         head: &LmHead,

@@ -528,6 +528,17 @@ pub const SELECT_SET_KEYS: usize = 4096;
 /// Tokens per block of the counting and gathering passes (`CHUNK_TOKENS` in select.cu).
 const SELECT_CHUNK_TOKENS: u32 = 4096;
 
+/// Whether the selection kernels take a batch of `batch` rows (one block row per batch row).
+pub fn check_select_batch(batch: u32) -> Result<()> {
+    if batch > MAX_GRID_Y {
+        return Err(Error::Unsupported {
+            backend: crate::NAME.into(),
+            what: format!("batch {batch} over {MAX_GRID_Y} rows for the selection kernels"),
+        });
+    }
+    Ok(())
+}
+
 /// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank: zeroes the
 /// counters, then counts, gathers and sorts (`count`, `gather`, `top`: the three entry points).
 ///
@@ -540,12 +551,7 @@ pub unsafe fn select_top(
     (batch, ranking_rows): (u32, u32),
     stream: sys::CUstream,
 ) -> Result<()> {
-    if batch > MAX_GRID_Y {
-        return Err(Error::Unsupported {
-            backend: crate::NAME.into(),
-            what: format!("batch {batch} over {MAX_GRID_Y} rows for the selection kernels"),
-        });
-    }
+    check_select_batch(batch)?;
     let launch_err = |e| device_error("launching the selection kernels", e);
     result::memset_d8_async(args.counters, 0, ranking_rows as usize * SELECT_COUNTER_BYTES, stream)
         .map_err(|e| device_error("zeroing the selection counters", e))?;
