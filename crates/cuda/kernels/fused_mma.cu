@@ -5,15 +5,15 @@
 //
 // - Persistent grid: block i owns the contiguous 16-token tiles [tiles·i/grid, tiles·(i+1)/grid), so
 //   every SM streams the same share of W, to within one tile.
-// - A block step gives each of its MMA_WARPS warps MT tiles; the warp runs the K loop alone for W,
-//   which goes straight from global memory into A fragments (16-byte loads, one chunk ahead).
-// - H is shared: each MMA_KC chunk of all rows is staged in shared memory by cp.async, MMA_STAGES
-//   deep, and read by every warp.
-// - Tuned on an H100 with tools/tune_mma.py (docs/PERFORMANCE.md): the L2 256-byte prefetch on W
-//   loads and 4 H stages helped; more W buffers, 16 warps, or 2 tiles per warp at 8 n-tiles did not.
-// - Inside each 32-element K block the dot product's order is permuted the same way for W and H:
-//   thread t holds elements 8t … 8t+7 of its rows, so its W and H loads are 16 contiguous bytes and
-//   H's shared-memory reads are conflict-free.
+// - A block step gives each of its MMA_WARPS warps MT tiles; K is walked in MMA_KC chunks.
+// - One cp.async pipeline, MMA_STAGES deep, feeds both operands through shared memory: each stage
+//   holds one chunk of H (all rows, read by every warp) and one chunk of every warp's W tiles. The
+//   pipeline runs on across the block's steps, so the next tiles' W is in flight during a step's
+//   last chunks and its epilogue.
+// - The mma's A operand is H (16 rows per m-tile: 8·NT rows, at least 16) and its B operand is W
+//   (8 tokens per n-group, two per tile). Both sit in shared memory as rows of MMA_KC elements whose
+//   16-byte pieces are XOR-swizzled by the row's low 3 bits, so that ldmatrix reads every fragment
+//   in one conflict-free instruction and the registers need no shuffling before the mma.
 // - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
 //   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
 //   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
@@ -32,12 +32,9 @@
 #ifndef MMA_STAGES
 #define MMA_STAGES 4
 #endif
-// W register buffers: chunks in flight per warp while one multiplies.
-#ifndef MMA_W_BUFFERS
-#define MMA_W_BUFFERS 2
-#endif
-#ifndef MMA_W_LOAD
-#define MMA_W_LOAD "ld.global.nc.L1::no_allocate.L2::256B.v4.u32"
+// W is read once: L2 fetches 256 bytes per miss, so the next chunk of a row arrives with this one.
+#ifndef MMA_W_COPY
+#define MMA_W_COPY "cp.async.cg.shared.global.L2::256B"
 #endif
 // Tiles per warp per step of the 8- and 16-n-tile variants.
 #ifndef MMA_MT8
@@ -67,123 +64,107 @@ __device__ __forceinline__ void mma16816<F16>(float (&c)[4], u32 a0, u32 a1, u32
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// W is read once: keep it out of L1, and have L2 fetch 256 bytes per miss (the next chunk of the
-// row arrives with this one: measured 7% faster at B = 1 on an H100).
-__device__ __forceinline__ uint4 load_streaming(const u16* p) {
-    uint4 v;
-    asm(MMA_W_LOAD " {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
-// 16 bytes global → shared, zero-filled when `bytes` is 0.
+// 16 bytes global → shared, zero-filled when `bytes` is 0; W's copies carry MMA_W_COPY's L2 hint.
+template <bool W>
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, u32 bytes) {
-    u32 d = (u32)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+    const u32 d = (u32)__cvta_generic_to_shared(dst);
+    if constexpr (W) {
+        asm volatile(MMA_W_COPY " [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+    } else {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+    }
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 
 // The block's shared state for one launch shape.
-template <int NT, bool EX>
+template <int NT, int MT, bool EX>
 struct MmaShared {
     static constexpr int ROWS = 8 * NT;
-    // H chunks: [stage][K block of 32][row][32 elements].
-    static constexpr int H_ELEMS = MMA_STAGES * (MMA_KC / 32) * ROWS * 32;
+    // Rows of H in shared memory: whole m-tiles of 16, zero past the batch.
+    static constexpr int H_ROWS = ROWS < 16 ? 16 : ROWS;
+    // A stage: H_ROWS rows of H, then each warp's MT · 16 rows of W; MMA_KC elements per row.
+    static constexpr int H_STAGE = H_ROWS * MMA_KC;
+    static constexpr int W_WARP = MT * 16 * MMA_KC;
+    static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_WARP;
     static constexpr int SCRATCH_FLOATS = MMA_WARPS * 8 * MMA_SCRATCH_STRIDE;
     // EX: each warp's log-normaliser partials, [warp][row].
     static constexpr int NORMS = EX ? MMA_WARPS * ROWS : 0;
-    static constexpr int BYTES = H_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8;
+    static constexpr int BYTES = MMA_STAGES * STAGE_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8;
 };
 
-// Stages chunk `c` of H (rows [0, batch), all zero beyond `batch` and `dim`) into its stage.
-template <int NT>
-__device__ __forceinline__ void stage_h(u16* hs, const u16* __restrict__ h, u32 c, u32 dim, u32 batch) {
-    constexpr int ROWS = 8 * NT, PIECES = MMA_KC / 8;
-    u16* stage = hs + (c % MMA_STAGES) * (MMA_KC / 32) * ROWS * 32;
-    for (int i = threadIdx.x; i < ROWS * PIECES; i += MMA_WARPS * 32) {
-        const u32 n = i / PIECES, q = i % PIECES, k = c * MMA_KC + 8 * q;
-        const bool live = n < batch && k < dim;
-        cp_async16(stage + ((q / 4) * ROWS + n) * 32 + (q % 4) * 8, live ? h + (size_t)n * dim + k : h, live ? 16 : 0);
+// Element offset of 16-byte piece `q` of row `r` in a stage's rows: pieces are XOR-swizzled by the
+// row's low bits, so the 8 rows an ldmatrix reads at one piece lie in 8 different bank groups.
+__device__ __forceinline__ u32 swizzled(u32 r, u32 q) { return r * MMA_KC + ((q ^ (r & 7)) * 8); }
+
+// Copies pieces of chunk `c` of `rows` rows of `src` (row stride `dim`) into `stage`, `threads`
+// threads from `thread`; row r is live when `live(r)`, and zero-filled otherwise or past `dim`.
+template <bool W, int ROWS_, int THREADS, typename Live>
+__device__ __forceinline__ void stage_rows(u16* stage, const u16* __restrict__ src, u32 first_row, u32 c, u32 dim,
+                                           int thread, Live live) {
+    constexpr int PIECES = MMA_KC / 8;
+#pragma unroll
+    for (int i0 = 0; i0 < ROWS_ * PIECES; i0 += THREADS) {
+        const int i = i0 + thread;
+        if (ROWS_ * PIECES % THREADS != 0 && i >= ROWS_ * PIECES) break;
+        const u32 r = i / PIECES, q = i % PIECES, k = c * MMA_KC + 8 * q;
+        const bool ok = live(r) && k < dim;
+        cp_async16<W>(stage + swizzled(r, q), ok ? src + (size_t)(first_row + r) * dim + k : src, ok ? 16 : 0);
     }
-    cp_async_commit();
 }
 
-// This thread's A fragments for chunk `c` of its warp's MT tiles: for tile m, half r (token g or
-// g + 8) and K block j, the 16 bytes at elements 32j + 8t of the chunk. Zero past V, D or the range.
-template <int MT>
-__device__ __forceinline__ void load_w(u32 (&a)[MT][2][MMA_KC / 32][4], const u16* __restrict__ w, u32 tile0,
-                                       u32 tiles_end, u32 c, u32 v_rows, u32 dim) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int m = 0; m < MT; ++m)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const u32 tok = (tile0 + m) * 16 + g + 8 * r;
-            const bool row_live = tile0 + m < tiles_end && tok < v_rows;
-#pragma unroll
-            for (int j = 0; j < MMA_KC / 32; ++j) {
-                const u32 k = c * MMA_KC + 32 * j + 8 * t;
-                uint4 v = make_uint4(0, 0, 0, 0);
-                if (row_live && k < dim) v = load_streaming(w + (size_t)tok * dim + k);
-                a[m][r][j][0] = v.x;
-                a[m][r][j][1] = v.y;
-                a[m][r][j][2] = v.z;
-                a[m][r][j][3] = v.w;
-            }
-        }
+// Four 8×8 matrices of 16-bit elements from shared memory, one row address per lane.
+__device__ __forceinline__ void ldmatrix_x4(u32 (&x)[4], const u16* p) {
+    const u32 a = (u32)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                 : "r"(a));
 }
 
-// acc += this chunk's products: two m16n8k16 per K block of 32, per tile and n-tile.
-template <typename E, int NT, int MT>
-__device__ __forceinline__ void mma_chunk(float (&acc)[MT][NT][4], const u32 (&a)[MT][2][MMA_KC / 32][4],
-                                          const u16* hs, u32 c) {
-    constexpr int ROWS = 8 * NT;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const u16* stage = hs + (c % MMA_STAGES) * (MMA_KC / 32) * ROWS * 32;
+// acc[i][m][q] += one chunk's products for m-tile i of H, tile m of W and its n-group q (tokens
+// 8q … 8q+7): MMA_KC / 16 steps of m16n8k16. `h_stage` and `warp_stage` are the chunk's H and this
+// warp's W in shared memory.
+template <typename E, int M16, int MT>
+__device__ __forceinline__ void mma_chunk(float (&acc)[M16][MT][2][4], const u16* h_stage, const u16* warp_stage) {
+    const u32 lane = threadIdx.x & 31;
+    // A (H, 16 rows × 16): lanes 0-15 give rows 0-15 at the step's first piece, 16-31 at its second.
+    const u32 a_row = lane & 15, a_half = lane >> 4;
+    // B (W, 16 tokens × 16): lanes 0-7 tokens 0-7 first piece, 8-15 second piece, 16-31 tokens 8-15.
+    const u32 b_row = (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
 #pragma unroll
-    for (int j = 0; j < MMA_KC / 32; ++j)
+    for (int kk = 0; kk < MMA_KC / 16; ++kk) {
+        u32 b[MT][4];
 #pragma unroll
-        for (int n = 0; n < NT; ++n) {
-            const uint4 b = *reinterpret_cast<const uint4*>(stage + (j * ROWS + n * 8 + g) * 32 + 8 * t);
+        for (int m = 0; m < MT; ++m) ldmatrix_x4(b[m], warp_stage + swizzled(16 * m + b_row, 2 * kk + b_half));
+#pragma unroll
+        for (int i = 0; i < M16; ++i) {
+            u32 a[4];
+            ldmatrix_x4(a, h_stage + swizzled(16 * i + a_row, 2 * kk + a_half));
 #pragma unroll
             for (int m = 0; m < MT; ++m) {
-                mma16816<E>(acc[m][n], a[m][0][j][0], a[m][1][j][0], a[m][0][j][1], a[m][1][j][1], b.x, b.y);
-                mma16816<E>(acc[m][n], a[m][0][j][2], a[m][1][j][2], a[m][0][j][3], a[m][1][j][3], b.z, b.w);
+                mma16816<E>(acc[i][m][0], a[0], a[1], a[2], a[3], b[m][0], b[m][1]);
+                mma16816<E>(acc[i][m][1], a[0], a[1], a[2], a[3], b[m][2], b[m][3]);
             }
         }
-}
-
-// One K chunk for the whole block: wait for its H stage, start staging a later one, multiply.
-template <typename E, int NT, int MT>
-__device__ __forceinline__ void k_step(float (&acc)[MT][NT][4], const u32 (&a)[MT][2][MMA_KC / 32][4], u16* hs,
-                                       const u16* __restrict__ h, u32 c, u32 chunks, u32 dim, u32 batch) {
-    cp_async_wait<MMA_STAGES - 2>();
-    // Every warp is done with chunk c - 1, whose stage the next line refills.
-    __syncthreads();
-    if (c + MMA_STAGES - 1 < chunks) {
-        stage_h<NT>(hs, h, c + MMA_STAGES - 1, dim, batch);
-    } else {
-        cp_async_commit();
     }
-    mma_chunk<E, NT, MT>(acc, a, hs, c);
 }
 
 // Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
-// candidate per (row, sample).
+// candidate per (row, sample). `c` is the tile's accumulators of the m-tile holding n-tile n, whose
+// rows are its half `n % 2`: this thread holds row g, tokens 8q + 2t and 8q + 2t + 1 of n-group q.
 template <bool EX>
-__device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratch, u32 tile, u32 n,
+__device__ __forceinline__ void tile_epilogue(const float (&c)[2][4], float* scratch, u32 tile, u32 n,
                                               const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                               u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
                                               float2* norms) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, half = 2 * (n & 1);
     __syncwarp();
-    scratch[(2 * t) * MMA_SCRATCH_STRIDE + g] = c[0];
-    scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g] = c[1];
-    scratch[(2 * t) * MMA_SCRATCH_STRIDE + g + 8] = c[2];
-    scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g + 8] = c[3];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+        *reinterpret_cast<float2*>(scratch + g * MMA_SCRATCH_STRIDE + 8 * q + 2 * t) =
+            make_float2(c[q][half], c[q][half + 1]);
+    }
     __syncwarp();
     if constexpr (EX) {
         // Lane = row g of the n-tile × tokens 4t … 4t+3 of the tile.
@@ -227,16 +208,41 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[4], float* scratc
     }
 }
 
+template <int M16, int MT>
+__device__ __forceinline__ void zero(float (&acc)[M16][MT][2][4]) {
+#pragma unroll
+    for (int i = 0; i < M16; ++i)
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int q = 0; q < 8; ++q) acc[i][m][q / 4][q % 4] = 0.0f;
+}
+
+// Where the block's pipeline stands: the (step, chunk) a stage holds or is next to hold.
+struct ChunkCursor {
+    u32 tile0;  // this warp's first tile of the step
+    u32 c;      // K chunk
+    u32 slot;   // pipeline stage
+    __device__ __forceinline__ void advance(u32 chunks, u32 step_tiles) {
+        if (++c == chunks) {
+            c = 0;
+            tile0 += step_tiles;
+        }
+        if (++slot == MMA_STAGES) slot = 0;
+    }
+};
+
 template <typename E, int NT, int MT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
                           const Extras& ex) {
-    typedef MmaShared<NT, EX> Shared;
+    typedef MmaShared<NT, MT, EX> Shared;
     extern __shared__ __align__(16) unsigned char smem[];
-    u16* hs = reinterpret_cast<u16*>(smem);
+    u16* stages = reinterpret_cast<u16*>(smem);
     const int warp = threadIdx.x >> 5;
-    float* scratch = reinterpret_cast<float*>(smem + Shared::H_ELEMS * 2) + warp * 8 * MMA_SCRATCH_STRIDE;
-    float2* all_norms = reinterpret_cast<float2*>(smem + Shared::H_ELEMS * 2 + Shared::SCRATCH_FLOATS * 4);
+    unsigned char* after_stages = smem + MMA_STAGES * Shared::STAGE_ELEMS * 2;
+    float* scratch = reinterpret_cast<float*>(after_stages) + warp * 8 * MMA_SCRATCH_STRIDE;
+    float2* all_norms = reinterpret_cast<float2*>(after_stages + Shared::SCRATCH_FLOATS * 4);
     float2* norms = all_norms + warp * Shared::ROWS;
     if constexpr (EX) {
         for (int i = threadIdx.x & 31; i < Shared::ROWS; i += 32) norms[i] = make_float2(NEG_INF, 0.0f);
@@ -246,57 +252,59 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
     const u32 end = (u32)((u64)tiles * (blockIdx.x + 1) / gridDim.x);
     const u32 chunks = (dim + MMA_KC - 1) / MMA_KC;
+    constexpr u32 STEP_TILES = MMA_WARPS * MT;
+    const u32 total = (end - first + STEP_TILES - 1) / STEP_TILES * chunks;
 
-    for (u32 step = first; step < end; step += MMA_WARPS * MT) {
-        const u32 tile0 = step + warp * MT;
-        float acc[MT][NT][4];
+    // Stages (step, chunk) pairs in order, one commit group each (empty past the end).
+    ChunkCursor load{first + warp * MT, 0, 0};
+    u32 issued = 0;
+    auto issue = [&]() {
+        if (issued < total) {
+            u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
+            stage_rows<false, Shared::H_ROWS, MMA_WARPS * 32>(stage, h, 0, load.c, dim, threadIdx.x,
+                                                                [&](u32 r) { return r < batch; });
+            const u32 tok0 = load.tile0 * 16, tiles_left = end - min(end, load.tile0);
+            stage_rows<true, MT * 16, 32>(stage + Shared::H_STAGE + warp * Shared::W_WARP, w, tok0, load.c, dim,
+                                          threadIdx.x & 31,
+                                          [&](u32 r) { return r / 16 < tiles_left && tok0 + r < v_rows; });
+            load.advance(chunks, STEP_TILES);
+        }
+        ++issued;
+        cp_async_commit();
+    };
 #pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-            for (int n = 0; n < NT; ++n)
-#pragma unroll
-                for (int i = 0; i < 4; ++i) acc[m][n][i] = 0.0f;
+    for (int s = 0; s < MMA_STAGES - 1; ++s) issue();
 
-#pragma unroll
-        for (int s = 0; s < MMA_STAGES - 1; ++s) {
-            if ((u32)s < chunks) {
-                stage_h<NT>(hs, h, s, dim, batch);
-            } else {
-                cp_async_commit();
-            }
-        }
-        // MMA_W_BUFFERS register buffers for W: later chunks' loads are in flight while one multiplies.
-        // The inner loop is unrolled, so every buffer index is a compile-time constant.
-        u32 a[MMA_W_BUFFERS][MT][2][MMA_KC / 32][4];
-#pragma unroll
-        for (int i = 0; i < MMA_W_BUFFERS - 1; ++i) load_w<MT>(a[i], w, tile0, end, i, v_rows, dim);
-        for (u32 c0 = 0; c0 < chunks; c0 += MMA_W_BUFFERS) {
-#pragma unroll
-            for (int i = 0; i < MMA_W_BUFFERS; ++i) {
-                if (c0 + i < chunks) {
-                    load_w<MT>(a[(i + MMA_W_BUFFERS - 1) % MMA_W_BUFFERS], w, tile0, end, c0 + i + MMA_W_BUFFERS - 1,
-                               v_rows, dim);
-                    k_step<E, NT, MT>(acc, a[i], hs, h, c0 + i, chunks, dim, batch);
-                }
-            }
-        }
-        cp_async_wait<0>();
-        // The next step's first stages overwrite what slow warps may still be reading.
+    constexpr int M16 = Shared::H_ROWS / 16;
+    ChunkCursor use{first + warp * MT, 0, 0};
+    float acc[M16][MT][2][4];
+    zero(acc);
+    for (u32 i = 0; i < total; ++i) {
+        cp_async_wait<MMA_STAGES - 2>();
+        // Every warp is done with the previous stage, which the next line refills.
         __syncthreads();
-
+        issue();
+        const u16* stage = stages + use.slot * Shared::STAGE_ELEMS;
+        mma_chunk<E, M16, MT>(acc, stage, stage + Shared::H_STAGE + warp * Shared::W_WARP);
+        if (use.c + 1 == chunks) {
 #pragma unroll
-        for (int m = 0; m < MT; ++m) {
-            if (tile0 + m < end) {
+            for (int m = 0; m < MT; ++m) {
+                if (use.tile0 + m < end) {
 #pragma unroll
-                for (int n = 0; n < NT; ++n) {
-                    if ((u32)n * 8 < batch) {
-                        tile_epilogue<EX>(acc[m][n], scratch, tile0 + m, n, rows, out, v_rows, batch, samples,
-                                          vocab_offset, ex, norms);
+                    for (int n = 0; n < NT; ++n) {
+                        if ((u32)n * 8 < batch) {
+                            tile_epilogue<EX>(acc[n / 2][m], scratch, use.tile0 + m, n, rows, out, v_rows, batch,
+                                              samples, vocab_offset, ex, norms);
+                        }
                     }
                 }
             }
+            // Zeroed here, once per step: a test in every chunk would cost a select per element.
+            zero(acc);
         }
+        use.advance(chunks, STEP_TILES);
     }
+    cp_async_wait<0>();
     if constexpr (EX) {
         if (ex.norms) {
             __syncthreads();

@@ -24,8 +24,12 @@ pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
-    /// Per tensor-core entry point: the blocks that fit on the device at once.
+    /// Per tensor-core entry point whose shared memory the device has: the blocks that fit on the
+    /// device at once.
     mma_blocks: HashMap<String, u32>,
+    /// The widest tensor-core variant (n-tiles) the device has shared memory for; None: none fits,
+    /// and 16-bit calls take the CUDA-core kernel.
+    mma_max_tiles: Option<u32>,
     /// The largest of `mma_blocks`: log-normaliser slots per row enough for any tensor-core launch.
     mma_norm_slots: u32,
     arch: String,
@@ -71,9 +75,15 @@ impl CudaBackend {
         let sms = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| device_error("multiprocessor count", e))? as u32;
+        let shared_limit = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(|e| device_error("shared memory per block", e))? as u32;
+        let mma_max_tiles =
+            kernels::MMA_N_TILES.into_iter().filter(|&nt| kernels::mma_shared_bytes(nt, true) <= shared_limit).last();
         let mut mma_blocks = HashMap::new();
         for e in [DType::Bf16, DType::F16] {
-            for (nt, extras) in kernels::MMA_N_TILES.into_iter().flat_map(|nt| [(nt, false), (nt, true)]) {
+            let fitting = kernels::MMA_N_TILES.into_iter().filter(|&nt| Some(nt) <= mma_max_tiles);
+            for (nt, extras) in fitting.flat_map(|nt| [(nt, false), (nt, true)]) {
                 let name = mma_entry(e, nt, extras);
                 let f = &functions[&name];
                 let shared = kernels::mma_shared_bytes(nt, extras);
@@ -90,7 +100,16 @@ impl CudaBackend {
         }
         let stream = ctx.default_stream();
         let mma_norm_slots = mma_blocks.values().copied().max().unwrap_or(1);
-        Ok(CudaBackend { ctx, stream, functions, mma_blocks, mma_norm_slots, arch, arena: Mutex::default() })
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            functions,
+            mma_blocks,
+            mma_max_tiles,
+            mma_norm_slots,
+            arch,
+            arena: Mutex::default(),
+        })
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -120,8 +139,8 @@ impl CudaBackend {
     pub unsafe fn sample_raw(&self, args: &FusedArgs, stream: sys::CUstream) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
         let extras = args.extras.is_some();
-        if kernels::mma_supported(args.w_dtype, args.h_dtype) {
-            return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows, extras), args, stream);
+        if let Some(max_tiles) = self.mma_tiles_for(args.w_dtype, args.h_dtype) {
+            return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows, max_tiles, extras), args, stream);
         }
         let name = kernels::fused_name(args.w_dtype, args.h_dtype, kernels::fused_rows(args.batch));
         let name = if extras { kernels::with_extras(&name) } else { name };
@@ -131,20 +150,27 @@ impl CudaBackend {
     /// Log-normaliser slots per row ([`launch::Extras::norm_slots`]) that a fused launch over
     /// `v_rows` weight rows of `w` and hidden states of `h` needs.
     pub fn norm_slots(&self, w: DType, h: DType, v_rows: u32) -> u32 {
-        if kernels::mma_supported(w, h) {
+        if self.mma_tiles_for(w, h).is_some() {
             self.mma_norm_slots
         } else {
             launch::simt_norm_slots(v_rows)
         }
     }
 
-    /// The tensor-core variant for a pass of `rows` hidden rows of 16-bit type `e`.
-    fn mma_kernel(&self, e: DType, rows: u32, extras: bool) -> Result<MmaKernel<'_>> {
-        let nt = kernels::mma_n_tiles(rows);
+    /// The widest tensor-core variant for weights of `w` and hidden states of `h`, when the
+    /// tensor-core kernel takes them on this device.
+    fn mma_tiles_for(&self, w: DType, h: DType) -> Option<u32> {
+        self.mma_max_tiles.filter(|_| kernels::mma_supported(w, h))
+    }
+
+    /// The tensor-core variant of at most `max_tiles` n-tiles for a pass over `rows` hidden rows
+    /// of 16-bit type `e`.
+    fn mma_kernel(&self, e: DType, rows: u32, max_tiles: u32, extras: bool) -> Result<MmaKernel<'_>> {
+        let nt = kernels::mma_n_tiles(rows, max_tiles);
         let name = mma_entry(e, nt, extras);
         let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
         let shared_bytes = kernels::mma_shared_bytes(nt, extras);
-        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes })
+        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes, rows: 8 * nt })
     }
 
     /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device

@@ -86,8 +86,6 @@ pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
 
 /// n-tiles of 8 hidden rows of the tensor-core kernel's variants (`NT` in fused_mma.cu).
 pub const MMA_N_TILES: [u32; 5] = [1, 2, 4, 8, 16];
-/// Hidden rows one tensor-core launch takes; larger batches run in several passes over `W`.
-pub const MMA_MAX_ROWS: u32 = 8 * MMA_N_TILES[MMA_N_TILES.len() - 1];
 /// Threads per block of the tensor-core kernel (`MMA_WARPS` × 32 in fused_mma.cu).
 pub const MMA_THREADS: u32 = 8 * 32;
 
@@ -96,9 +94,10 @@ pub fn mma_supported(w: DType, h: DType) -> bool {
     w == h && w != DType::F32
 }
 
-/// The tensor-core variant (n-tiles) for a pass of `rows` hidden rows.
-pub fn mma_n_tiles(rows: u32) -> u32 {
-    MMA_N_TILES.into_iter().find(|&nt| 8 * nt >= rows).unwrap_or(MMA_N_TILES[MMA_N_TILES.len() - 1])
+/// The tensor-core variant (n-tiles) for a pass of `rows` hidden rows, among the variants of at
+/// most `max_tiles` n-tiles: the smallest that holds them, or the largest.
+pub fn mma_n_tiles(rows: u32, max_tiles: u32) -> u32 {
+    MMA_N_TILES.into_iter().filter(|&nt| nt <= max_tiles).find(|&nt| 8 * nt >= rows).unwrap_or(max_tiles)
 }
 
 /// Entry point of the tensor-core fused kernel for 16-bit type `e` and `n_tiles`.
@@ -106,12 +105,24 @@ pub fn mma_name(e: DType, n_tiles: u32) -> String {
     format!("fused_mma_{}_n{n_tiles}", dtype_tag(e))
 }
 
+/// Vocabulary tiles each warp takes per step of a variant (`MT` in fused_mma.cu).
+fn mma_tiles_per_warp(n_tiles: u32) -> u32 {
+    if n_tiles == 16 {
+        2
+    } else {
+        1
+    }
+}
+
 /// Dynamic shared memory of a tensor-core variant, as `MmaShared` in fused_mma.cu computes it:
-/// 4 stages × 64 K elements × 8·NT rows of H, plus 8 warps × 8 rows × 20 floats of scratch, plus
-/// for the `_ex` variants 8 warps × 8·NT log-normaliser partials of 8 bytes.
+/// 4 pipeline stages, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the
+/// 8 warps' MT tiles of 16 W rows; 8 warps × 8 rows × 20 floats of scratch; for the `_ex` variants
+/// 8 warps × 8·NT log-normaliser partials of 8 bytes.
 pub fn mma_shared_bytes(n_tiles: u32, extras: bool) -> u32 {
+    let h_rows = (8 * n_tiles).max(16);
+    let stage = 64 * (h_rows + 8 * mma_tiles_per_warp(n_tiles) * 16) * 2;
     let norms = if extras { 8 * 8 * n_tiles * 8 } else { 0 };
-    4 * 64 * 8 * n_tiles * 2 + 8 * 8 * 20 * 4 + norms
+    4 * stage + 8 * 8 * 20 * 4 + norms
 }
 
 /// The entry point that also takes [`crate::launch::Extras`] (constraints, log-normaliser

@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams, Truncation};
 
 use crate::driver::device_error;
-use crate::kernels::{LogitsDType, MMA_MAX_ROWS, MMA_THREADS, SELECT_CHUNK_THREADS, SELECT_THREADS};
+use crate::kernels::{LogitsDType, MMA_THREADS, SELECT_CHUNK_THREADS, SELECT_THREADS};
 
 /// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
 /// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
@@ -254,10 +254,13 @@ pub struct MmaKernel<'a> {
     /// Blocks that run at once on the whole device (multiprocessors × blocks per multiprocessor).
     pub resident_blocks: u32,
     pub shared_bytes: u32,
+    /// Hidden rows one launch takes (8 per n-tile).
+    pub rows: u32,
 }
 
-/// Zeroes `out`, then folds the winners into it with the tensor-core kernel, one launch per pass
-/// of at most [`MMA_MAX_ROWS`] hidden rows; `kernel(rows)` gives the variant for a pass.
+/// Zeroes `out`, then folds the winners into it with the tensor-core kernel, one launch per pass;
+/// `kernel(rows)` gives the variant for the `rows` hidden rows not yet taken, and its pass takes
+/// as many of them as it holds.
 ///
 /// # Safety
 /// As for [`fused`]; 16-bit `w` and `h` of one dtype.
@@ -272,8 +275,8 @@ pub unsafe fn fused_mma<'a>(
     let h_row_bytes = u64::from(a.dim) * a.h_dtype.size() as u64;
     let mut b0 = 0;
     while b0 < a.batch {
-        let rows = (a.batch - b0).min(MMA_MAX_ROWS);
-        let k = kernel(rows)?;
+        let k = kernel(a.batch - b0)?;
+        let rows = (a.batch - b0).min(k.rows);
         let pass = FusedArgs {
             h: a.h + u64::from(b0) * h_row_bytes,
             rows: a.rows + u64::from(b0) * std::mem::size_of::<RowArgs>() as u64,
