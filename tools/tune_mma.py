@@ -16,8 +16,8 @@ import cupy as cp
 import numpy as np
 
 KERNELS = pathlib.Path(__file__).resolve().parent.parent / "crates" / "cuda" / "kernels"
-SOURCES = ["common.cuh", "fused_mma.cu"]  # what fused_mma.cu needs: less to compile per configuration
-N_TILES = [1, 2, 4, 8, 16]
+SOURCES = ["common.cuh", "wgmma.cuh", "fused_mma.cu"]  # what fused_mma.cu needs: less to compile per configuration
+N_TILES = [1, 2, 4, 8, 16, 32]
 
 CONFIGS = {
     "default": {},
@@ -27,17 +27,19 @@ CONFIGS = {
     "KC=32": {"MMA_KC": 32},
     "MT8=2": {"MMA_MT8": 2},
     "MT16=1": {"MMA_MT16": 1},
+    "mma.sync": {"MMA_WGMMA_MIN_NT": 99},
     "warps=4": {"MMA_WARPS": 4},
     # Grid choice (not compile-time): one block per step of the block's tiles.
     "grid=steps": {"_grid": "steps"},
 }
 
 
-def shared_bytes(nt, d):
-    """MmaShared<NT, MT, false>::BYTES of fused_mma.cu: the stages of H and W, and the scratch."""
+def shared_bytes(nt, d, wgmma):
+    """MmaShared<NT, MT, false>::BYTES of fused_mma.cu: the stages of H and W, the scratch, the slack."""
     kc, stages, warps = d.get("MMA_KC", 64), d.get("MMA_STAGES", 4), d.get("MMA_WARPS", 8)
-    mt = {8: d.get("MMA_MT8", 1), 16: d.get("MMA_MT16", 2)}.get(nt, 1)
-    return stages * (kc * max(16, 8 * nt) + warps * mt * 16 * kc) * 2 + warps * 8 * 20 * 4
+    wgmma = wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4)
+    mt = 1 if wgmma else {8: d.get("MMA_MT8", 1), 16: d.get("MMA_MT16", 2)}.get(nt, 1)
+    return stages * (kc * max(16, 8 * nt) + warps * mt * 16 * kc) * 2 + warps * 8 * 20 * 4 + 1024
 
 
 def resident_blocks(kernel, smem, sms, threads):
@@ -76,7 +78,7 @@ def main():
     out = cp.zeros(max(batches), dtype=cp.uint64)
     floor_us = vocab * dim * 2 / 3.0e12 * 1e6
     print(f"{sms} SMs, sm_{cc}; ({dim}, {vocab}); floor at 3.0 TB/s: {floor_us:.1f} µs")
-    print(f"{'config':<18}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16)")
+    print(f"{'config':<18}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16 n32)")
     reference = {}
     for name in args.configs.split(";"):
         defines = CONFIGS[name]
@@ -87,7 +89,7 @@ def main():
         kernels = {}
         for nt in N_TILES:
             k = module.get_function(f"fused_mma_Bf16_n{nt}")
-            smem = shared_bytes(nt, defines)
+            smem = shared_bytes(nt, defines, cc == "90")
             if smem > smem_limit:
                 kernels[nt] = None
                 continue

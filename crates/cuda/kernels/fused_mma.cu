@@ -14,6 +14,9 @@
 //   (8 tokens per n-group, two per tile). Both sit in shared memory as rows of MMA_KC elements whose
 //   16-byte pieces are XOR-swizzled by the row's low 3 bits, so that ldmatrix reads every fragment
 //   in one conflict-free instruction and the registers need no shuffling before the mma.
+// - On sm_90a the variants from MMA_WGMMA_MIN_NT n-tiles multiply with wgmma instead (wgmma.cuh):
+//   each warpgroup's four warps' W tiles are one m64 operand and H the n(8·NT) operand, both read
+//   by the tensor cores from the same swizzled stages; one instruction per k16 step.
 // - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
 //   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
 //   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
@@ -36,7 +39,11 @@
 #ifndef MMA_W_COPY
 #define MMA_W_COPY "cp.async.cg.shared.global.L2::256B"
 #endif
-// Tiles per warp per step of the 8- and 16-n-tile variants.
+// The narrowest variant (n-tiles of 8 hidden rows) on wgmma where it exists.
+#ifndef MMA_WGMMA_MIN_NT
+#define MMA_WGMMA_MIN_NT 4
+#endif
+// Tiles per warp per step of the 8- and 16-n-tile variants on mma.sync.
 #ifndef MMA_MT8
 #define MMA_MT8 1
 #endif
@@ -91,8 +98,20 @@ struct MmaShared {
     static constexpr int SCRATCH_FLOATS = MMA_WARPS * 8 * MMA_SCRATCH_STRIDE;
     // EX: each warp's log-normaliser partials, [warp][row].
     static constexpr int NORMS = EX ? MMA_WARPS * ROWS : 0;
-    static constexpr int BYTES = MMA_STAGES * STAGE_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8;
+    // + slack to start the stages on a 1024-byte boundary (wgmma's swizzle atoms).
+    static constexpr int BYTES = MMA_STAGES * STAGE_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8 + 1024;
 };
+
+// Whether the NT-n-tile variant multiplies with wgmma, and its tiles per warp per step: one on
+// wgmma (a warpgroup's m64 operand is its four warps' tiles).
+template <int NT>
+__device__ constexpr bool wgmma_variant() {
+    return WGMMA_AVAILABLE && NT >= MMA_WGMMA_MIN_NT;
+}
+template <int NT>
+__device__ constexpr int tiles_per_warp() {
+    return wgmma_variant<NT>() ? 1 : NT == 16 ? MMA_MT16 : NT == 8 ? MMA_MT8 : 1;
+}
 
 // Element offset of 16-byte piece `q` of row `r` in a stage's rows: pieces are XOR-swizzled by the
 // row's low bits, so the 8 rows an ldmatrix reads at one piece lie in 8 different bank groups.
@@ -150,21 +169,94 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[M16][MT][2][4], const u16
     }
 }
 
+// The accumulators of a warp's MT tiles on mma.sync: acc[i][m][q] is m-tile i of H (16 rows) ×
+// n-group q (8 tokens) of tile m.
+template <typename E, int NT, int MT>
+struct SyncTiles {
+    static constexpr int M16 = (8 * NT < 16 ? 16 : 8 * NT) / 16;
+    float acc[M16][MT][2][4];
+
+    __device__ __forceinline__ void zero() {
+#pragma unroll
+        for (int i = 0; i < M16; ++i)
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int q = 0; q < 8; ++q) acc[i][m][q / 4][q % 4] = 0.0f;
+    }
+
+    // `w_stages`: the stage's W, this warp's MT tiles at warp · `w_warp`.
+    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_warp) {
+        mma_chunk<E, M16, MT>(acc, h_stage, w_stages + (threadIdx.x >> 5) * w_warp);
+    }
+
+    // Tile m's logits of n-tile n (8 rows × 16 tokens) into the warp's scratch, [row][token]: this
+    // thread holds row g of half n % 2 of m-tile n / 2, tokens 8q + 2t and 8q + 2t + 1.
+    __device__ __forceinline__ void to_scratch(int m, int n, float* scratch) const {
+        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, half = 2 * (n & 1);
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+            *reinterpret_cast<float2*>(scratch + g * MMA_SCRATCH_STRIDE + 8 * q + 2 * t) =
+                make_float2(acc[n / 2][m][q][half], acc[n / 2][m][q][half + 1]);
+        }
+    }
+};
+
+// The accumulators of a warp's tile on wgmma: acc[n] is n-tile n (8 rows) × the warp's 16 tokens
+// of its warpgroup's m64 result.
+template <typename E, int NT>
+struct WgmmaTiles {
+    float acc[NT][4];
+
+    __device__ __forceinline__ void zero() {
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[n][q] = 0.0f;
+    }
+
+    // `w_stages`: the stage's W; this warpgroup's 64 rows start at its first warp's tile.
+    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_warp) {
+        const u32 a = (u32)__cvta_generic_to_shared(w_stages + ((threadIdx.x >> 5) & ~3) * w_warp);
+        const u32 b = (u32)__cvta_generic_to_shared(h_stage);
+        wgmma_fence(acc);
+#pragma unroll
+        for (int kk = 0; kk < MMA_KC / 16; ++kk) {
+            Wgmma<NT>::template run<E>(acc, swizzled_operand(a + 32 * kk), swizzled_operand(b + 32 * kk));
+        }
+        wgmma_wait(acc);
+    }
+
+    // The tile's logits of n-tile n into the warp's scratch, [row][token]: this thread holds tokens
+    // g and g + 8, rows 2t and 2t + 1.
+    __device__ __forceinline__ void to_scratch(int, int n, float* scratch) const {
+        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+        scratch[(2 * t) * MMA_SCRATCH_STRIDE + g] = acc[n][0];
+        scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g] = acc[n][1];
+        scratch[(2 * t) * MMA_SCRATCH_STRIDE + g + 8] = acc[n][2];
+        scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g + 8] = acc[n][3];
+    }
+};
+
+template <bool C, typename A, typename B>
+struct Pick {
+    typedef A type;
+};
+template <typename A, typename B>
+struct Pick<false, A, B> {
+    typedef B type;
+};
+
 // Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
-// candidate per (row, sample). `c` is the tile's accumulators of the m-tile holding n-tile n, whose
-// rows are its half `n % 2`: this thread holds row g, tokens 8q + 2t and 8q + 2t + 1 of n-group q.
-template <bool EX>
-__device__ __forceinline__ void tile_epilogue(const float (&c)[2][4], float* scratch, u32 tile, u32 n,
+// candidate per (row, sample).
+template <bool EX, typename Tiles>
+__device__ __forceinline__ void tile_epilogue(const Tiles& tiles, int m, float* scratch, u32 tile, u32 n,
                                               const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                               u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
                                               float2* norms) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, half = 2 * (n & 1);
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __syncwarp();
-#pragma unroll
-    for (int q = 0; q < 2; ++q) {
-        *reinterpret_cast<float2*>(scratch + g * MMA_SCRATCH_STRIDE + 8 * q + 2 * t) =
-            make_float2(c[q][half], c[q][half + 1]);
-    }
+    tiles.to_scratch(m, (int)n, scratch);
     __syncwarp();
     if constexpr (EX) {
         // Lane = row g of the n-tile × tokens 4t … 4t+3 of the tile.
@@ -208,16 +300,6 @@ __device__ __forceinline__ void tile_epilogue(const float (&c)[2][4], float* scr
     }
 }
 
-template <int M16, int MT>
-__device__ __forceinline__ void zero(float (&acc)[M16][MT][2][4]) {
-#pragma unroll
-    for (int i = 0; i < M16; ++i)
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-            for (int q = 0; q < 8; ++q) acc[i][m][q / 4][q % 4] = 0.0f;
-}
-
 // Where the block's pipeline stands: the (step, chunk) a stage holds or is next to hold.
 struct ChunkCursor {
     u32 tile0;  // this warp's first tile of the step
@@ -232,12 +314,14 @@ struct ChunkCursor {
     }
 };
 
-template <typename E, int NT, int MT, bool EX>
+template <typename E, int NT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
                           const Extras& ex) {
+    constexpr int MT = tiles_per_warp<NT>();
     typedef MmaShared<NT, MT, EX> Shared;
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
     u16* stages = reinterpret_cast<u16*>(smem);
     const int warp = threadIdx.x >> 5;
     unsigned char* after_stages = smem + MMA_STAGES * Shared::STAGE_ELEMS * 2;
@@ -275,17 +359,18 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 #pragma unroll
     for (int s = 0; s < MMA_STAGES - 1; ++s) issue();
 
-    constexpr int M16 = Shared::H_ROWS / 16;
+    typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT, MT>>::type acc;
     ChunkCursor use{first + warp * MT, 0, 0};
-    float acc[M16][MT][2][4];
-    zero(acc);
+    acc.zero();
     for (u32 i = 0; i < total; ++i) {
         cp_async_wait<MMA_STAGES - 2>();
+        // wgmma reads shared memory through the async proxy: make this thread's copies visible to it.
+        if constexpr (wgmma_variant<NT>()) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
         // Every warp is done with the previous stage, which the next line refills.
         __syncthreads();
         issue();
         const u16* stage = stages + use.slot * Shared::STAGE_ELEMS;
-        mma_chunk<E, M16, MT>(acc, stage, stage + Shared::H_STAGE + warp * Shared::W_WARP);
+        acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_WARP);
         if (use.c + 1 == chunks) {
 #pragma unroll
             for (int m = 0; m < MT; ++m) {
@@ -293,14 +378,14 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 #pragma unroll
                     for (int n = 0; n < NT; ++n) {
                         if ((u32)n * 8 < batch) {
-                            tile_epilogue<EX>(acc[n / 2][m], scratch, use.tile0 + m, n, rows, out, v_rows, batch,
+                            tile_epilogue<EX>(acc, m, scratch, use.tile0 + m, n, rows, out, v_rows, batch,
                                               samples, vocab_offset, ex, norms);
                         }
                     }
                 }
             }
             // Zeroed here, once per step: a test in every chunk would cost a select per element.
-            zero(acc);
+            acc.zero();
         }
         use.advance(chunks, STEP_TILES);
     }
@@ -317,22 +402,19 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     }
 }
 
-// MT: tiles per warp per step. Two for 16 n-tiles, so that each H fragment read from shared memory
-// feeds two tiles (shared-memory bandwidth, not registers, limits the widest variant).
-#define FUSED_MMA_NT(E, NT, MT)                                                                      \
+#define FUSED_MMA_NT(E, NT)                                                                          \
     extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT(               \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
         u32 samples, u32 vocab_offset) {                                                             \
-        fused_mma<E, NT, MT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{}); \
+        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});  \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT##_ex(          \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
         u32 samples, u32 vocab_offset, Extras ex) {                                                  \
-        fused_mma<E, NT, MT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);   \
+        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);        \
     }
 #define FUSED_MMA(E)                                                                                 \
-    FUSED_MMA_NT(E, 1, 1) FUSED_MMA_NT(E, 2, 1) FUSED_MMA_NT(E, 4, 1) FUSED_MMA_NT(E, 8, MMA_MT8)          \
-    FUSED_MMA_NT(E, 16, MMA_MT16)
+    FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16) FUSED_MMA_NT(E, 32)
 
 FUSED_MMA(Bf16)
 FUSED_MMA(F16)

@@ -64,7 +64,7 @@ impl CudaBackend {
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| unavailable(format!("no CUDA device {ordinal}: {e}")))?;
         let (major, minor) = ctx.compute_capability().map_err(|e| device_error("compute capability", e))?;
-        let arch = format!("sm_{major}{minor}");
+        let arch = kernels::target_arch(major, minor);
         let ptx = kernels::compile_cached(&arch)?;
         let module = ctx.load_module(ptx).map_err(|e| device_error("loading the kernels", e))?;
         let mut functions = HashMap::new();
@@ -78,15 +78,17 @@ impl CudaBackend {
         let shared_limit = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| device_error("shared memory per block", e))? as u32;
-        let mma_max_tiles =
-            kernels::MMA_N_TILES.into_iter().filter(|&nt| kernels::mma_shared_bytes(nt, true) <= shared_limit).last();
+        let mma_max_tiles = kernels::MMA_N_TILES
+            .into_iter()
+            .filter(|&nt| kernels::mma_shared_bytes(&arch, nt, true) <= shared_limit)
+            .last();
         let mut mma_blocks = HashMap::new();
         for e in [DType::Bf16, DType::F16] {
             let fitting = kernels::MMA_N_TILES.into_iter().filter(|&nt| Some(nt) <= mma_max_tiles);
             for (nt, extras) in fitting.flat_map(|nt| [(nt, false), (nt, true)]) {
                 let name = mma_entry(e, nt, extras);
                 let f = &functions[&name];
-                let shared = kernels::mma_shared_bytes(nt, extras);
+                let shared = kernels::mma_shared_bytes(&arch, nt, extras);
                 f.set_attribute(
                     sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     shared as i32,
@@ -169,7 +171,7 @@ impl CudaBackend {
         let nt = kernels::mma_n_tiles(rows, max_tiles);
         let name = mma_entry(e, nt, extras);
         let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
-        let shared_bytes = kernels::mma_shared_bytes(nt, extras);
+        let shared_bytes = kernels::mma_shared_bytes(&self.arch, nt, extras);
         Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes, rows: 8 * nt })
     }
 

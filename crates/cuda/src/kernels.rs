@@ -10,6 +10,7 @@ use flashsampling_core::{DType, Error, Result};
 pub const SOURCE: &str = concat!(
     include_str!("../kernels/common.cuh"),
     include_str!("../kernels/fused_simt.cu"),
+    include_str!("../kernels/wgmma.cuh"),
     include_str!("../kernels/fused_mma.cu"),
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
@@ -85,7 +86,7 @@ pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
 }
 
 /// n-tiles of 8 hidden rows of the tensor-core kernel's variants (`NT` in fused_mma.cu).
-pub const MMA_N_TILES: [u32; 5] = [1, 2, 4, 8, 16];
+pub const MMA_N_TILES: [u32; 6] = [1, 2, 4, 8, 16, 32];
 /// Threads per block of the tensor-core kernel (`MMA_WARPS` × 32 in fused_mma.cu).
 pub const MMA_THREADS: u32 = 8 * 32;
 
@@ -105,24 +106,38 @@ pub fn mma_name(e: DType, n_tiles: u32) -> String {
     format!("fused_mma_{}_n{n_tiles}", dtype_tag(e))
 }
 
-/// Vocabulary tiles each warp takes per step of a variant (`MT` in fused_mma.cu).
-fn mma_tiles_per_warp(n_tiles: u32) -> u32 {
-    if n_tiles == 16 {
+/// The NVRTC target of a device of compute capability `major.minor`: Hopper's own (`sm_90a`, where
+/// wgmma lives) on 9.0.
+pub fn target_arch(major: i32, minor: i32) -> String {
+    let suffix = if (major, minor) == (9, 0) { "a" } else { "" };
+    format!("sm_{major}{minor}{suffix}")
+}
+
+/// Whether the tensor-core variant of `n_tiles` multiplies with wgmma when compiled for `arch`
+/// (`wgmma_variant` in fused_mma.cu: sm_90a, from `MMA_WGMMA_MIN_NT` = 4 n-tiles).
+pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
+    arch == "sm_90a" && n_tiles >= 4
+}
+
+/// Vocabulary tiles each warp takes per step of a variant (`tiles_per_warp` in fused_mma.cu).
+fn mma_tiles_per_warp(arch: &str, n_tiles: u32) -> u32 {
+    if n_tiles == 16 && !mma_uses_wgmma(arch, n_tiles) {
         2
     } else {
         1
     }
 }
 
-/// Dynamic shared memory of a tensor-core variant, as `MmaShared` in fused_mma.cu computes it:
-/// 4 pipeline stages, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the
-/// 8 warps' MT tiles of 16 W rows; 8 warps × 8 rows × 20 floats of scratch; for the `_ex` variants
-/// 8 warps × 8·NT log-normaliser partials of 8 bytes.
-pub fn mma_shared_bytes(n_tiles: u32, extras: bool) -> u32 {
+/// Dynamic shared memory of a tensor-core variant compiled for `arch`, as `MmaShared` in
+/// fused_mma.cu computes it: 4 pipeline stages, each one 64-element K chunk of the 8·NT rows of H
+/// (at least 16) and of the 8 warps' MT tiles of 16 W rows; 8 warps × 8 rows × 20 floats of
+/// scratch; for the `_ex` variants 8 warps × 8·NT log-normaliser partials of 8 bytes; 1024 bytes
+/// of slack to align the stages.
+pub fn mma_shared_bytes(arch: &str, n_tiles: u32, extras: bool) -> u32 {
     let h_rows = (8 * n_tiles).max(16);
-    let stage = 64 * (h_rows + 8 * mma_tiles_per_warp(n_tiles) * 16) * 2;
+    let stage = 64 * (h_rows + 8 * mma_tiles_per_warp(arch, n_tiles) * 16) * 2;
     let norms = if extras { 8 * 8 * n_tiles * 8 } else { 0 };
-    4 * stage + 8 * 8 * 20 * 4 + norms
+    4 * stage + 8 * 8 * 20 * 4 + norms + 1024
 }
 
 /// The entry point that also takes [`crate::launch::Extras`] (constraints, log-normaliser
