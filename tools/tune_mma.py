@@ -6,7 +6,7 @@ knobs (-D overrides), times each on one shape for several batch sizes (median of
 timings of memset + launch, as the library launches it), checks every configuration returns the
 same candidates as the first, and prints a table. Needs CuPy; no Rust toolchain.
 
-    python3 tools/tune_mma.py [--shape 8192x128256] [--batches 1,16,64,128] [--iters 50]
+    python3 tools/tune_mma.py [--shapes 8192x128256,...] [--batches 1,16,64,128] [--iters 50] [--configs 'a;b']
 """
 import argparse
 import pathlib
@@ -24,21 +24,28 @@ CONFIGS = {
     "no-L2-prefetch": {"MMA_W_COPY": '"cp.async.cg.shared.global"'},
     "stages=3": {"MMA_STAGES": 3},
     "stages=5": {"MMA_STAGES": 5},
-    "KC=32": {"MMA_KC": 32},
     "MT8=2": {"MMA_MT8": 2},
     "MT16=1": {"MMA_MT16": 1},
     "mma.sync": {"MMA_WGMMA_MIN_NT": 99},
     "warps=4": {"MMA_WARPS": 4},
+    "warps=4+stages=3": {"MMA_WARPS": 4, "MMA_STAGES": 3},
+    "stages=6": {"MMA_STAGES": 6},
     # Grid choice (not compile-time): one block per step of the block's tiles.
     "grid=steps": {"_grid": "steps"},
 }
 
 
+def tiles_per_warp(nt, d, wgmma):
+    """tiles_per_warp<NT>() of fused_mma.cu."""
+    if wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4):
+        return 1
+    return {8: d.get("MMA_MT8", 1), 16: d.get("MMA_MT16", 2)}.get(nt, 1)
+
+
 def shared_bytes(nt, d, wgmma):
     """MmaShared<NT, MT, false>::BYTES of fused_mma.cu: the stages of H and W, the scratch, the slack."""
-    kc, stages, warps = d.get("MMA_KC", 64), d.get("MMA_STAGES", 4), d.get("MMA_WARPS", 8)
-    wgmma = wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4)
-    mt = 1 if wgmma else {8: d.get("MMA_MT8", 1), 16: d.get("MMA_MT16", 2)}.get(nt, 1)
+    kc, stages, warps = 64, d.get("MMA_STAGES", 4), d.get("MMA_WARPS", 8)
+    mt = tiles_per_warp(nt, d, wgmma)
     return stages * (kc * max(16, 8 * nt) + warps * mt * 16 * kc) * 2 + warps * 8 * 20 * 4 + 1024
 
 
@@ -56,29 +63,29 @@ def random_bf16(n, rng):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shape", default="8192x128256")
+    ap.add_argument("--shapes", default="8192x128256", help="DxV, comma-separated")
     ap.add_argument("--batches", default="1,16,64,128")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--configs", default=";".join(CONFIGS), help="names separated by ';'")
     args = ap.parse_args()
-    dim, vocab = map(int, args.shape.split("x"))
+    shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     source = "".join((KERNELS / f).read_text() for f in SOURCES)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     cc = cp.cuda.Device().compute_capability
     smem_limit = cp.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"]
     rng = np.random.default_rng(7)
-    w = random_bf16(vocab * dim, rng)
-    h = random_bf16(max(batches) * dim, rng)
+    # One buffer of each operand, as large as the largest shape needs; smaller shapes use a prefix.
+    w = random_bf16(max(d * v for d, v in shapes), rng)
+    h = random_bf16(max(batches) * max(d for d, _ in shapes), rng)
     rows = np.zeros(max(batches), dtype=[("temperature", "<f4"), ("reserved", "<u4"), ("seed", "<u8"), ("offset", "<u8")])
     rows["temperature"] = 1.0
     rows["seed"] = 0x1234 + np.arange(max(batches))
     rows["offset"] = 7
     rows = cp.asarray(rows.view(np.uint8))
     out = cp.zeros(max(batches), dtype=cp.uint64)
-    floor_us = vocab * dim * 2 / 3.0e12 * 1e6
-    print(f"{sms} SMs, sm_{cc}; ({dim}, {vocab}); floor at 3.0 TB/s: {floor_us:.1f} µs")
-    print(f"{'config':<18}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16 n32)")
+    print(f"{sms} SMs, sm_{cc}; floor at 3.0 TB/s: " + ", ".join(f"({d}, {v}) {v * d * 2 / 3.0e12 * 1e6:.1f} µs" for d, v in shapes))
+    print(f"{'config':<18}{'shape':>14}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16 n32)")
     reference = {}
     for name in args.configs.split(";"):
         defines = CONFIGS[name]
@@ -95,41 +102,43 @@ def main():
                 continue
             k.max_dynamic_shared_size_bytes = smem
             kernels[nt] = (k, smem, resident_blocks(k, smem, sms, threads))
-        line = f"{name:<18}"
-        for b in batches:
-            nt = next(n for n in N_TILES if 8 * n >= b)
-            if kernels[nt] is None:
-                line += f"{'no smem':>12}"
-                continue
-            k, smem, blocks = kernels[nt]
-            tiles = (vocab + 15) // 16
-            grid = defines.get("_grid")
-            blocks = -(-tiles // (threads // 32)) if grid == "steps" else blocks
-            blocks = min(blocks, tiles)
-            params = (w, h, rows, out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
+        regs = " ".join(str(kernels[nt][0].num_regs) if kernels[nt] else "-" for nt in N_TILES)
+        for dim, vocab in shapes:
+            line = f"{name:<18}{f'{dim}x{vocab}':>14}"
+            for b in batches:
+                nt = next(n for n in N_TILES if 8 * n >= b)
+                if kernels[nt] is None:
+                    line += f"{'no smem':>12}"
+                    continue
+                k, smem, blocks = kernels[nt]
+                tiles = (vocab + 15) // 16
+                if defines.get("_grid") == "steps":
+                    blocks = -(-tiles // ((threads // 32) * tiles_per_warp(nt, defines, cc == "90")))
+                blocks = min(blocks, tiles)
+                params = (w, h, rows, out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
 
-            def launch():
-                out[:b].fill(0)
-                k((blocks,), (threads,), params, shared_mem=smem)
+                def launch():
+                    out[:b].fill(0)
+                    k((blocks,), (threads,), params, shared_mem=smem)
 
-            for _ in range(10):
-                launch()
-            got = out[:b].get()
-            if b in reference and not np.array_equal(reference[b], got):
-                line += f"{'MISMATCH':>12}"
-                continue
-            reference.setdefault(b, got)
-            times = []
-            for _ in range(args.iters):
-                start, end = cp.cuda.Event(), cp.cuda.Event()
-                start.record()
-                launch()
-                end.record()
-                end.synchronize()
-                times.append(cp.cuda.get_elapsed_time(start, end) * 1e3)
-            line += f"{statistics.median(times):>12.1f}"
-        line += "   " + " ".join(str(kernels[nt][0].num_regs) if kernels[nt] else "-" for nt in N_TILES)
-        print(line, flush=True)
+                for _ in range(10):
+                    launch()
+                got = out[:b].get()
+                key = (dim, vocab, b)
+                if key in reference and not np.array_equal(reference[key], got):
+                    line += f"{'MISMATCH':>12}"
+                    continue
+                reference.setdefault(key, got)
+                times = []
+                for _ in range(args.iters):
+                    start, end = cp.cuda.Event(), cp.cuda.Event()
+                    start.record()
+                    launch()
+                    end.record()
+                    end.synchronize()
+                    times.append(cp.cuda.get_elapsed_time(start, end) * 1e3)
+                line += f"{statistics.median(times):>12.1f}"
+            print(line + "   " + regs, flush=True)
 
 
 if __name__ == "__main__":

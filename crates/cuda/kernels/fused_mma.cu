@@ -29,9 +29,9 @@
 #ifndef MMA_WARPS
 #define MMA_WARPS 8
 #endif
-#ifndef MMA_KC
+// K elements per chunk, fixed: rows of 128 bytes, eight 16-byte pieces (the swizzle, and wgmma's
+// 128-byte-swizzled operands).
 #define MMA_KC 64
-#endif
 #ifndef MMA_STAGES
 #define MMA_STAGES 4
 #endif
