@@ -5,8 +5,7 @@
 // the top-p prefix summed in rank order by one thread, Gumbel-max over the survivors with the row's
 // own noise (so a truncated row draws the untruncated row's token whenever that token survives),
 // and the survivors' log-normaliser. A row whose list cannot certify its cut-off, or whose maximum
-// is not finite, is left to the exact fallback over its whole row: the host's on the trait path,
-// finish_whole.cu on the device path.
+// is not finite, is left to the exact fallback over its whole row (finish_whole.cu).
 
 // What a ranking row asks for (`RankParams` in src/launch.rs, 16 bytes).
 struct RankParams {
@@ -16,8 +15,9 @@ struct RankParams {
     u32 truncated;  // 0: the row only ranks for its top-N logprobs
 };
 
-// counts[4r + 3]: how the row was finished.
-#define FINISHED_ON_HOST 0u
+// counts[4r + 3]: whether the row's samples and log-normaliser are final (a row that ranks only for
+// its top-N never is: the host copies its list).
+#define UNFINISHED 0u
 #define FINISHED_ON_DEVICE 1u
 
 __device__ __forceinline__ float key_y(u64 key) {
@@ -81,7 +81,7 @@ __device__ int cut_off(const RankParams& q, const double* weight, u32 n, bool co
 
 // Finishes truncated row `b` from its `n` keys in `set` (shared, sorted descending): writes its
 // `samples` candidates to `cands`, its survivors' log-normaliser to `norm`; returns the survivors,
-// or -1 for the host's fallback. Every thread of the block calls it.
+// or -1 for the fallback over the whole row. Every thread of the block calls it.
 __device__ int finish_truncated(const u64* set, u32 n, bool complete, const RankParams& q, const Row& row, u32 samples,
                                 u64* __restrict__ cands, RowNorm* norm, double* weight) {
     __shared__ int survivors;

@@ -1,10 +1,10 @@
 // ---- truncated rows finished from their whole row, on the device: the exact fallback ------------
 //
-// A row whose kept keys cannot certify its cut-off (select_top_keys left it FINISHED_ON_HOST: top-p
+// A row whose kept keys cannot certify its cut-off (select_top_keys left it UNFINISHED: top-p
 // or min-p without top-k whose survivors outnumber the kept keys, or a non-finite maximum) is
-// finished here from every one of its scaled logits, as the host's fallback (`finish_row` of the
-// core over the complete ranked row) finishes it, so that the device path never waits for the
-// host. One block per batch row; rows finished elsewhere return at once.
+// finished here from every one of its scaled logits, as the core finishes it from its complete
+// ranked row (`finish_row`), so that no call waits for the host. One block per batch row; rows
+// finished elsewhere, and rows that rank only for their top-N, return at once.
 //
 // The survivors are a prefix of the rank order: the keys at or above a threshold key.
 // - top-p: the largest y* whose tokens with y ≥ y* hold at least p of the row's mass, by bisection

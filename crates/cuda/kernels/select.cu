@@ -298,7 +298,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         a.counts[4 * r] = written;
         a.counts[4 * r + 1] = live;
         a.counts[4 * r + 2] = survivors < 0 ? 0 : (u32)survivors;
-        a.counts[4 * r + 3] = survivors < 0 ? FINISHED_ON_HOST : FINISHED_ON_DEVICE;
+        a.counts[4 * r + 3] = survivors < 0 ? UNFINISHED : FINISHED_ON_DEVICE;
     }
 }
 

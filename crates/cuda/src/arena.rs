@@ -22,14 +22,6 @@ pub(crate) struct Region {
     pub len: usize,
 }
 
-impl Region {
-    /// `len` bytes of this region from `offset`.
-    pub fn slice(self, offset: usize, len: usize) -> Region {
-        assert!(offset + len <= self.len, "a slice within its region");
-        Region { offset: self.offset + offset, len, ..self }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Input,
@@ -153,17 +145,6 @@ impl Call<'_> {
         }
         stream.synchronize().map_err(|e| device_error("synchronize", e))?;
         Ok(Outputs { bytes })
-    }
-
-    /// Waits for the stream, downloading `region` alone.
-    pub fn download_region(&self, stream: &Arc<CudaStream>, region: Region) -> Result<Vec<u8>> {
-        let start = (self.ptr(region) - self.base) as usize;
-        let mut bytes = vec![0u8; region.len];
-        stream
-            .memcpy_dtoh(&self.memory().slice(start..start + region.len), &mut bytes)
-            .map_err(|e| device_error("download", e))?;
-        stream.synchronize().map_err(|e| device_error("synchronize", e))?;
-        Ok(bytes)
     }
 }
 

@@ -126,10 +126,11 @@ impl CudaBackend {
         self.functions.get(name).ok_or_else(|| device_error("missing kernel", name))
     }
 
-    /// The entry points of the selection of ranking rows' keys, in launch order.
-    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 3]> {
-        let [count, gather, top] = kernels::SELECT.map(|name| self.function(name));
-        Ok([count?, gather?, top?])
+    /// The entry points of the selection of ranking rows' keys and the finishing of truncated
+    /// rows, in launch order.
+    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 4]> {
+        let [count, gather, top, whole] = kernels::SELECT.map(|name| self.function(name));
+        Ok([count?, gather?, top?, whole?])
     }
 
     /// The raw-pointer fused launch on the caller's `stream`: zeroes `args.out`, then writes one
@@ -312,7 +313,6 @@ impl CudaBackend {
         if let Some(a) = &select {
             // Truncated rows replace their candidates and log-normalisers by their survivors'.
             unsafe { launch::select_top(self.select_functions()?, a, (call.batch, call.batch), stream)? };
-            unsafe { launch::finish_whole(self.function(kernels::FINISH_WHOLE)?, a, call.batch, stream)? };
         }
         let io = ((call.workspace, call.rows, invalid), (call.tokens, call.statuses));
         unsafe { launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (call.batch, call.samples), stream)? };
@@ -500,19 +500,13 @@ impl CudaBackend {
         };
         if let Some(r) = &ranking {
             let (samples, n) = (req.samples as usize, req.top_logprobs as usize);
-            let io = (&call, &downloaded, &self.stream);
-            r.finish(io, (&plans, req.rows), head.vocab_offset, &mut norms, (out, samples), (top, n))?;
+            r.finish(&downloaded, (&plans, req.rows), &mut norms, (out, samples), (top, n));
         }
         if let Some(out_norms) = out_norms {
             out_norms.copy_from_slice(&norms);
         }
         Ok(())
     }
-}
-
-/// Little-endian f32 values.
-pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
 }
 
 /// The entry point of the tensor-core variant with `n_tiles`, with or without extras.

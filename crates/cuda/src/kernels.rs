@@ -24,8 +24,9 @@ pub const SOURCE: &str = concat!(
 pub const DECODE: &str = "decode_candidates";
 
 /// Entry points that keep the most likely keys of each ranking row's scaled logits (select.cu):
-/// counting, gathering, sorting.
-pub const SELECT: [&str; 3] = ["select_count", "select_gather", "select_top_keys"];
+/// counting, gathering, sorting (and finishing the truncated rows the kept keys certify), then
+/// finishing the others from their whole row (finish_whole.cu).
+pub const SELECT: [&str; 4] = ["select_count", "select_gather", "select_top_keys", "finish_whole"];
 
 /// Entry point that merges each row's log-normaliser partials (norms.cu).
 pub const MERGE_NORMS: &str = "merge_norms";
@@ -43,11 +44,7 @@ pub const DEVICE_ADJUSTMENTS: &str = "device_adjustments";
 /// Entry point that writes the ranking tables of a caller's per-row truncation in device memory
 /// (select.cu).
 pub const DEVICE_RANK_ROWS: &str = "device_rank_rows";
-
-/// Entry point that finishes, from the whole row, each truncated row whose kept keys could not
-/// certify its cut-off (finish_whole.cu): the device path's exact fallback.
-pub const FINISH_WHOLE: &str = "finish_whole";
-/// Threads per block of [`FINISH_WHOLE`] (`WHOLE_THREADS` in finish_whole.cu).
+/// Threads per block of the last entry point of [`SELECT`] (`WHOLE_THREADS` in finish_whole.cu).
 pub const FINISH_WHOLE_THREADS: u32 = 1024;
 
 /// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
@@ -176,7 +173,6 @@ pub fn entry_points() -> Vec<String> {
     names.push(DECODE_LOGPROBS.to_string());
     names.push(DEVICE_MASK_ROWS.to_string());
     names.push(DEVICE_RANK_ROWS.to_string());
-    names.push(FINISH_WHOLE.to_string());
     names.push(DEVICE_ADJUSTMENTS.to_string());
     names
 }

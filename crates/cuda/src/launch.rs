@@ -458,7 +458,7 @@ pub unsafe fn decode_logprobs(
 /// - `out_start`: ranking rows + 1 offsets: row `r` keeps up to `out_start[r + 1] - out_start[r]`
 ///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`, sorted
 ///   descending; `counts`: per ranking row, (keys written, tokens of finite y, survivors, 1 when
-///   finished on the device, 0 when the host finishes it);
+///   finished on the device, 0 for a row that ranks only for its top-N, whose list the host copies);
 /// - `rows`: per batch row, its [`RowArgs`]; `ranks`: per ranking row, its [`RankParams`];
 ///   `cands`: `[batch row][samples]` candidates, which a row finished on the device overwrites;
 /// - `counters`: [`SELECT_COUNTER_BYTES`] per ranking row, `set`: [`SELECT_SET_KEYS`] `u64` per
@@ -543,13 +543,16 @@ pub fn check_select_batch(batch: u32) -> Result<()> {
 }
 
 /// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank: zeroes the
-/// counters, then counts, gathers and sorts (`count`, `gather`, `top`: the three entry points).
+/// counters, then counts, gathers and sorts (`count`, `gather`, `top`), which finishes the
+/// truncated rows its kept keys certify, then `whole` finishes the other truncated rows from their
+/// whole row (finish_whole.cu, one block per batch row): every truncated row ends
+/// [`FINISHED_ON_DEVICE`].
 ///
 /// # Safety
 /// Device pointers of the current context of the sizes [`SelectArgs`] names, alive until the stream
 /// has run the launches.
 pub unsafe fn select_top(
-    [count, gather, top]: [&CudaFunction; 3],
+    [count, gather, top, whole]: [&CudaFunction; 4],
     args: &SelectArgs,
     (batch, ranking_rows): (u32, u32),
     stream: sys::CUstream,
@@ -566,20 +569,10 @@ pub unsafe fn select_top(
             .map_err(launch_err)?;
     }
     result::launch_kernel(top.cu_function(), (batch, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
-        .map_err(launch_err)
-}
-
-/// Finishes, from every one of its scaled logits, each truncated row that the selection left to
-/// the host (finish_whole.cu): one block per batch row, on `stream`, after [`select_top`].
-///
-/// # Safety
-/// As for [`select_top`].
-pub unsafe fn finish_whole(f: &CudaFunction, args: &SelectArgs, batch: u32, stream: sys::CUstream) -> Result<()> {
-    let mut a = *args;
-    let mut params: [*mut c_void; 1] = [(&mut a as *mut SelectArgs).cast()];
+        .map_err(launch_err)?;
     let threads = crate::kernels::FINISH_WHOLE_THREADS;
-    result::launch_kernel(f.cu_function(), (batch, 1, 1), (threads, 1, 1), 0, stream, &mut params)
-        .map_err(|e| device_error("launching the whole-row truncation kernel", e))
+    result::launch_kernel(whole.cu_function(), (batch, 1, 1), (threads, 1, 1), 0, stream, &mut params)
+        .map_err(launch_err)
 }
 
 /// Turns a caller's `batch` rows of truncation in device memory (`truncation`: `fs_truncation`,

@@ -2,21 +2,18 @@
 //! write their scaled logits `y`; `select.cu` keeps each row's most likely keys on the device,
 //! starting from the row maxima of the merged log-normalisers, and `finish.cu` finishes each
 //! truncated row there: the certificate of DESIGN.md §3.6, Gumbel-max over the survivors with the
-//! row's own noise, the survivors' log-normaliser. The host copies the top-N lists; a row whose list
-//! cannot certify its cut-off is finished on the host from its whole row, downloaded: the exact
-//! fallback ([`finish_row`] of the core).
-
-use std::sync::Arc;
+//! row's own noise, the survivors' log-normaliser. A row whose list cannot certify its cut-off is
+//! finished on the device from its whole row (`finish_whole.cu`): the exact fallback. The host
+//! copies the top-N lists.
 
 use cudarc::driver::{sys, CudaFunction, CudaStream};
 use flashsampling_core::candidate::EMPTY;
 use flashsampling_core::logsumexp::LogSumExp;
 use flashsampling_core::ranked::Ranked;
-use flashsampling_core::survivors::{finish_row, RowPlan, COMPLETE_LISTS_CERTIFY};
+use flashsampling_core::survivors::{finish_row, RowPlan};
 use flashsampling_core::{Result, RowParams};
 
 use crate::arena::{u32_bytes, Call, Layout, Outputs, Region};
-use crate::backend::f32s;
 use crate::launch::{
     self, Extras, RankParams, SelectArgs, FINISHED_ON_DEVICE, NO_MASK, SELECT_COUNTER_BYTES, SELECT_SET_KEYS,
 };
@@ -89,7 +86,7 @@ impl RankingRows {
     /// of the batch's log-normalisers (`norms`, per batch row) on `stream`.
     pub fn select(
         &self,
-        functions: [&CudaFunction; 3],
+        functions: [&CudaFunction; 4],
         (call, stream): (&Call<'_>, &CudaStream),
         (rows, cands, samples): (sys::CUdeviceptr, sys::CUdeviceptr, u32),
         vocab_offset: u32,
@@ -118,19 +115,17 @@ impl RankingRows {
     }
 
     /// Finishes every ranking row from the call's downloaded `outputs`: its top-N keys in `top` (`n`
-    /// per row), and for rows the device could not finish, its samples in `out` (`samples` per row)
-    /// and its log-normaliser in `norms` (the shard's on entry, the sampled distribution's on
-    /// return; rows finished on the device have theirs already).
-    #[allow(clippy::too_many_arguments)]
+    /// per row); a row that ranks only for its top-N (not truncated, so not finished on the device)
+    /// also gets its log-normaliser in `norms` (the shard's on entry). Truncated rows were finished
+    /// on the device: their samples are in `out` and their survivors' log-normalisers in `norms`.
     pub fn finish(
         &self,
-        (call, outputs, stream): (&Call<'_>, &Outputs, &Arc<CudaStream>),
+        outputs: &Outputs,
         (plans, params): (&[RowPlan<'_>], &[RowParams]),
-        vocab_offset: u32,
         norms: &mut [LogSumExp],
         (out, samples): (&mut [u64], usize),
         (top, n): (&mut [u64], usize),
-    ) -> Result<()> {
+    ) {
         let (keys, counts) = (outputs.u64s(self.keys), outputs.u32s(self.counts));
         let mut no_top = [];
         for (i, &b) in self.rows.iter().enumerate() {
@@ -140,27 +135,16 @@ impl RankingRows {
             let list = &keys[start..start + written as usize];
             let row_top = if n > 0 { &mut top[b * n..(b + 1) * n] } else { &mut no_top[..] };
             if finished == FINISHED_ON_DEVICE {
-                let kept = list[..survivors as usize].iter().copied().chain(std::iter::repeat(EMPTY));
+                // A row finished from its whole row has more survivors than kept keys.
+                let kept = list[..list.len().min(survivors as usize)].iter().copied().chain(std::iter::repeat(EMPTY));
                 row_top.iter_mut().zip(kept).for_each(|(slot, key)| *slot = key);
                 continue;
             }
             let capacity = (self.starts[i + 1] - self.starts[i]) as usize;
             let ranked = Ranked { keys: list.to_vec(), complete: live as usize <= capacity };
             let row_out = &mut out[b * samples..(b + 1) * samples];
-            norms[b] = match finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top) {
-                Some(norm) => norm,
-                None => {
-                    let whole = Ranked::all(&self.download_row(call, stream, i)?, vocab_offset);
-                    finish_row(&plans[b], &params[b], &whole, norms[b], row_out, row_top).expect(COMPLETE_LISTS_CERTIFY)
-                }
-            };
+            norms[b] = finish_row(&plans[b], &params[b], &ranked, norms[b], row_out, row_top)
+                .expect("a row that is not truncated has no cut-off to certify");
         }
-        Ok(())
-    }
-
-    /// The scaled logits of ranking row `i`.
-    fn download_row(&self, call: &Call<'_>, stream: &Arc<CudaStream>, i: usize) -> Result<Vec<f32>> {
-        let bytes = 4 * self.v_rows as usize;
-        Ok(f32s(&call.download_region(stream, self.scaled.slice(i * bytes, bytes))?))
     }
 }
