@@ -1,7 +1,7 @@
-// ---- fused LM head + sampling on tensor cores (mma.sync): the bandwidth path for bf16 and f16 ----
+// ---- fused LM head + sampling on tensor cores (mma.sync; wgmma on sm_90a): bf16 and f16 ----------
 //
-// W and H of one 16-bit type. Logits = W · Hᵀ with W as the mma's A operand (16 tokens) and H as its
-// B operand (8 hidden rows per n-tile, NT n-tiles: up to 8·NT rows per launch).
+// W and H of one 16-bit type. The logits of 16-token tiles of W against n-tiles of 8 hidden rows
+// (NT n-tiles: up to 8·NT rows per launch).
 //
 // - Persistent grid: block i owns the contiguous 16-token tiles [tiles·i/grid, tiles·(i+1)/grid), so
 //   every SM streams the same share of W, to within one tile.
