@@ -29,17 +29,13 @@ __device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
         for (int i = 0; i < 4; ++i) asm volatile("" : "+f"(d[n][i])::"memory");
 }
 
-template <int NT>
-__device__ __forceinline__ void wgmma_fence(float (&d)[NT][4]) {
-    wgmma_hold(d);
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
+// Before the first instruction of a batch: the registers of D (held) are ready.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 
-template <int NT>
-__device__ __forceinline__ void wgmma_wait(float (&d)[NT][4]) {
+// After the last instruction of a batch: wait for all of them (then hold D).
+__device__ __forceinline__ void wgmma_commit_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    wgmma_hold(d);
 }
 
 template <typename E>
