@@ -1,7 +1,7 @@
 // ---- fused LM head + sampling on tensor cores (mma.sync; wgmma on sm_90a): bf16 and f16 ----------
 //
 // W and H of one 16-bit type. The logits of 16-token tiles of W against n-tiles of 8 hidden rows
-// (NT n-tiles: up to 8·NT rows per launch).
+// (NT n-tiles: up to 8·NT rows per launch, at most 128; more take several launches).
 //
 // - Persistent grid: block i owns the contiguous 16-token tiles [tiles·i/grid, tiles·(i+1)/grid), so
 //   every SM streams the same share of W, to within one tile.
@@ -19,10 +19,12 @@
 //   each warpgroup's four warps' W tiles are one m64 operand and H the n(8·NT) operand, both read
 //   by the tensor cores from the same swizzled stages; one instruction per k16 step.
 // - Hand-over: at the end of a step the multiplying warps write their accumulators into the step
-//   buffer ([row][token] floats; variants of more than 128 rows pass them in rounds of 128 rows)
-//   between two block-wide barriers, and go on with the next step while the epilogue warps score
-//   this one. Both kinds of warps run one loop over the hand-overs and meet at the same
-//   __syncthreads: before the first, the epilogue warps are done with the previous contents.
+//   buffer ([row][token] floats) between two block-wide barriers, and go on with the next step
+//   while the epilogue warps score this one. Both kinds of warps run one loop over the steps and
+//   meet at the same __syncthreads: before the first, the epilogue warps are done with the
+//   previous contents. (compute-sanitizer racecheck reports hazards on the buffer all the same:
+//   it does not follow these barriers once the multiplying warps also meet on their own named
+//   barrier; tools/racecheck_named_barrier.cu reproduces that on a correct program.)
 // - Scoring: an epilogue warp takes whole rows of the step; a lane scores four consecutive tokens
 //   of one (row, sample) with one Philox evaluation, the warp reduces to the step's best candidate
 //   and folds it into out[] with one atomicMax (out must be zeroed first). Tokens that cannot beat
@@ -36,7 +38,7 @@
 #define MMA_WARPS 8
 #endif
 #ifndef MMA_EPI_WARPS
-#define MMA_EPI_WARPS 4
+#define MMA_EPI_WARPS 8
 #endif
 #define MMA_THREADS ((MMA_WARPS + MMA_EPI_WARPS) * 32)
 // K elements per chunk, fixed: rows of 128 bytes, eight 16-byte pieces (the swizzle, and wgmma's
@@ -171,20 +173,20 @@ struct SyncTiles {
         mma_chunk<E, M16>(acc, h_stage, w_stages + (threadIdx.x >> 5) * w_tile);
     }
 
-    // Rows [row0, row0 + rows) of the tile's logits into `buf` ([row - row0][token of the step],
-    // row stride `stride`): this thread holds rows 16i + g and 16i + g + 8, tokens 8q + 2t and
-    // 8q + 2t + 1 of the warp's tile.
-    __device__ __forceinline__ void to_buffer(float* buf, int stride, int row0, int rows) const {
+    // The tile's logits of the 8·NT rows into `buf` ([row][token of the step], row stride `stride`):
+    // this thread holds rows 16i + g and 16i + g + 8, tokens 8q + 2t and 8q + 2t + 1 of the warp's
+    // tile.
+    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
         const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, tok = 16 * (threadIdx.x >> 5) + 2 * t;
 #pragma unroll
         for (int i = 0; i < M16; ++i)
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int r8 = 16 * i + 8 * half;
-                if (r8 < row0 || r8 >= row0 + rows) continue;
+                if (r8 >= 8 * NT) continue;
 #pragma unroll
                 for (int q = 0; q < 2; ++q) {
-                    *reinterpret_cast<float2*>(buf + (r8 - row0 + g) * stride + tok + 8 * q) =
+                    *reinterpret_cast<float2*>(buf + (r8 + g) * stride + tok + 8 * q) =
                         make_float2(acc[i][q][2 * half], acc[i][q][2 * half + 1]);
                 }
             }
@@ -221,14 +223,13 @@ struct WgmmaTiles {
         wgmma_hold(acc);
     }
 
-    // Rows [row0, row0 + rows) of the tile's logits into `buf` (as SyncTiles'): this thread holds
-    // tokens g and g + 8 of the warp's tile, rows 8n + 2t and 8n + 2t + 1.
-    __device__ __forceinline__ void to_buffer(float* buf, int stride, int row0, int rows) const {
+    // The tile's logits into `buf` (as SyncTiles'): this thread holds tokens g and g + 8 of the
+    // warp's tile, rows 8n + 2t and 8n + 2t + 1.
+    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
         const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, tok = 16 * (threadIdx.x >> 5) + g;
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
-            if (8 * n < row0 || 8 * n >= row0 + rows) continue;
-            float* r = buf + (8 * n - row0 + 2 * t) * stride + tok;
+            float* r = buf + (8 * n + 2 * t) * stride + tok;
             r[0] = acc[n][0];
             r[stride] = acc[n][1];
             r[8] = acc[n][2];
@@ -256,32 +257,29 @@ struct MmaShared {
     static constexpr int H_STAGE = H_ROWS * MMA_KC;
     static constexpr int W_TILE = 16 * MMA_KC;
     static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_TILE;
-    // The step buffer: BUF_ROWS rows of the step's logits; ROUNDS hand-overs per step.
-    static constexpr int BUF_ROWS = ROWS < 128 ? ROWS : 128;
-    static constexpr int ROUNDS = ROWS / BUF_ROWS;
+    // The step buffer: the step's logits, [row][token].
     static constexpr int BUF_STRIDE = MMA_STEP_TOKENS + PAD;
     // EX: each row's log-normaliser partial.
     static constexpr int NORMS = EX ? ROWS : 0;
     // Stages of the pipeline: as many as fit beside the rest in 227 KB, at most MMA_STAGES; the
     // slack starts them on a 1024-byte boundary (wgmma's swizzle atoms).
-    static constexpr int REST = BUF_ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
+    static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
     static constexpr int FIT = (227 * 1024 - REST) / (STAGE_ELEMS * 2);
     static constexpr int STAGES = FIT < MMA_STAGES ? FIT : MMA_STAGES;
     static constexpr int BYTES = STAGES * STAGE_ELEMS * 2 + REST;
 };
 
-// An epilogue warp's rows of one step's logits: `buf` holds rows [row0, row0 + buf_rows) of the
-// launch × `tokens` live tokens from shard token `tok0` (row stride `stride`). Rows e, e +
-// MMA_EPI_WARPS, … belong to epilogue warp e; it walks their (row, sample) pairs in order.
-template <bool EX>
-__device__ __forceinline__ void score_rows(float* buf, int stride, u32 buf_rows, u32 row0, u32 tok0, u32 tokens,
+// An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
+// tokens from shard token `tok0` (row stride `stride`). Rows e, e + EPI, … belong to epilogue warp
+// e; it walks their (row, sample) pairs in order.
+template <int EPI, bool EX>
+__device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens,
                                            const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                            u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
                                            float2* norms) {
     const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
-    const u32 live = min(buf_rows, batch - min(batch, row0));
-    const u32 pairs = (live > e ? (live - e + MMA_EPI_WARPS - 1) / MMA_EPI_WARPS : 0) * samples;
-    auto row_of_pair = [&](u32 k) { return row0 + e + MMA_EPI_WARPS * (k / samples); };
+    const u32 pairs = (batch > e ? (batch - e + EPI - 1) / EPI : 0) * samples;
+    auto row_of_pair = [&](u32 k) { return e + EPI * (k / samples); };
     float beat_lane = NEG_INF;
     Row p;
     float* l = buf;
@@ -297,7 +295,7 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 buf_rows,
         const float to_beat = __shfl_sync(0xFFFFFFFFu, beat_lane, k % 32);
         if (s == 0) {
             p = row_of(rows[row]);
-            l = buf + (row - row0) * stride;
+            l = buf + row * stride;
             if constexpr (EX) {
                 float2 part = make_float2(NEG_INF, 0.0f);
                 for (u32 i = 4 * lane; i < tokens; i += 128) {
@@ -348,12 +346,13 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                           const Extras& ex) {
     typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
     typedef MmaShared<NT, EX, Tiles::BUF_PAD> Shared;
+    constexpr u32 EPI = MMA_EPI_WARPS;
     static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
     u16* stages = reinterpret_cast<u16*>(smem);
     float* buf = reinterpret_cast<float*>(smem + Shared::STAGES * Shared::STAGE_ELEMS * 2);
-    float2* norms = reinterpret_cast<float2*>(buf + Shared::BUF_ROWS * Shared::BUF_STRIDE);
+    float2* norms = reinterpret_cast<float2*>(buf + Shared::ROWS * Shared::BUF_STRIDE);
     const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31, e = warp - MMA_WARPS;
     const bool multiplies = warp < MMA_WARPS, lse = EX && ex.norms;
 
@@ -387,20 +386,18 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         for (int s = 0; s < Shared::STAGES - 1; ++s) issue();
         acc.zero();
     } else if (lse) {
-        // Rows e, e + MMA_EPI_WARPS, … are epilogue warp e's.
-        for (u32 r = e + MMA_EPI_WARPS * lane; r < Shared::ROWS; r += MMA_EPI_WARPS * 32) {
+        // Rows e, e + EPI, … are epilogue warp e's.
+        for (u32 r = e + EPI * lane; r < Shared::ROWS; r += EPI * 32) {
             norms[r] = make_float2(NEG_INF, 0.0f);
         }
         __syncwarp();
     }
 
-    // Hand-over k is round k % ROUNDS of step k / ROUNDS. Before it, the multiplying warps run the
-    // step's chunks (at its first round) while the epilogue warps score hand-over k − 1.
-    const u32 handovers = steps * Shared::ROUNDS;
-    for (u32 k = 0; k <= handovers; ++k) {
-        const u32 round = k % Shared::ROUNDS;
+    // Before hand-over k the multiplying warps run step k's chunks while the epilogue warps score
+    // step k − 1.
+    for (u32 k = 0; k <= steps; ++k) {
         if (multiplies) {
-            for (u32 c = 0; k < handovers && round == 0 && c < chunks; ++c) {
+            for (u32 c = 0; k < steps && c < chunks; ++c) {
                 cp_async_wait<Shared::STAGES - 2>();
                 // wgmma reads shared memory through the async proxy: make this thread's copies
                 // visible to it.
@@ -413,17 +410,17 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 use.advance(chunks, Shared::STAGES);
             }
         } else if (k > 0) {
-            const u32 done = k - 1, tile0 = first + done / Shared::ROUNDS * MMA_WARPS, tok0 = tile0 * 16;
+            const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
             const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
-            score_rows<EX>(buf, Shared::BUF_STRIDE, Shared::BUF_ROWS, done % Shared::ROUNDS * Shared::BUF_ROWS, tok0,
-                           tokens, rows, out, v_rows, batch, samples, vocab_offset, ex, norms);
+            score_rows<EPI, EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
+                                ex, norms);
         }
         __syncthreads();
-        if (k == handovers) break;
+        if (k == steps) break;
         if (multiplies) {
-            acc.to_buffer(buf, Shared::BUF_STRIDE, round * Shared::BUF_ROWS, Shared::BUF_ROWS);
+            acc.to_buffer(buf, Shared::BUF_STRIDE);
             // Zeroed once per step: a test in every chunk would cost a select per element.
-            if (round + 1 == Shared::ROUNDS) acc.zero();
+            acc.zero();
         }
         __syncthreads();
     }
@@ -431,25 +428,25 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         cp_async_wait<0>();
     } else if (lse) {
         __syncwarp();
-        for (u32 r = e + MMA_EPI_WARPS * lane; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS * 32) {
+        for (u32 r = e + EPI * lane; r < min(batch, (u32)Shared::ROWS); r += EPI * 32) {
             ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = norms[r];
         }
     }
 }
 
-#define FUSED_MMA_NT(E, NT)                                                                          \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(               \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
-        u32 samples, u32 vocab_offset) {                                                             \
-        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});  \
-    }                                                                                                \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(          \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
-        u32 samples, u32 vocab_offset, Extras ex) {                                                  \
-        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);        \
+#define FUSED_MMA_NT(E, NT)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(                    \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
+        u32 samples, u32 vocab_offset) {                                                                       \
+        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});         \
+    }                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(               \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
+        u32 samples, u32 vocab_offset, Extras ex) {                                                            \
+        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                \
     }
-#define FUSED_MMA(E)                                                                                 \
-    FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16) FUSED_MMA_NT(E, 32)
+#define FUSED_MMA(E)                                                                                           \
+    FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16)
 
 FUSED_MMA(Bf16)
 FUSED_MMA(F16)

@@ -83,10 +83,10 @@ pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
 }
 
 /// n-tiles of 8 hidden rows of the tensor-core kernel's variants (`NT` in fused_mma.cu).
-pub const MMA_N_TILES: [u32; 6] = [1, 2, 4, 8, 16, 32];
+pub const MMA_N_TILES: [u32; 5] = [1, 2, 4, 8, 16];
 /// Threads per block of the tensor-core kernel (`MMA_THREADS` in fused_mma.cu): 8 multiplying
-/// warps and 4 epilogue warps.
-pub const MMA_THREADS: u32 = (8 + 4) * 32;
+/// warps and 8 epilogue warps.
+pub const MMA_THREADS: u32 = (8 + 8) * 32;
 
 /// Whether the tensor-core kernel takes these dtypes: both 16-bit and the same (the mma's operands).
 pub fn mma_supported(w: DType, h: DType) -> bool {
@@ -118,14 +118,14 @@ pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
 }
 
 /// Dynamic shared memory of a tensor-core variant compiled for `arch`, as `MmaShared` in
-/// fused_mma.cu computes it: the step buffer (at most 128 rows × 128 tokens of f32 logits, rows
-/// padded by 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 8·NT log-normaliser
-/// partials of 8 bytes, 1024 bytes of slack to align the stages; then as many pipeline stages as
-/// fit in 227 KB, at most 4, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of
-/// the 8 warps' tiles of 16 W rows.
+/// fused_mma.cu computes it: the step buffer (8·NT rows × 128 tokens of f32 logits, rows padded by
+/// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 8·NT log-normaliser partials of 8
+/// bytes, 1024 bytes of slack to align the stages; then as many pipeline stages as fit in 227 KB,
+/// at most 4, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the 8 warps'
+/// tiles of 16 W rows.
 pub fn mma_shared_bytes(arch: &str, n_tiles: u32, extras: bool) -> u32 {
     let pad = if mma_uses_wgmma(arch, n_tiles) { 4 } else { 8 };
-    let buffer = (8 * n_tiles).min(128) * (8 * 16 + pad) * 4;
+    let buffer = 8 * n_tiles * (8 * 16 + pad) * 4;
     let norms = if extras { 8 * n_tiles * 8 } else { 0 };
     let rest = buffer + norms + 1024;
     let stage = 64 * ((8 * n_tiles).max(16) + 8 * 16) * 2;
