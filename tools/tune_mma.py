@@ -17,36 +17,28 @@ import numpy as np
 
 KERNELS = pathlib.Path(__file__).resolve().parent.parent / "crates" / "cuda" / "kernels"
 SOURCES = ["common.cuh", "wgmma.cuh", "fused_mma.cu"]  # what fused_mma.cu needs: less to compile per configuration
-N_TILES = [1, 2, 4, 8, 16, 32]
+N_TILES = [1, 2, 4, 8, 16]
 
 CONFIGS = {
     "default": {},
     "no-L2-prefetch": {"MMA_W_COPY": '"cp.async.cg.shared.global"'},
     "stages=3": {"MMA_STAGES": 3},
     "stages=5": {"MMA_STAGES": 5},
-    "MT8=2": {"MMA_MT8": 2},
-    "MT16=1": {"MMA_MT16": 1},
     "mma.sync": {"MMA_WGMMA_MIN_NT": 99},
     "warps=4": {"MMA_WARPS": 4},
-    "warps=4+stages=3": {"MMA_WARPS": 4, "MMA_STAGES": 3},
     "stages=6": {"MMA_STAGES": 6},
     # Grid choice (not compile-time): one block per step of the block's tiles.
     "grid=steps": {"_grid": "steps"},
 }
 
 
-def tiles_per_warp(nt, d, wgmma):
-    """tiles_per_warp<NT>() of fused_mma.cu."""
-    if wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4):
-        return 1
-    return {8: d.get("MMA_MT8", 1), 16: d.get("MMA_MT16", 2)}.get(nt, 1)
-
-
 def shared_bytes(nt, d, wgmma):
-    """MmaShared<NT, MT, false>::BYTES of fused_mma.cu: the stages of H and W, the scratch, the slack."""
-    kc, stages, warps = 64, d.get("MMA_STAGES", 4), d.get("MMA_WARPS", 8)
-    mt = tiles_per_warp(nt, d, wgmma)
-    return stages * (kc * max(16, 8 * nt) + warps * mt * 16 * kc) * 2 + warps * 8 * 20 * 4 + 1024
+    """MmaShared<NT, false, pad>::BYTES of fused_mma.cu: the step buffer, the slack, the stages that fit."""
+    kc, warps = 64, d.get("MMA_WARPS", 8)
+    on_wgmma = wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4)
+    rest = 8 * nt * (warps * 16 + (4 if on_wgmma else 8)) * 4 + 1024
+    stage = (kc * max(16, 8 * nt) + warps * 16 * kc) * 2
+    return min(d.get("MMA_STAGES", 4), (227 * 1024 - rest) // stage) * stage + rest
 
 
 def resident_blocks(kernel, smem, sms, threads):
@@ -85,11 +77,11 @@ def main():
     rows = cp.asarray(rows.view(np.uint8))
     out = cp.zeros(max(batches), dtype=cp.uint64)
     print(f"{sms} SMs, sm_{cc}; floor at 3.0 TB/s: " + ", ".join(f"({d}, {v}) {v * d * 2 / 3.0e12 * 1e6:.1f} µs" for d, v in shapes))
-    print(f"{'config':<18}{'shape':>14}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16 n32)")
+    print(f"{'config':<18}{'shape':>14}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16)")
     reference = {}
     for name in args.configs.split(";"):
         defines = CONFIGS[name]
-        threads = 32 * defines.get("MMA_WARPS", 8)
+        warps = defines.get("MMA_WARPS", 8)
         options = ("--std=c++17", f"--gpu-architecture=sm_{cc}a" if cc == "90" else f"--gpu-architecture=sm_{cc}")
         options += tuple(f"-D{k}={v}" for k, v in defines.items() if not k.startswith("_"))
         module = cp.RawModule(code=source, options=options, backend="nvrtc")
@@ -101,7 +93,8 @@ def main():
                 kernels[nt] = None
                 continue
             k.max_dynamic_shared_size_bytes = smem
-            kernels[nt] = (k, smem, resident_blocks(k, smem, sms, threads))
+            threads = 32 * (warps + defines.get("MMA_EPI_WARPS", 8))
+            kernels[nt] = (k, smem, threads, resident_blocks(k, smem, sms, threads))
         regs = " ".join(str(kernels[nt][0].num_regs) if kernels[nt] else "-" for nt in N_TILES)
         for dim, vocab in shapes:
             line = f"{name:<18}{f'{dim}x{vocab}':>14}"
@@ -110,10 +103,10 @@ def main():
                 if kernels[nt] is None:
                     line += f"{'no smem':>12}"
                     continue
-                k, smem, blocks = kernels[nt]
+                k, smem, threads, blocks = kernels[nt]
                 tiles = (vocab + 15) // 16
                 if defines.get("_grid") == "steps":
-                    blocks = -(-tiles // ((threads // 32) * tiles_per_warp(nt, defines, cc == "90")))
+                    blocks = -(-tiles // warps)
                 blocks = min(blocks, tiles)
                 params = (w, h, rows, out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
 

@@ -7,6 +7,8 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef unsigned short u16;
 
+#define NEG_INF __int_as_float(0xFF800000)
+
 // Per-row parameters as callers store them in device memory: `fs_row_params` of flashsampling.h,
 // `RowArgs` in src/launch.rs (24 bytes). Temperature 0 is greedy.
 struct RowParams {
@@ -97,11 +99,25 @@ __device__ __forceinline__ uint4 philox4x32_10(uint4 c, u32 k0, u32 k1) {
     return c;
 }
 
-__device__ __forceinline__ float gumbel_from_word(u32 word) {
-    float w = __fmul_rn(__fadd_rn(__uint2float_rn(word), 0.5f), 2.3283064365386963e-10f);
-    w = fminf(w, 1.0f - 5.9604644775390625e-08f);
+__device__ __forceinline__ float uniform_of(u32 word) {
+    const float w = __fmul_rn(__fadd_rn(__uint2float_rn(word), 0.5f), 2.3283064365386963e-10f);
+    return fminf(w, 1.0f - 5.9604644775390625e-08f);
+}
+
+__device__ __forceinline__ float gumbel_from_uniform(float w) {
     float e = -log1pf(-w);
     return -logf(e);
+}
+
+__device__ __forceinline__ float gumbel_from_word(u32 word) { return gumbel_from_uniform(uniform_of(word)); }
+
+// The uniforms above which a token of scaled logit `y` cannot reach the score `to_beat`: its noise
+// would have to be at least τ = to_beat − y, which needs w ≤ 1 − exp(−e^(−τ)) ≤ e^(−τ). τ is lowered
+// by far more than the roundings of the score and the logarithms' 2 ulp, the bound raised by far
+// more than __expf's error. A NaN or −inf `to_beat` (nothing found yet) sets no limit.
+__device__ __forceinline__ float uniform_limit(float to_beat, float y) {
+    const float tau = (to_beat - y) - (1e-4f + 1e-6f * (fabsf(to_beat) + fabsf(y)));
+    return __expf(-tau) * 1.001f;
 }
 
 // The four noise words of token group `t >> 2` for (row, sample).
@@ -123,29 +139,34 @@ __device__ __forceinline__ u64 pack(float x, u32 token) {
     return ((u64)ord << 32) | (u64)(0xFFFFFFFFu - token);
 }
 
-__device__ __forceinline__ float score(float l, const Row& r, u32 word) {
-    if (r.greedy) return l;
-    return __fadd_rn(__fmul_rn(l, r.inv_t), gumbel_from_word(word));
+// The score a packed candidate holds (NaN for the empty candidate 0).
+__device__ __forceinline__ float unpack_score(u64 c) {
+    const u32 ord = (u32)(c >> 32);
+    return __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);
 }
 
 // Best candidate of one (row, sample) over `count` logits `logits[i * stride]` of global tokens
-// `first + i`, one Philox evaluation per group of four tokens.
-__device__ __forceinline__ u64 best_over(const float* logits, int stride, int count, u32 first,
-                                         const Row& r, u32 sample) {
+// `first + i`, one Philox evaluation per group of four tokens. Tokens that cannot reach `to_beat`
+// (the score of a candidate already found) skip the logarithms (uniform_limit) and are left out;
+// −inf logits score −inf whatever the noise. 0 when every token was left out.
+__device__ __forceinline__ u64 best_over(const float* logits, int stride, int count, u32 first, const Row& r,
+                                         u32 sample, float to_beat = NEG_INF) {
     u64 best = 0;
     uint4 words = make_uint4(0, 0, 0, 0);
     u32 group = 0xFFFFFFFFu;
     for (int i = 0; i < count; ++i) {
-        u32 t = first + (u32)i;
-        u32 word = 0;
-        if (!r.greedy) {
+        const u32 t = first + (u32)i;
+        float x = logits[i * stride];
+        if (!r.greedy && x != NEG_INF) {
             if ((t >> 2) != group) {
                 group = t >> 2;
                 words = noise_words(r, sample, t);
             }
-            word = word_of(words, t);
+            const float y = __fmul_rn(x, r.inv_t), w = uniform_of(word_of(words, t));
+            if (w > uniform_limit(to_beat, y)) continue;
+            x = __fadd_rn(y, gumbel_from_uniform(w));
         }
-        u64 c = pack(score(logits[i * stride], r, word), t);
+        const u64 c = pack(x, t);
         best = c > best ? c : best;
     }
     return best;
@@ -158,7 +179,6 @@ __device__ __forceinline__ u64 best_over(const float* logits, int stride, int co
 // table means "none": no mask, no adjusted tokens, no log-normaliser asked for.
 
 #define NO_MASK 0xFFFFFFFFu
-#define NEG_INF __int_as_float(0xFF800000)
 
 // `Extras` in src/launch.rs (72 bytes).
 struct Extras {

@@ -1,15 +1,16 @@
 // ---- fused LM head + sampling on tensor cores (mma.sync; wgmma on sm_90a): bf16 and f16 ----------
 //
 // W and H of one 16-bit type. The logits of 16-token tiles of W against n-tiles of 8 hidden rows
-// (NT n-tiles: up to 8·NT rows per launch).
+// (NT n-tiles: up to 8·NT rows per launch, at most 128; more take several launches).
 //
 // - Persistent grid: block i owns the contiguous 16-token tiles [tiles·i/grid, tiles·(i+1)/grid), so
 //   every SM streams the same share of W, to within one tile.
-// - A block step gives each of its MMA_WARPS warps MT tiles; K is walked in MMA_KC chunks.
-// - One cp.async pipeline, MMA_STAGES deep, feeds both operands through shared memory: each stage
-//   holds one chunk of H (all rows, read by every warp) and one chunk of every warp's W tiles. The
-//   pipeline runs on across the block's steps, so the next tiles' W is in flight during a step's
-//   last chunks and its epilogue.
+// - Two kinds of warps. MMA_WARPS multiplying warps: a block step gives each one tile, and K is
+//   walked in MMA_KC chunks. MMA_EPI_WARPS epilogue warps: they score a step's logits while the
+//   multiplying warps go on with the next step, so sampling overlaps the stream of W.
+// - One cp.async pipeline, `STAGES` deep, feeds both operands through shared memory: each stage
+//   holds one chunk of H (all rows, read by every warp) and one chunk of every warp's W tile. The
+//   pipeline runs on across the block's steps.
 // - The mma's A operand is H (16 rows per m-tile: 8·NT rows, at least 16) and its B operand is W
 //   (8 tokens per n-group, two per tile). Both sit in shared memory as rows of MMA_KC elements whose
 //   16-byte pieces are XOR-swizzled by the row's low 3 bits, so that ldmatrix reads every fragment
@@ -17,18 +18,29 @@
 // - On sm_90a the variants from MMA_WGMMA_MIN_NT n-tiles multiply with wgmma instead (wgmma.cuh):
 //   each warpgroup's four warps' W tiles are one m64 operand and H the n(8·NT) operand, both read
 //   by the tensor cores from the same swizzled stages; one instruction per k16 step.
-// - Epilogue: each tile's logits pass through a small per-warp scratch so that a lane scores four
-//   consecutive tokens of one (row, sample) with one Philox evaluation; the warp's best candidate per
-//   (row, sample) is folded into out[] with atomicMax (out must be zeroed first).
-// - EX (the `_ex` entry points): the scratch logits are constrained before sampling, the scaled
-//   logits of ranking rows are written out, and each warp folds every tile's log-normaliser
-//   partial into its own per-row partials in shared memory; the block merges them in warp order
-//   and writes them to slot blockIdx.x.
+// - Hand-over: at the end of a step the multiplying warps write their accumulators into the step
+//   buffer ([row][token] floats) between two block-wide barriers, and go on with the next step
+//   while the epilogue warps score this one. Both kinds of warps run one loop over the steps and
+//   meet at the same __syncthreads: before the first, the epilogue warps are done with the
+//   previous contents. (compute-sanitizer racecheck reports hazards on the buffer all the same:
+//   it does not follow these barriers once the multiplying warps also meet on their own named
+//   barrier; tools/racecheck_named_barrier.cu reproduces that on a correct program.)
+// - Scoring: an epilogue warp takes whole rows of the step; a lane scores four consecutive tokens
+//   of one (row, sample) with one Philox evaluation, the warp reduces to the step's best candidate
+//   and folds it into out[] with one atomicMax (out must be zeroed first). Tokens that cannot beat
+//   what out[] already holds skip their logarithms (best_over).
+// - EX (the `_ex` entry points): the logits are constrained before sampling, the scaled logits of
+//   ranking rows are written out, and each row's log-normaliser partial (a row belongs to one
+//   epilogue warp) is kept in shared memory and written to slot blockIdx.x.
 
 // Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
 #ifndef MMA_WARPS
 #define MMA_WARPS 8
 #endif
+#ifndef MMA_EPI_WARPS
+#define MMA_EPI_WARPS 8
+#endif
+#define MMA_THREADS ((MMA_WARPS + MMA_EPI_WARPS) * 32)
 // K elements per chunk, fixed: rows of 128 bytes, eight 16-byte pieces (the swizzle, and wgmma's
 // 128-byte-swizzled operands).
 #define MMA_KC 64
@@ -43,16 +55,12 @@
 #ifndef MMA_WGMMA_MIN_NT
 #define MMA_WGMMA_MIN_NT 4
 #endif
-// Tiles per warp per step of the 8- and 16-n-tile variants on mma.sync.
-#ifndef MMA_MT8
-#define MMA_MT8 1
-#endif
-#ifndef MMA_MT16
-#define MMA_MT16 2
-#endif
-// Floats per row of the epilogue scratch: 16 tokens + 4 of padding keep writes and float4 reads
-// free of bank conflicts.
-#define MMA_SCRATCH_STRIDE 20
+// Tokens of a block step: one 16-token tile per multiplying warp.
+#define MMA_STEP_TOKENS (MMA_WARPS * 16)
+
+// The multiplying warps' barrier, before a stage of the ring is refilled (named barrier 1; 0 is
+// __syncthreads').
+__device__ __forceinline__ void ring_sync() { asm volatile("bar.sync 1, %0;" ::"n"(MMA_WARPS * 32) : "memory"); }
 
 template <typename E>
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1);
@@ -85,32 +93,10 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 
-// The block's shared state for one launch shape.
-template <int NT, int MT, bool EX>
-struct MmaShared {
-    static constexpr int ROWS = 8 * NT;
-    // Rows of H in shared memory: whole m-tiles of 16, zero past the batch.
-    static constexpr int H_ROWS = ROWS < 16 ? 16 : ROWS;
-    // A stage: H_ROWS rows of H, then each warp's MT · 16 rows of W; MMA_KC elements per row.
-    static constexpr int H_STAGE = H_ROWS * MMA_KC;
-    static constexpr int W_WARP = MT * 16 * MMA_KC;
-    static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_WARP;
-    static constexpr int SCRATCH_FLOATS = MMA_WARPS * 8 * MMA_SCRATCH_STRIDE;
-    // EX: each warp's log-normaliser partials, [warp][row].
-    static constexpr int NORMS = EX ? MMA_WARPS * ROWS : 0;
-    // + slack to start the stages on a 1024-byte boundary (wgmma's swizzle atoms).
-    static constexpr int BYTES = MMA_STAGES * STAGE_ELEMS * 2 + SCRATCH_FLOATS * 4 + NORMS * 8 + 1024;
-};
-
-// Whether the NT-n-tile variant multiplies with wgmma, and its tiles per warp per step: one on
-// wgmma (a warpgroup's m64 operand is its four warps' tiles).
+// Whether the NT-n-tile variant multiplies with wgmma.
 template <int NT>
 __device__ constexpr bool wgmma_variant() {
     return WGMMA_AVAILABLE && NT >= MMA_WGMMA_MIN_NT;
-}
-template <int NT>
-__device__ constexpr int tiles_per_warp() {
-    return wgmma_variant<NT>() ? 1 : NT == 16 ? MMA_MT16 : NT == 8 ? MMA_MT8 : 1;
 }
 
 // Element offset of 16-byte piece `q` of row `r` in a stage's rows: pieces are XOR-swizzled by the
@@ -141,11 +127,11 @@ __device__ __forceinline__ void ldmatrix_x4(u32 (&x)[4], const u16* p) {
                  : "r"(a));
 }
 
-// acc[i][m][q] += one chunk's products for m-tile i of H, tile m of W and its n-group q (tokens
+// acc[i][q] += one chunk's products for m-tile i of H and n-group q of the warp's W tile (tokens
 // 8q … 8q+7): MMA_KC / 16 steps of m16n8k16. `h_stage` and `warp_stage` are the chunk's H and this
 // warp's W in shared memory.
-template <typename E, int M16, int MT>
-__device__ __forceinline__ void mma_chunk(float (&acc)[M16][MT][2][4], const u16* h_stage, const u16* warp_stage) {
+template <typename E, int M16>
+__device__ __forceinline__ void mma_chunk(float (&acc)[M16][2][4], const u16* h_stage, const u16* warp_stage) {
     const u32 lane = threadIdx.x & 31;
     // A (H, 16 rows × 16): lanes 0-15 give rows 0-15 at the step's first piece, 16-31 at its second.
     const u32 a_row = lane & 15, a_half = lane >> 4;
@@ -153,52 +139,57 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[M16][MT][2][4], const u16
     const u32 b_row = (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
 #pragma unroll
     for (int kk = 0; kk < MMA_KC / 16; ++kk) {
-        u32 b[MT][4];
-#pragma unroll
-        for (int m = 0; m < MT; ++m) ldmatrix_x4(b[m], warp_stage + swizzled(16 * m + b_row, 2 * kk + b_half));
+        u32 b[4];
+        ldmatrix_x4(b, warp_stage + swizzled(b_row, 2 * kk + b_half));
 #pragma unroll
         for (int i = 0; i < M16; ++i) {
             u32 a[4];
             ldmatrix_x4(a, h_stage + swizzled(16 * i + a_row, 2 * kk + a_half));
-#pragma unroll
-            for (int m = 0; m < MT; ++m) {
-                mma16816<E>(acc[i][m][0], a[0], a[1], a[2], a[3], b[m][0], b[m][1]);
-                mma16816<E>(acc[i][m][1], a[0], a[1], a[2], a[3], b[m][2], b[m][3]);
-            }
+            mma16816<E>(acc[i][0], a[0], a[1], a[2], a[3], b[0], b[1]);
+            mma16816<E>(acc[i][1], a[0], a[1], a[2], a[3], b[2], b[3]);
         }
     }
 }
 
-// The accumulators of a warp's MT tiles on mma.sync: acc[i][m][q] is m-tile i of H (16 rows) ×
-// n-group q (8 tokens) of tile m.
-template <typename E, int NT, int MT>
+// The accumulators of a warp's tile on mma.sync: acc[i][q] is m-tile i of H (16 rows) × n-group q
+// (8 tokens) of the tile.
+template <typename E, int NT>
 struct SyncTiles {
     static constexpr int M16 = (8 * NT < 16 ? 16 : 8 * NT) / 16;
-    float acc[M16][MT][2][4];
+    // Stores of a float2 per lane at row g, token 2t: a row stride of 8 (mod 32) words puts each
+    // half-warp's 16 stores in distinct banks.
+    static constexpr int BUF_PAD = 8;
+    float acc[M16][2][4];
 
     __device__ __forceinline__ void zero() {
 #pragma unroll
         for (int i = 0; i < M16; ++i)
 #pragma unroll
-            for (int m = 0; m < MT; ++m)
-#pragma unroll
-                for (int q = 0; q < 8; ++q) acc[i][m][q / 4][q % 4] = 0.0f;
+            for (int q = 0; q < 8; ++q) acc[i][q / 4][q % 4] = 0.0f;
     }
 
-    // `w_stages`: the stage's W, this warp's MT tiles at warp · `w_warp`.
-    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_warp) {
-        mma_chunk<E, M16, MT>(acc, h_stage, w_stages + (threadIdx.x >> 5) * w_warp);
+    // `w_stages`: the stage's W, warp w's tile at w · `w_tile`.
+    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_tile) {
+        mma_chunk<E, M16>(acc, h_stage, w_stages + (threadIdx.x >> 5) * w_tile);
     }
 
-    // Tile m's logits of n-tile n (8 rows × 16 tokens) into the warp's scratch, [row][token]: this
-    // thread holds row g of half n % 2 of m-tile n / 2, tokens 8q + 2t and 8q + 2t + 1.
-    __device__ __forceinline__ void to_scratch(int m, int n, float* scratch) const {
-        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, half = 2 * (n & 1);
+    // The tile's logits of the 8·NT rows into `buf` ([row][token of the step], row stride `stride`):
+    // this thread holds rows 16i + g and 16i + g + 8, tokens 8q + 2t and 8q + 2t + 1 of the warp's
+    // tile.
+    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
+        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, tok = 16 * (threadIdx.x >> 5) + 2 * t;
 #pragma unroll
-        for (int q = 0; q < 2; ++q) {
-            *reinterpret_cast<float2*>(scratch + g * MMA_SCRATCH_STRIDE + 8 * q + 2 * t) =
-                make_float2(acc[n / 2][m][q][half], acc[n / 2][m][q][half + 1]);
-        }
+        for (int i = 0; i < M16; ++i)
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int r8 = 16 * i + 8 * half;
+                if (r8 >= 8 * NT) continue;
+#pragma unroll
+                for (int q = 0; q < 2; ++q) {
+                    *reinterpret_cast<float2*>(buf + (r8 + g) * stride + tok + 8 * q) =
+                        make_float2(acc[i][q][2 * half], acc[i][q][2 * half + 1]);
+                }
+            }
     }
 };
 
@@ -206,6 +197,9 @@ struct SyncTiles {
 // of its warpgroup's m64 result.
 template <typename E, int NT>
 struct WgmmaTiles {
+    // Stores of one float per lane at rows 2t, 2t + 1 and token g: a row stride of 4 (mod 32)
+    // words puts a warp's 32 stores in distinct banks.
+    static constexpr int BUF_PAD = 4;
     float acc[NT][4];
 
     __device__ __forceinline__ void zero() {
@@ -216,25 +210,31 @@ struct WgmmaTiles {
     }
 
     // `w_stages`: the stage's W; this warpgroup's 64 rows start at its first warp's tile.
-    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_warp) {
-        const u32 a = (u32)__cvta_generic_to_shared(w_stages + ((threadIdx.x >> 5) & ~3) * w_warp);
+    __device__ __forceinline__ void chunk(const u16* h_stage, const u16* w_stages, int w_tile) {
+        const u32 a = (u32)__cvta_generic_to_shared(w_stages + ((threadIdx.x >> 5) & ~3) * w_tile);
         const u32 b = (u32)__cvta_generic_to_shared(h_stage);
-        wgmma_fence(acc);
+        wgmma_hold(acc);
+        wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < MMA_KC / 16; ++kk) {
             Wgmma<NT>::template run<E>(acc, swizzled_operand(a + 32 * kk), swizzled_operand(b + 32 * kk));
         }
-        wgmma_wait(acc);
+        wgmma_commit_wait();
+        wgmma_hold(acc);
     }
 
-    // The tile's logits of n-tile n into the warp's scratch, [row][token]: this thread holds tokens
-    // g and g + 8, rows 2t and 2t + 1.
-    __device__ __forceinline__ void to_scratch(int, int n, float* scratch) const {
-        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-        scratch[(2 * t) * MMA_SCRATCH_STRIDE + g] = acc[n][0];
-        scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g] = acc[n][1];
-        scratch[(2 * t) * MMA_SCRATCH_STRIDE + g + 8] = acc[n][2];
-        scratch[(2 * t + 1) * MMA_SCRATCH_STRIDE + g + 8] = acc[n][3];
+    // The tile's logits into `buf` (as SyncTiles'): this thread holds tokens g and g + 8 of the
+    // warp's tile, rows 8n + 2t and 8n + 2t + 1.
+    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
+        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, tok = 16 * (threadIdx.x >> 5) + g;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            float* r = buf + (8 * n + 2 * t) * stride + tok;
+            r[0] = acc[n][0];
+            r[stride] = acc[n][1];
+            r[8] = acc[n][2];
+            r[stride + 8] = acc[n][3];
+        }
     }
 };
 
@@ -247,70 +247,96 @@ struct Pick<false, A, B> {
     typedef B type;
 };
 
-// Folds one tile's logits (16 tokens × the 8 rows of n-tile `n`) into out[]: the tile's best
-// candidate per (row, sample).
-template <bool EX, typename Tiles>
-__device__ __forceinline__ void tile_epilogue(const Tiles& tiles, int m, float* scratch, u32 tile, u32 n,
-                                              const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
-                                              u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
-                                              float2* norms) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __syncwarp();
-    tiles.to_scratch(m, (int)n, scratch);
-    __syncwarp();
-    if constexpr (EX) {
-        // Lane = row g of the n-tile × tokens 4t … 4t+3 of the tile.
-        const u32 row = n * 8 + g, tok = tile * 16 + 4 * t;
-        const u32 count = tok < v_rows ? min(4u, v_rows - tok) : 0;
-        float* l = scratch + g * MMA_SCRATCH_STRIDE + 4 * t;
-        float2 part = make_float2(NEG_INF, 0.0f);
-        if (row < batch && count > 0) {
-            const float inv_t = row_of(rows[row]).inv_t;
-            constrain(l, 1, (int)count, vocab_offset + tok, row, ex);
-            write_scaled(l, 1, (int)count, tok, row, v_rows, inv_t, ex);
-            if (ex.norms) part = lse_of(l, 1, (int)count, inv_t);
+// The block's shared state for one launch shape; `PAD`: the step buffer's row padding.
+template <int NT, bool EX, int PAD>
+struct MmaShared {
+    static constexpr int ROWS = 8 * NT;
+    // Rows of H in shared memory: whole m-tiles of 16, zero past the batch.
+    static constexpr int H_ROWS = ROWS < 16 ? 16 : ROWS;
+    // A stage: H_ROWS rows of H, then each warp's 16 rows of W; MMA_KC elements per row.
+    static constexpr int H_STAGE = H_ROWS * MMA_KC;
+    static constexpr int W_TILE = 16 * MMA_KC;
+    static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_TILE;
+    // The step buffer: the step's logits, [row][token].
+    static constexpr int BUF_STRIDE = MMA_STEP_TOKENS + PAD;
+    // EX: each row's log-normaliser partial.
+    static constexpr int NORMS = EX ? ROWS : 0;
+    // Stages of the pipeline: as many as fit beside the rest in 227 KB, at most MMA_STAGES; the
+    // slack starts them on a 1024-byte boundary (wgmma's swizzle atoms).
+    static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
+    static constexpr int FIT = (227 * 1024 - REST) / (STAGE_ELEMS * 2);
+    static constexpr int STAGES = FIT < MMA_STAGES ? FIT : MMA_STAGES;
+    static constexpr int BYTES = STAGES * STAGE_ELEMS * 2 + REST;
+};
+
+// An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
+// tokens from shard token `tok0` (row stride `stride`). Rows e, e + EPI, … belong to epilogue warp
+// e; it walks their (row, sample) pairs in order.
+template <int EPI, bool EX>
+__device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens,
+                                           const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
+                                           u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
+                                           float2* norms) {
+    const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
+    const u32 pairs = (batch > e ? (batch - e + EPI - 1) / EPI : 0) * samples;
+    auto row_of_pair = [&](u32 k) { return e + EPI * (k / samples); };
+    float beat_lane = NEG_INF;
+    Row p;
+    float* l = buf;
+    for (u32 k = 0; k < pairs; ++k) {
+        const u32 row = row_of_pair(k), s = k % samples;
+        if (k % 32 == 0) {
+            // What the launch has found so far for the next 32 pairs, one per lane, read together:
+            // tokens that cannot beat it skip their logarithms.
+            const u32 q = k + lane;
+            const u64* o = &out[(size_t)row_of_pair(q) * samples + q % samples];
+            beat_lane = q < pairs ? unpack_score(*reinterpret_cast<const volatile u64*>(o)) : NEG_INF;
         }
-        if (ex.norms) {
+        const float to_beat = __shfl_sync(0xFFFFFFFFu, beat_lane, k % 32);
+        if (s == 0) {
+            p = row_of(rows[row]);
+            l = buf + row * stride;
+            if constexpr (EX) {
+                float2 part = make_float2(NEG_INF, 0.0f);
+                for (u32 i = 4 * lane; i < tokens; i += 128) {
+                    const int count = (int)min(4u, tokens - i);
+                    constrain(l + i, 1, count, vocab_offset + tok0 + i, row, ex);
+                    write_scaled(l + i, 1, count, tok0 + i, row, v_rows, p.inv_t, ex);
+                    if (ex.norms) part = lse_merge(part, lse_of(l + i, 1, count, p.inv_t));
+                }
+                if (ex.norms) {
 #pragma unroll
-            for (int o = 1; o < 4; o <<= 1) {
-                const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
-                                                 __shfl_xor_sync(0xFFFFFFFFu, part.y, o));
-                part = lse_merge(part, other);
+                    for (int o = 16; o > 0; o >>= 1) {
+                        const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
+                                                         __shfl_xor_sync(0xFFFFFFFFu, part.y, o));
+                        part = lse_merge(part, other);
+                    }
+                    if (lane == 0) norms[row] = lse_merge(norms[row], part);
+                }
             }
-            if (t == 0 && row < batch) norms[row] = lse_merge(norms[row], part);
         }
-        __syncwarp();
-    }
-    const u32 live_rows = min(8u, batch - min(batch, n * 8));
-    const u32 pairs = live_rows * samples;
-    // Lane = quarter q (tokens 4q … 4q+3) × slot; the eight slots walk the (row, sample) pairs.
-    const u32 q = lane >> 3, slot = lane & 7;
-    const u32 tok = tile * 16 + 4 * q;
-    const u32 count = tok < v_rows ? min(4u, v_rows - tok) : 0;
-    for (u32 p0 = 0; p0 < pairs; p0 += 8) {
-        const u32 p = p0 + slot, row = p / samples, s = p % samples;
         u64 best = 0;
-        if (p < pairs && count > 0) {
-            best = best_over(scratch + row * MMA_SCRATCH_STRIDE + 4 * q, 1, (int)count, vocab_offset + tok,
-                             row_of(rows[n * 8 + row]), s);
+        for (u32 i = 4 * lane; i < tokens; i += 128) {
+            const u64 c = best_over(l + i, 1, (int)min(4u, tokens - i), vocab_offset + tok0 + i, p, s, to_beat);
+            best = max(best, c);
         }
-        best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 8));
-        best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, 16));
-        if (q == 0 && p < pairs && best != 0) atomicMax(&out[(size_t)(n * 8 + row) * samples + s], best);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, o));
+        if (lane == 0 && best != 0) atomicMax(&out[(size_t)row * samples + s], best);
     }
 }
 
 // Where the block's pipeline stands: the (step, chunk) a stage holds or is next to hold.
 struct ChunkCursor {
-    u32 tile0;  // this warp's first tile of the step
-    u32 c;      // K chunk
-    u32 slot;   // pipeline stage
-    __device__ __forceinline__ void advance(u32 chunks, u32 step_tiles) {
+    u32 tile;  // this warp's tile of the step
+    u32 c;     // K chunk
+    u32 slot;  // pipeline stage
+    __device__ __forceinline__ void advance(u32 chunks, u32 stages) {
         if (++c == chunks) {
             c = 0;
-            tile0 += step_tiles;
+            tile += MMA_WARPS;
         }
-        if (++slot == MMA_STAGES) slot = 0;
+        if (++slot == stages) slot = 0;
     }
 };
 
@@ -318,103 +344,109 @@ template <typename E, int NT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
                           const Extras& ex) {
-    constexpr int MT = tiles_per_warp<NT>();
-    typedef MmaShared<NT, MT, EX> Shared;
+    typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
+    typedef MmaShared<NT, EX, Tiles::BUF_PAD> Shared;
+    constexpr u32 EPI = MMA_EPI_WARPS;
+    static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
     u16* stages = reinterpret_cast<u16*>(smem);
-    const int warp = threadIdx.x >> 5;
-    unsigned char* after_stages = smem + MMA_STAGES * Shared::STAGE_ELEMS * 2;
-    float* scratch = reinterpret_cast<float*>(after_stages) + warp * 8 * MMA_SCRATCH_STRIDE;
-    float2* all_norms = reinterpret_cast<float2*>(after_stages + Shared::SCRATCH_FLOATS * 4);
-    float2* norms = all_norms + warp * Shared::ROWS;
-    if constexpr (EX) {
-        for (int i = threadIdx.x & 31; i < Shared::ROWS; i += 32) norms[i] = make_float2(NEG_INF, 0.0f);
-    }
+    float* buf = reinterpret_cast<float*>(smem + Shared::STAGES * Shared::STAGE_ELEMS * 2);
+    float2* norms = reinterpret_cast<float2*>(buf + Shared::ROWS * Shared::BUF_STRIDE);
+    const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31, e = warp - MMA_WARPS;
+    const bool multiplies = warp < MMA_WARPS, lse = EX && ex.norms;
 
     const u32 tiles = (v_rows + 15) / 16;
     const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
     const u32 end = (u32)((u64)tiles * (blockIdx.x + 1) / gridDim.x);
+    const u32 steps = (end - first + MMA_WARPS - 1) / MMA_WARPS;
     const u32 chunks = (dim + MMA_KC - 1) / MMA_KC;
-    constexpr u32 STEP_TILES = MMA_WARPS * MT;
-    const u32 total = (end - first + STEP_TILES - 1) / STEP_TILES * chunks;
+    const u32 total = steps * chunks;
 
-    // Stages (step, chunk) pairs in order, one commit group each (empty past the end).
-    ChunkCursor load{first + warp * MT, 0, 0};
+    // Multiplying warps: stage (step, chunk) pairs in order, one commit group each (empty past the
+    // end).
+    ChunkCursor load{first + warp, 0, 0}, use{first + warp, 0, 0};
     u32 issued = 0;
     auto issue = [&]() {
         if (issued < total) {
             u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
             stage_rows<false, Shared::H_ROWS, MMA_WARPS * 32>(stage, h, 0, load.c, dim, threadIdx.x,
                                                                 [&](u32 r) { return r < batch; });
-            const u32 tok0 = load.tile0 * 16, tiles_left = end - min(end, load.tile0);
-            stage_rows<true, MT * 16, 32>(stage + Shared::H_STAGE + warp * Shared::W_WARP, w, tok0, load.c, dim,
-                                          threadIdx.x & 31,
-                                          [&](u32 r) { return r / 16 < tiles_left && tok0 + r < v_rows; });
-            load.advance(chunks, STEP_TILES);
+            const u32 tok0 = load.tile * 16;
+            stage_rows<true, 16, 32>(stage + Shared::H_STAGE + warp * Shared::W_TILE, w, tok0, load.c, dim, lane,
+                                     [&](u32 r) { return load.tile < end && tok0 + r < v_rows; });
+            load.advance(chunks, Shared::STAGES);
         }
         ++issued;
         cp_async_commit();
     };
+    Tiles acc;
+    if (multiplies) {
 #pragma unroll
-    for (int s = 0; s < MMA_STAGES - 1; ++s) issue();
+        for (int s = 0; s < Shared::STAGES - 1; ++s) issue();
+        acc.zero();
+    } else if (lse) {
+        // Rows e, e + EPI, … are epilogue warp e's.
+        for (u32 r = e + EPI * lane; r < Shared::ROWS; r += EPI * 32) {
+            norms[r] = make_float2(NEG_INF, 0.0f);
+        }
+        __syncwarp();
+    }
 
-    typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT, MT>>::type acc;
-    ChunkCursor use{first + warp * MT, 0, 0};
-    acc.zero();
-    for (u32 i = 0; i < total; ++i) {
-        cp_async_wait<MMA_STAGES - 2>();
-        // wgmma reads shared memory through the async proxy: make this thread's copies visible to it.
-        if constexpr (wgmma_variant<NT>()) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        // Every warp is done with the previous stage, which the next line refills.
-        __syncthreads();
-        issue();
-        const u16* stage = stages + use.slot * Shared::STAGE_ELEMS;
-        acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_WARP);
-        if (use.c + 1 == chunks) {
-#pragma unroll
-            for (int m = 0; m < MT; ++m) {
-                if (use.tile0 + m < end) {
-#pragma unroll
-                    for (int n = 0; n < NT; ++n) {
-                        if ((u32)n * 8 < batch) {
-                            tile_epilogue<EX>(acc, m, scratch, use.tile0 + m, n, rows, out, v_rows, batch,
-                                              samples, vocab_offset, ex, norms);
-                        }
-                    }
-                }
+    // Before hand-over k the multiplying warps run step k's chunks while the epilogue warps score
+    // step k − 1.
+    for (u32 k = 0; k <= steps; ++k) {
+        if (multiplies) {
+            for (u32 c = 0; k < steps && c < chunks; ++c) {
+                cp_async_wait<Shared::STAGES - 2>();
+                // wgmma reads shared memory through the async proxy: make this thread's copies
+                // visible to it.
+                if constexpr (wgmma_variant<NT>()) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                // Every multiplying warp is done with the previous stage, which the next line refills.
+                ring_sync();
+                issue();
+                const u16* stage = stages + use.slot * Shared::STAGE_ELEMS;
+                acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
+                use.advance(chunks, Shared::STAGES);
             }
-            // Zeroed here, once per step: a test in every chunk would cost a select per element.
+        } else if (k > 0) {
+            const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
+            const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
+            score_rows<EPI, EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
+                                ex, norms);
+        }
+        __syncthreads();
+        if (k == steps) break;
+        if (multiplies) {
+            acc.to_buffer(buf, Shared::BUF_STRIDE);
+            // Zeroed once per step: a test in every chunk would cost a select per element.
             acc.zero();
         }
-        use.advance(chunks, STEP_TILES);
+        __syncthreads();
     }
-    cp_async_wait<0>();
-    if constexpr (EX) {
-        if (ex.norms) {
-            __syncthreads();
-            for (u32 b = threadIdx.x; b < min(batch, (u32)Shared::ROWS); b += blockDim.x) {
-                float2 merged = all_norms[b];
-                for (int wi = 1; wi < MMA_WARPS; ++wi) merged = lse_merge(merged, all_norms[wi * Shared::ROWS + b]);
-                ex.norms[(size_t)b * ex.norm_slots + blockIdx.x] = merged;
-            }
+    if (multiplies) {
+        cp_async_wait<0>();
+    } else if (lse) {
+        __syncwarp();
+        for (u32 r = e + EPI * lane; r < min(batch, (u32)Shared::ROWS); r += EPI * 32) {
+            ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = norms[r];
         }
     }
 }
 
-#define FUSED_MMA_NT(E, NT)                                                                          \
-    extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT(               \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
-        u32 samples, u32 vocab_offset) {                                                             \
-        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});  \
-    }                                                                                                \
-    extern "C" __global__ void __launch_bounds__(MMA_WARPS * 32) fused_mma_##E##_n##NT##_ex(          \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,   \
-        u32 samples, u32 vocab_offset, Extras ex) {                                                  \
-        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);        \
+#define FUSED_MMA_NT(E, NT)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(                    \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
+        u32 samples, u32 vocab_offset) {                                                                       \
+        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});         \
+    }                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(               \
+        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
+        u32 samples, u32 vocab_offset, Extras ex) {                                                            \
+        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                \
     }
-#define FUSED_MMA(E)                                                                                 \
-    FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16) FUSED_MMA_NT(E, 32)
+#define FUSED_MMA(E)                                                                                           \
+    FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16)
 
 FUSED_MMA(Bf16)
 FUSED_MMA(F16)

@@ -29,17 +29,13 @@ __device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
         for (int i = 0; i < 4; ++i) asm volatile("" : "+f"(d[n][i])::"memory");
 }
 
-template <int NT>
-__device__ __forceinline__ void wgmma_fence(float (&d)[NT][4]) {
-    wgmma_hold(d);
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
+// Before the first instruction of a batch: the registers of D (held) are ready.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 
-template <int NT>
-__device__ __forceinline__ void wgmma_wait(float (&d)[NT][4]) {
+// After the last instruction of a batch: wait for all of them (then hold D).
+__device__ __forceinline__ void wgmma_commit_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    wgmma_hold(d);
 }
 
 template <typename E>
@@ -87,12 +83,5 @@ struct Wgmma<16> {
     template <typename E>
     static __device__ __forceinline__ void run(float (&d)[16][4], u64 a, u64 b) {
         WGMMA_ISSUE(E, "m64n128k16", "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63", "%64", "%65", WGMMA_D4(0), WGMMA_D4(1), WGMMA_D4(2), WGMMA_D4(3), WGMMA_D4(4), WGMMA_D4(5), WGMMA_D4(6), WGMMA_D4(7), WGMMA_D4(8), WGMMA_D4(9), WGMMA_D4(10), WGMMA_D4(11), WGMMA_D4(12), WGMMA_D4(13), WGMMA_D4(14), WGMMA_D4(15));
-    }
-};
-template <>
-struct Wgmma<32> {
-    template <typename E>
-    static __device__ __forceinline__ void run(float (&d)[32][4], u64 a, u64 b) {
-        WGMMA_ISSUE(E, "m64n256k16", "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127", "%128", "%129", WGMMA_D4(0), WGMMA_D4(1), WGMMA_D4(2), WGMMA_D4(3), WGMMA_D4(4), WGMMA_D4(5), WGMMA_D4(6), WGMMA_D4(7), WGMMA_D4(8), WGMMA_D4(9), WGMMA_D4(10), WGMMA_D4(11), WGMMA_D4(12), WGMMA_D4(13), WGMMA_D4(14), WGMMA_D4(15), WGMMA_D4(16), WGMMA_D4(17), WGMMA_D4(18), WGMMA_D4(19), WGMMA_D4(20), WGMMA_D4(21), WGMMA_D4(22), WGMMA_D4(23), WGMMA_D4(24), WGMMA_D4(25), WGMMA_D4(26), WGMMA_D4(27), WGMMA_D4(28), WGMMA_D4(29), WGMMA_D4(30), WGMMA_D4(31));
     }
 };

@@ -83,9 +83,10 @@ pub fn fused_name(w: DType, h: DType, rows: u32) -> String {
 }
 
 /// n-tiles of 8 hidden rows of the tensor-core kernel's variants (`NT` in fused_mma.cu).
-pub const MMA_N_TILES: [u32; 6] = [1, 2, 4, 8, 16, 32];
-/// Threads per block of the tensor-core kernel (`MMA_WARPS` × 32 in fused_mma.cu).
-pub const MMA_THREADS: u32 = 8 * 32;
+pub const MMA_N_TILES: [u32; 5] = [1, 2, 4, 8, 16];
+/// Threads per block of the tensor-core kernel (`MMA_THREADS` in fused_mma.cu): 8 multiplying
+/// warps and 8 epilogue warps.
+pub const MMA_THREADS: u32 = (8 + 8) * 32;
 
 /// Whether the tensor-core kernel takes these dtypes: both 16-bit and the same (the mma's operands).
 pub fn mma_supported(w: DType, h: DType) -> bool {
@@ -116,25 +117,20 @@ pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
     arch == "sm_90a" && n_tiles >= 4
 }
 
-/// Vocabulary tiles each warp takes per step of a variant (`tiles_per_warp` in fused_mma.cu).
-fn mma_tiles_per_warp(arch: &str, n_tiles: u32) -> u32 {
-    if n_tiles == 16 && !mma_uses_wgmma(arch, n_tiles) {
-        2
-    } else {
-        1
-    }
-}
-
 /// Dynamic shared memory of a tensor-core variant compiled for `arch`, as `MmaShared` in
-/// fused_mma.cu computes it: 4 pipeline stages, each one 64-element K chunk of the 8·NT rows of H
-/// (at least 16) and of the 8 warps' MT tiles of 16 W rows; 8 warps × 8 rows × 20 floats of
-/// scratch; for the `_ex` variants 8 warps × 8·NT log-normaliser partials of 8 bytes; 1024 bytes
-/// of slack to align the stages.
+/// fused_mma.cu computes it: the step buffer (8·NT rows × 128 tokens of f32 logits, rows padded by
+/// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 8·NT log-normaliser partials of 8
+/// bytes, 1024 bytes of slack to align the stages; then as many pipeline stages as fit in 227 KB,
+/// at most 4, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the 8 warps'
+/// tiles of 16 W rows.
 pub fn mma_shared_bytes(arch: &str, n_tiles: u32, extras: bool) -> u32 {
-    let h_rows = (8 * n_tiles).max(16);
-    let stage = 64 * (h_rows + 8 * mma_tiles_per_warp(arch, n_tiles) * 16) * 2;
-    let norms = if extras { 8 * 8 * n_tiles * 8 } else { 0 };
-    4 * stage + 8 * 8 * 20 * 4 + norms + 1024
+    let pad = if mma_uses_wgmma(arch, n_tiles) { 4 } else { 8 };
+    let buffer = 8 * n_tiles * (8 * 16 + pad) * 4;
+    let norms = if extras { 8 * n_tiles * 8 } else { 0 };
+    let rest = buffer + norms + 1024;
+    let stage = 64 * ((8 * n_tiles).max(16) + 8 * 16) * 2;
+    let stages = ((227 * 1024 - rest) / stage).min(4);
+    stages * stage + rest
 }
 
 /// The entry point that also takes [`crate::launch::Extras`] (constraints, log-normaliser
