@@ -51,7 +51,7 @@ if grep -q "^cuda: available" "$out/info.txt"; then
   # racecheck reports hazards on fused_mma.cu's step buffer; this correct program draws the same
   # report from it once some warps meet on a named barrier (see the file's header).
   step "racecheck and named barriers (tools/racecheck_named_barrier.cu)"
-  if nvcc -arch=sm_90 -o "$out/racecheck_named_barrier" tools/racecheck_named_barrier.cu 2>&1 | tail -5; then
+  if nvcc -arch=native -o "$out/racecheck_named_barrier" tools/racecheck_named_barrier.cu 2>&1 | tail -5; then
     for named in 0 1; do
       compute-sanitizer --tool racecheck "$out/racecheck_named_barrier" "$named" 2>&1 | grep -E "named barrier|SUMMARY"
     done

@@ -6,7 +6,7 @@
 // (CUDA 13.0, H100) reports the program clean with 0 and a hazard on `buf` with 1, while the
 // result is right either way: its hazards on fused_mma.cu's step buffer are of this kind.
 //
-//     nvcc -arch=sm_90 -o /tmp/race tools/racecheck_named_barrier.cu
+//     nvcc -arch=native -o /tmp/race tools/racecheck_named_barrier.cu
 //     compute-sanitizer --tool racecheck /tmp/race 0; compute-sanitizer --tool racecheck /tmp/race 1
 #include <cstdio>
 #include <cstdlib>
