@@ -35,7 +35,7 @@ CONFIGS = {
 
 
 def shared_bytes(nt, d, wgmma):
-    """MmaShared<NT, false, pad>::BYTES of fused_mma.cu: the step buffer, the slack, the stages that fit."""
+    """Shared bytes of fused_mma.cu's MmaShared<NT, false, pad>: the step buffer, the slack, the stages that fit."""
     kc, warps = 64, d.get("MMA_WARPS", 8)
     on_wgmma = wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4)
     rest = 8 * nt * (warps * 16 + (4 if on_wgmma else 8)) * 4 + 1024

@@ -139,7 +139,18 @@ __device__ __forceinline__ u64 pack(float x, u32 token) {
     return ((u64)ord << 32) | (u64)(0xFFFFFFFFu - token);
 }
 
-// The score a packed candidate holds (NaN for the empty candidate 0).
+// The largest candidate of the warp's lanes, in every lane.
+__device__ __forceinline__ u64 warp_max_u64(u64 v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const u64 other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+        v = other > v ? other : v;
+    }
+    return v;
+}
+
+// The score (or, for select.cu's keys, the scaled logit) a packed candidate holds; NaN for the
+// empty candidate 0.
 __device__ __forceinline__ float unpack_score(u64 c) {
     const u32 ord = (u32)(c >> 32);
     return __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);

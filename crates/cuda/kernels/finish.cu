@@ -20,21 +20,7 @@ struct RankParams {
 #define UNFINISHED 0u
 #define FINISHED_ON_DEVICE 1u
 
-__device__ __forceinline__ float key_y(u64 key) {
-    const u32 ord = (u32)(key >> 32);
-    return __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);
-}
-
 __device__ __forceinline__ u32 key_token(u64 key) { return 0xFFFFFFFFu - (u32)key; }
-
-__device__ __forceinline__ u64 warp_max_u64(u64 v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const u64 other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
-        v = other > v ? other : v;
-    }
-    return v;
-}
 
 // The survivors of `n` keys sorted descending (`complete`: they are every token of finite y), or
 // -1 when the list cannot certify the cut-off. `weight[i]` = exp(y_i − y_0) in f64. One thread.
@@ -85,9 +71,9 @@ __device__ int cut_off(const RankParams& q, const double* weight, u32 n, bool co
 __device__ int finish_truncated(const u64* set, u32 n, bool complete, const RankParams& q, const Row& row, u32 samples,
                                 u64* __restrict__ cands, RowNorm* norm, double* weight) {
     __shared__ int survivors;
-    const float top = n ? key_y(set[0]) : NEG_INF;
+    const float top = n ? unpack_score(set[0]) : NEG_INF;
     if (n > 0 && !isfinite(top)) return -1;
-    for (u32 i = threadIdx.x; i < n; i += blockDim.x) weight[i] = exp((double)key_y(set[i]) - (double)top);
+    for (u32 i = threadIdx.x; i < n; i += blockDim.x) weight[i] = exp((double)unpack_score(set[i]) - (double)top);
     __syncthreads();
     if (threadIdx.x == 0) {
         survivors = n == 0 ? 0 : cut_off(q, weight, n, complete, *norm, (double)top);
@@ -110,7 +96,7 @@ __device__ int finish_truncated(const u64* set, u32 n, bool complete, const Rank
             for (int i = lane; i < len; i += 32) {
                 const u32 token = key_token(set[i]);
                 const u32 word = word_of(noise_words(row, s, token), token);
-                const u64 c = pack(__fadd_rn(key_y(set[i]), gumbel_from_word(word)), token);
+                const u64 c = pack(__fadd_rn(unpack_score(set[i]), gumbel_from_word(word)), token);
                 best = c > best ? c : best;
             }
             best = warp_max_u64(best);

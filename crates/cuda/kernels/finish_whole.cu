@@ -107,7 +107,7 @@ __device__ u64 top_p_threshold(const float* y, u32 v_rows, u32 vocab_offset, dou
     for (u32 i = threadIdx.x; i < v_rows; i += WHOLE_THREADS) ties += y_order(y[i]) == lo;
     ties = block_reduce(ties, counts, SumOp{});
     // The sequential sum of the rank order over the tied tokens, lowest ids first.
-    const double w = exp((double)key_y((u64)lo << 32) - top);
+    const double w = exp((double)unpack_score((u64)lo << 32) - top);
     double kept = above;
     u32 c = 0;
     while (c < ties) {
@@ -131,7 +131,7 @@ extern "C" __global__ void __launch_bounds__(WHOLE_THREADS) finish_whole(const S
     u64 best = 0;
     for (u32 i = threadIdx.x; i < a.v_rows; i += WHOLE_THREADS) best = max(best, rank_key(y, i, a.vocab_offset));
     const u64 top_key = block_reduce(best, keys, MaxOp{});
-    const float top = top_key ? key_y(top_key) : NEG_INF;
+    const float top = top_key ? unpack_score(top_key) : NEG_INF;
     // Survivors: live keys ≥ threshold with exp(y − top) ≥ min_w.
     u64 threshold = top_key;
     double min_w = 0.0;

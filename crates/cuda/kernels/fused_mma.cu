@@ -266,20 +266,19 @@ struct MmaShared {
     static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
     static constexpr int FIT = (227 * 1024 - REST) / (STAGE_ELEMS * 2);
     static constexpr int STAGES = FIT < MMA_STAGES ? FIT : MMA_STAGES;
-    static constexpr int BYTES = STAGES * STAGE_ELEMS * 2 + REST;
 };
 
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
-// tokens from shard token `tok0` (row stride `stride`). Rows e, e + EPI, … belong to epilogue warp
-// e; it walks their (row, sample) pairs in order.
-template <int EPI, bool EX>
+// tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
+// epilogue warp e; it walks their (row, sample) pairs in order.
+template <bool EX>
 __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens,
                                            const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                            u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
                                            float2* norms) {
     const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
-    const u32 pairs = (batch > e ? (batch - e + EPI - 1) / EPI : 0) * samples;
-    auto row_of_pair = [&](u32 k) { return e + EPI * (k / samples); };
+    const u32 pairs = (batch > e ? (batch - e + MMA_EPI_WARPS - 1) / MMA_EPI_WARPS : 0) * samples;
+    auto row_of_pair = [&](u32 k) { return e + MMA_EPI_WARPS * (k / samples); };
     float beat_lane = NEG_INF;
     Row p;
     float* l = buf;
@@ -320,8 +319,7 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
             const u64 c = best_over(l + i, 1, (int)min(4u, tokens - i), vocab_offset + tok0 + i, p, s, to_beat);
             best = max(best, c);
         }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xFFFFFFFFu, best, o));
+        best = warp_max_u64(best);
         if (lane == 0 && best != 0) atomicMax(&out[(size_t)row * samples + s], best);
     }
 }
@@ -346,7 +344,6 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                           const Extras& ex) {
     typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
     typedef MmaShared<NT, EX, Tiles::BUF_PAD> Shared;
-    constexpr u32 EPI = MMA_EPI_WARPS;
     static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
@@ -365,7 +362,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 
     // Multiplying warps: stage (step, chunk) pairs in order, one commit group each (empty past the
     // end).
-    ChunkCursor load{first + warp, 0, 0}, use{first + warp, 0, 0};
+    ChunkCursor load{first + warp, 0, 0};
     u32 issued = 0;
     auto issue = [&]() {
         if (issued < total) {
@@ -381,13 +378,14 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         cp_async_commit();
     };
     Tiles acc;
+    u32 slot = 0;  // the stage the next chunk multiplies from
     if (multiplies) {
 #pragma unroll
         for (int s = 0; s < Shared::STAGES - 1; ++s) issue();
         acc.zero();
     } else if (lse) {
-        // Rows e, e + EPI, … are epilogue warp e's.
-        for (u32 r = e + EPI * lane; r < Shared::ROWS; r += EPI * 32) {
+        // Rows e, e + MMA_EPI_WARPS, … are epilogue warp e's.
+        for (u32 r = e + MMA_EPI_WARPS * lane; r < Shared::ROWS; r += MMA_EPI_WARPS * 32) {
             norms[r] = make_float2(NEG_INF, 0.0f);
         }
         __syncwarp();
@@ -405,14 +403,14 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 // Every multiplying warp is done with the previous stage, which the next line refills.
                 ring_sync();
                 issue();
-                const u16* stage = stages + use.slot * Shared::STAGE_ELEMS;
+                const u16* stage = stages + slot * Shared::STAGE_ELEMS;
                 acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
-                use.advance(chunks, Shared::STAGES);
+                if (++slot == Shared::STAGES) slot = 0;
             }
         } else if (k > 0) {
             const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
             const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
-            score_rows<EPI, EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
+            score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
                                 ex, norms);
         }
         __syncthreads();
@@ -428,19 +426,19 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         cp_async_wait<0>();
     } else if (lse) {
         __syncwarp();
-        for (u32 r = e + EPI * lane; r < min(batch, (u32)Shared::ROWS); r += EPI * 32) {
+        for (u32 r = e + MMA_EPI_WARPS * lane; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS * 32) {
             ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = norms[r];
         }
     }
 }
 
 #define FUSED_MMA_NT(E, NT)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(                    \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(                           \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
         u32 samples, u32 vocab_offset) {                                                                       \
         fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});         \
     }                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(               \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(                      \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
         u32 samples, u32 vocab_offset, Extras ex) {                                                            \
         fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                \

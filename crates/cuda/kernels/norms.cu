@@ -69,8 +69,8 @@ extern "C" __global__ void __launch_bounds__(256) decode_logprobs(const u64* __r
             continue;
         }
         const u64 c = cands[i];
-        const u32 ord = (u32)(c >> 32), token = 0xFFFFFFFFu - (u32)c;
-        const float score = __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);
+        const u32 token = 0xFFFFFFFFu - (u32)c;
+        const float score = unpack_score(c);
         const Row r = row_of(rows[b]);
         const float noise = r.greedy ? 0.0f : gumbel_from_word(word_of(noise_words(r, s, token), token));
         logprobs[i] = (float)((double)score - (double)noise - log_z);
