@@ -4,7 +4,7 @@
 //    vec4<u32> words (coalesced); each invocation keeps a register tile of ROWS_PER_INVOCATION
 //    vocabulary rows × BATCH_TILE hidden rows, so every weight word feeds BATCH_TILE rows and every
 //    staged hidden value feeds ROWS_PER_INVOCATION rows. Hidden rows are staged CHUNK elements at a
-//    time in workgroup memory; the LANES partial sums meet in workgroup memory.
+//    time in workgroup memory; the LANES partial sums meet in the tile's logits, lane by lane.
 // 2. Sampling: every (hidden row, sample) of the tile is split over up to TILE / 4 invocations (4
 //    tokens share a Philox evaluation), which keep their best packed candidate; a tree in workgroup
 //    memory picks the tile's winner per (row, sample).
@@ -14,15 +14,14 @@
 // The host prefixes these constants, noise.wgsl and candidate.wgsl (shape.rs, `SampleShape`):
 //   DTYPE: 0 f32, 1 bf16 (two per u32 word, low half first), 2 f16 (unpack2x16float, core WGSL);
 //   BATCH_TILE: hidden rows per workgroup; STAGE_FLOATS: f32 of workgroup memory for staging;
-//   CHUNK_STEPS: lane steps per staged hidden chunk.
+//   CHUNK_STEPS: lane steps per staged hidden chunk; LANES: invocations per weight row; THREADS:
+//   invocations per workgroup (16 row groups of LANES).
 // and an epilogue defining `scaled_logit` and `tile_done`: sample_plain.wgsl (temperature only),
 // or sample_features.wgsl for calls with constraints, logprobs or truncation, so that plain calls
 // run no code of those.
 // Workgroups are numbered x-fastest over (x, y) and take (tile, batch tile) with the batch tile
 // fastest, so that the workgroups reading the same weights run together and share them in L2.
 
-const THREADS: u32 = 256u;
-const LANES: u32 = 16u;
 const ROW_GROUPS: u32 = THREADS / LANES;
 const ROWS_PER_INVOCATION: u32 = 4u; // the four lanes of a vec4<f32> accumulator
 const TILE: u32 = ROW_GROUPS * ROWS_PER_INVOCATION;
@@ -30,9 +29,8 @@ const PER_WORD4: u32 = select(8u, 4u, DTYPE == 0u); // weights per vec4<u32>
 const STEP_ELEMS: u32 = LANES * PER_WORD4; // hidden elements one lane step covers
 const CHUNK: u32 = CHUNK_STEPS * STEP_ELEMS;
 const CHUNK4: u32 = CHUNK / 4u;
-const STAGE4: u32 = STAGE_FLOATS / 4u; // staging shared by hidden chunks and lane sums
+const STAGE4: u32 = STAGE_FLOATS / 4u;
 const UNROLL: u32 = min(2u, CHUNK_STEPS); // lane steps whose loads are issued together
-const SUM_ROWS: u32 = min(BATCH_TILE, STAGE4 / THREADS); // hidden rows per lane-sum pass
 
 struct Params {
     chunk_rows: u32,     // vocabulary rows in this weight binding
@@ -212,25 +210,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
         }
     }
 
-    // Sum the LANES partial dot products of each (vocabulary row, hidden row), SUM_ROWS hidden rows
-    // at a time, and scale by 1/T (after the constraints, in the features epilogue).
-    for (var p = 0u; p < BATCH_TILE; p += SUM_ROWS) {
+    // Sum the LANES partial dot products of each (vocabulary row, hidden row) into `logits`, one
+    // lane after another: `acc` is indexed by constants only, so the driver keeps it in registers
+    // (an index that varies with a loop around a barrier put it in local memory). Then scale by
+    // 1/T (after the constraints, in the features epilogue).
+    for (var l = 0u; l < LANES; l++) {
         workgroupBarrier();
-        for (var u = 0u; u < SUM_ROWS; u++) {
-            stage[u * THREADS + lid] = acc[p + u];
-        }
-        workgroupBarrier();
-        for (var o = lid; o < SUM_ROWS * TILE; o += THREADS) {
-            let u = o / TILE;
-            let v = o % TILE;
-            let sums_at = u * THREADS + (v / ROWS_PER_INVOCATION) * LANES;
-            var sum = 0.0;
-            for (var l = 0u; l < LANES; l++) {
-                sum += stage[sums_at + l][v % ROWS_PER_INVOCATION];
+        if lane == l {
+            for (var r = 0u; r < BATCH_TILE; r++) {
+                for (var i = 0u; i < ROWS_PER_INVOCATION; i++) {
+                    let at = r * TILE + row_group * ROWS_PER_INVOCATION + i;
+                    logits[at] = select(logits[at], 0.0, l == 0u) + acc[r][i];
+                }
             }
-            let b = min(first_hidden + p + u, params.batch - 1u);
-            logits[(p + u) * TILE + v] = scaled_logit(sum, rows[b], b, params.first_token + first + v);
         }
+    }
+    workgroupBarrier();
+    for (var o = lid; o < BATCH_TILE * TILE; o += THREADS) {
+        let r = o / TILE;
+        let b = min(first_hidden + r, params.batch - 1u);
+        logits[o] = scaled_logit(logits[o], rows[b], b, params.first_token + first + o % TILE);
     }
     workgroupBarrier();
     tile_done(tile, first_hidden, tile_rows, wg.z, lid);

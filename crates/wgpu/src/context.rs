@@ -132,11 +132,7 @@ impl Context {
     /// The pass-1 pipeline of `shape` and `epilogue`, compiled on first use.
     pub fn sample_pipeline(&self, shape: SampleShape, epilogue: Epilogue) -> &wgpu::ComputePipeline {
         self.sample[shape.dtype][shape.batch_tile_index()][epilogue as usize].get_or_init(|| {
-            let source = format!(
-                "{}{NOISE_SHADER}{CANDIDATE_SHADER}{SAMPLE_SHADER}{}",
-                shape.wgsl_constants(),
-                epilogue.source()
-            );
+            let source = sample_source(shape, epilogue);
             match epilogue {
                 Epilogue::Plain => pipeline(&self.device, &source, &[&self.sample_layout]),
                 Epilogue::Features => pipeline(&self.device, &source, &[&self.sample_layout, &self.features_layout]),
@@ -259,6 +255,11 @@ fn bind_group_layout(device: &wgpu::Device, uniform: bool, read_only: u32, read_
         )
         .collect();
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries })
+}
+
+/// The WGSL of pass 1 for `shape` and `epilogue`: its constants, then the shaders it includes.
+pub(crate) fn sample_source(shape: SampleShape, epilogue: Epilogue) -> String {
+    format!("{}{NOISE_SHADER}{CANDIDATE_SHADER}{SAMPLE_SHADER}{}", shape.wgsl_constants(), epilogue.source())
 }
 
 /// A compute pipeline of `source`'s `main` over bind group `layouts`; none: the layout wgpu

@@ -15,8 +15,7 @@ use crate::shape::{SampleShape, TILE};
 use crate::truncation::{truncates, NO_ROW};
 use crate::workspace::{Sizes, Workspace};
 
-/// Invocations per workgroup of sample.wgsl and reduce.wgsl.
-const THREADS: usize = 256;
+/// Invocations per workgroup of reduce.wgsl.
 const REDUCE_THREADS: usize = 64;
 /// Tiles each pass-2 invocation scans at least, before more invocations share an output.
 const TILES_PER_REDUCE_LANE: usize = 8;
@@ -201,7 +200,7 @@ pub(crate) fn run(
             if let Some(features) = &features {
                 pass.set_bind_group(1, &features.epilogue, &[]);
             }
-            let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
+            let blocks = (shape.batch_tile * count).div_ceil(shape.threads()).clamp(1, MAX_SAMPLE_BLOCKS);
             for _ in 0..repeats {
                 pass.set_pipeline(pipeline);
                 for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {

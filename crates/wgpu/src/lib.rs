@@ -112,6 +112,14 @@ impl WgpuBackend {
     }
 }
 
+/// The WGSL of pass 1 for plain calls (temperature only) with weights of `dtype` and `batch` rows,
+/// as the backend compiles it: for tools that look at what a driver makes of it
+/// (`examples/pipeline_stats.rs`).
+pub fn sample_shader_source(dtype: flashsampling_core::DType, batch: usize) -> String {
+    let shape = shape::SampleShape::for_batch(head::dtype_index(dtype), batch.max(1));
+    context::sample_source(shape, context::Epilogue::Plain)
+}
+
 impl Backend for WgpuBackend {
     fn name(&self) -> &'static str {
         NAME
