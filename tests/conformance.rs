@@ -2,16 +2,19 @@
 //! machine can run. It prints which backends ran and which were skipped, and why.
 //!
 //! `FLASHSAMPLING_REQUIRE=wgpu,cuda` makes a skipped backend a failure (CI sets it where an
-//! adapter is expected).
+//! adapter is expected); `FLASHSAMPLING_CONFORMANCE_BACKENDS=cuda,cpu` runs only those backends
+//! and opens no other.
 
 use flashsampling::conformance::{self, Level};
-use flashsampling::{probe, Backend, BackendKind};
+use flashsampling::{open, Backend, BackendKind};
 
 fn backends() -> Vec<Box<dyn Backend>> {
     let required = std::env::var("FLASHSAMPLING_REQUIRE").unwrap_or_default();
+    let only = std::env::var("FLASHSAMPLING_CONFORMANCE_BACKENDS").ok();
+    let chosen = |kind: &BackendKind| only.as_deref().is_none_or(|o| o.split(',').any(|n| n.trim() == kind.name()));
     let mut ran = Vec::new();
-    for (kind, backend) in probe() {
-        match backend {
+    for kind in BackendKind::CONCRETE.into_iter().filter(chosen) {
+        match open(kind) {
             Ok(b) => {
                 eprintln!("conformance: running on {}", describe(b.as_ref()));
                 ran.push(b);
