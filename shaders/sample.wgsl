@@ -21,6 +21,12 @@
 // run no code of those.
 // Workgroups are numbered x-fastest over (x, y) and take (tile, batch tile) with the batch tile
 // fastest, so that the workgroups reading the same weights run together and share them in L2.
+// Compiled without naga's index clamps (context.rs, `Indices`), so every index is in range by
+// construction, and must stay so: hidden rows padded to whole chunks and whole batch tiles (host),
+// weight rows clamped to the tile's last row and words checked against the row's length, `stage`
+// below BATCH_TILE × CHUNK4, `logits` below BATCH_TILE × TILE, `cands` within each item's slices,
+// `bounds` by a leading-zero count (0 … 32), `rows` and `partial` by live rows and the launch's
+// samples; the epilogues index `logits` below tile_rows.
 
 const ROW_GROUPS: u32 = THREADS / LANES;
 const ROWS_PER_INVOCATION: u32 = 4u; // the four lanes of a vec4<f32> accumulator

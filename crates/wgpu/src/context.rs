@@ -100,9 +100,9 @@ impl Context {
         let features_layout = bind_group_layout(&device, false, 1, 2);
         let reduce_layout = bind_group_layout(&device, true, 1, 1);
         let finish_layout = bind_group_layout(&device, true, 2, 1);
-        let reduce = pipeline(&device, REDUCE_SHADER, &[&reduce_layout]);
-        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[]);
-        let stream = pipeline(&device, STREAM_SHADER, &[]);
+        let reduce = pipeline(&device, REDUCE_SHADER, &[&reduce_layout], Indices::Checked);
+        let noise_debug = pipeline(&device, NOISE_DEBUG_SHADER, &[], Indices::Checked);
+        let stream = pipeline(&device, STREAM_SHADER, &[], Indices::Checked);
         let bounds = bounds_buffer(&device);
         let binding_limit = limits
             .max_storage_buffer_binding_size
@@ -129,25 +129,28 @@ impl Context {
         })
     }
 
-    /// The pass-1 pipeline of `shape` and `epilogue`, compiled on first use.
+    /// The pass-1 pipeline of `shape` and `epilogue`, compiled on first use, without naga's index
+    /// clamps: every index of pass 1 is in range by construction (shaders/sample.wgsl's header),
+    /// and the clamps in its multiply loop cost 10–15% at B = 16 on an H100 (docs/PERFORMANCE.md).
     pub fn sample_pipeline(&self, shape: SampleShape, epilogue: Epilogue) -> &wgpu::ComputePipeline {
         self.sample[shape.dtype][shape.batch_tile_index()][epilogue as usize].get_or_init(|| {
             let source = sample_source(shape, epilogue);
-            match epilogue {
-                Epilogue::Plain => pipeline(&self.device, &source, &[&self.sample_layout]),
-                Epilogue::Features => pipeline(&self.device, &source, &[&self.sample_layout, &self.features_layout]),
-            }
+            let layouts: &[&wgpu::BindGroupLayout] = match epilogue {
+                Epilogue::Plain => &[&self.sample_layout],
+                Epilogue::Features => &[&self.sample_layout, &self.features_layout],
+            };
+            pipeline(&self.device, &source, layouts, Indices::InRangeByConstruction)
         })
     }
 
     /// The top-N merge, compiled on first use.
     pub fn top_pipeline(&self) -> &wgpu::ComputePipeline {
-        self.top.get_or_init(|| pipeline(&self.device, TOP_SHADER, &[&self.reduce_layout]))
+        self.top.get_or_init(|| pipeline(&self.device, TOP_SHADER, &[&self.reduce_layout], Indices::Checked))
     }
 
     /// The truncated rows' Gumbel-max, compiled on first use.
     pub fn finish_pipeline(&self) -> &wgpu::ComputePipeline {
-        self.finish.get_or_init(|| pipeline(&self.device, FINISH_SHADER, &[&self.finish_layout]))
+        self.finish.get_or_init(|| pipeline(&self.device, FINISH_SHADER, &[&self.finish_layout], Indices::Checked))
     }
 
     /// Submits `encoder` and waits for the device to finish it.
@@ -262,14 +265,34 @@ pub(crate) fn sample_source(shape: SampleShape, epilogue: Epilogue) -> String {
     format!("{}{NOISE_SHADER}{CANDIDATE_SHADER}{SAMPLE_SHADER}{}", shape.wgsl_constants(), epilogue.source())
 }
 
-/// A compute pipeline of `source`'s `main` over bind group `layouts`; none: the layout wgpu
-/// derives from the shader.
-fn pipeline(device: &wgpu::Device, source: &str, layouts: &[&wgpu::BindGroupLayout]) -> wgpu::ComputePipeline {
+/// Whether naga guards a shader's array indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indices {
+    /// Every index clamped into its array, as wgpu does by default.
+    Checked,
+    /// No index clamps: the shader's indices are in range by construction. Buffer accesses stay
+    /// guarded where the driver guards them itself (Vulkan's robust buffer access).
+    InRangeByConstruction,
+}
+
+/// A compute pipeline of `source`'s `main` over bind group `layouts` (none: the layout wgpu
+/// derives from the shader).
+fn pipeline(
+    device: &wgpu::Device,
+    source: &str,
+    layouts: &[&wgpu::BindGroupLayout],
+    indices: Indices,
+) -> wgpu::ComputePipeline {
     // Every loop of these shaders ends (bounded by uniforms, constants or, in finish.wgsl, a row's
     // survivor count), so wgpu's loop counters, which keep drivers from unrolling the register-tile
-    // loops, are left out; bounds checks stay.
-    let checks = wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
-    // SAFETY: the shaders are this crate's own, and their loops terminate.
+    // loops, are left out.
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: false,
+        bounds_checks: indices == Indices::Checked,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the shaders are this crate's own, their loops terminate, and those compiled without
+    // index clamps index in range (their headers say why).
     let module = unsafe {
         device.create_shader_module_trusted(
             wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(source.into()) },
