@@ -26,7 +26,7 @@
 // weight rows clamped to the tile's last row and words checked against the row's length, `stage`
 // below BATCH_TILE × CHUNK4, `logits` below BATCH_TILE × TILE, `cands` within each item's slices,
 // `bounds` by a leading-zero count (0 … 32), `rows` and `partial` by live rows and the launch's
-// samples; the epilogues index `logits` below tile_rows.
+// samples; the epilogues index `logits` below BATCH_TILE × TILE too.
 
 const ROW_GROUPS: u32 = THREADS / LANES;
 const ROWS_PER_INVOCATION: u32 = 4u; // the four lanes of a vec4<f32> accumulator

@@ -70,7 +70,7 @@ fn probe_first() -> Result<Box<dyn Backend>> {
     open_cuda().or_else(|_| open_wgpu()).or_else(|_| open(BackendKind::Cpu))
 }
 
-/// Tries every concrete backend: what `flashsampling info` and the conformance suite report.
+/// Tries every concrete backend: what `flashsampling info` reports.
 pub fn probe() -> Vec<(BackendKind, Result<Box<dyn Backend>>)> {
     BackendKind::CONCRETE.into_iter().map(|k| (k, open(k))).collect()
 }

@@ -11,7 +11,7 @@ use flashsampling_core::{Error, HiddenRef, LmHead, Request, Result, RowOutputs};
 use crate::context::{Context, Epilogue};
 use crate::features::{read_u64s, FeatureCall};
 use crate::head::ResidentHead;
-use crate::shape::{SampleShape, TILE};
+use crate::shape::{SampleShape, THREADS, TILE};
 use crate::truncation::{truncates, NO_ROW};
 use crate::workspace::{Sizes, Workspace};
 
@@ -200,7 +200,7 @@ pub(crate) fn run(
             if let Some(features) = &features {
                 pass.set_bind_group(1, &features.epilogue, &[]);
             }
-            let blocks = (shape.batch_tile * count).div_ceil(shape.threads()).clamp(1, MAX_SAMPLE_BLOCKS);
+            let blocks = (shape.batch_tile * count).div_ceil(THREADS).clamp(1, MAX_SAMPLE_BLOCKS);
             for _ in 0..repeats {
                 pass.set_pipeline(pipeline);
                 for (chunk, group) in resident.chunks.iter().zip(&sample_groups) {

@@ -124,7 +124,7 @@ impl WgpuBackend {
 /// as the backend compiles it: for tools that look at what a driver makes of it
 /// (`examples/pipeline_stats.rs`).
 pub fn sample_shader_source(dtype: flashsampling_core::DType, batch: usize) -> String {
-    let shape = shape::SampleShape::for_batch(head::dtype_index(dtype), batch.max(1));
+    let shape = shape::SampleShape::for_batch(head::dtype_index(dtype), batch);
     context::sample_source(shape, context::Epilogue::Plain)
 }
 

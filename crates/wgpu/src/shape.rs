@@ -9,6 +9,8 @@ const ROW_GROUPS: usize = TILE / 4;
 /// eleventh session): fewer lanes read fewer staged hidden bytes per multiply-add, but a register
 /// tile of 4 × 16 with 4 lanes took all 255 registers.
 const LANES: usize = 8;
+/// Invocations per workgroup (the shader's `THREADS`): `LANES` per row group.
+pub(crate) const THREADS: usize = ROW_GROUPS * LANES;
 /// f32 of workgroup memory for staged hidden rows: 8 KiB, which with the shader's other arrays
 /// (6 KiB at most) fits WebGPU's guaranteed 16 KiB, so every adapter runs the same variants.
 const STAGE_FLOATS: usize = 2048;
@@ -40,11 +42,6 @@ impl SampleShape {
         BATCH_TILES.iter().position(|&t| t == self.batch_tile).expect("a batch tile of BATCH_TILES")
     }
 
-    /// Invocations per workgroup (the shader's `THREADS`): `LANES` per row group.
-    pub fn threads(&self) -> usize {
-        ROW_GROUPS * LANES
-    }
-
     /// Weights per `vec4<u32>` word.
     fn per_word4(&self) -> usize {
         if self.dtype == 0 {
@@ -74,12 +71,11 @@ impl SampleShape {
     pub fn wgsl_constants(&self) -> String {
         format!(
             "const DTYPE: u32 = {}u;\nconst BATCH_TILE: u32 = {}u;\nconst STAGE_FLOATS: u32 = {}u;\n\
-             const CHUNK_STEPS: u32 = {}u;\nconst LANES: u32 = {LANES}u;\nconst THREADS: u32 = {}u;\n",
+             const CHUNK_STEPS: u32 = {}u;\nconst LANES: u32 = {LANES}u;\nconst THREADS: u32 = {THREADS}u;\n",
             self.dtype,
             self.batch_tile,
             STAGE_FLOATS,
-            self.chunk_steps(),
-            self.threads()
+            self.chunk_steps()
         )
     }
 }
