@@ -260,7 +260,8 @@ __device__ __forceinline__ float2 lse_of(const float* y, int stride, int count, 
 __device__ __forceinline__ float2 lse_merge(float2 a, float2 b) {
     const float m = fmaxf(a.x, b.x);
     if (m == NEG_INF) return make_float2(NEG_INF, 0.0f);
-    const float sa = a.y == 0.0f ? 0.0f : a.y * expf(a.x - m);
-    const float sb = b.y == 0.0f ? 0.0f : b.y * expf(b.x - m);
+    // exp(0) = 1 exactly: the partial holding the maximum needs no exponential.
+    const float sa = a.y == 0.0f ? 0.0f : a.x == m ? a.y : a.y * expf(a.x - m);
+    const float sb = b.y == 0.0f ? 0.0f : b.x == m ? b.y : b.y * expf(b.x - m);
     return make_float2(m, sa + sb);
 }

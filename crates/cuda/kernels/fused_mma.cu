@@ -26,12 +26,15 @@
 //   it does not follow these barriers once the multiplying warps also meet on their own named
 //   barrier; tools/racecheck_named_barrier.cu reproduces that on a correct program.)
 // - Scoring: an epilogue warp takes whole rows of the step; a lane scores four consecutive tokens
-//   of one (row, sample) with one Philox evaluation, the warp reduces to the step's best candidate
-//   and folds it into out[] with one atomicMax (out must be zeroed first). Tokens that cannot beat
-//   what out[] already holds skip their logarithms (best_over).
+//   of one (row, sample) with one Philox evaluation. Tokens that cannot beat what out[] already
+//   holds skip their logarithms (best_over); when a lane has a candidate that may beat it, the warp
+//   reduces to the step's best and folds it into out[] with one atomicMax (out must be zeroed
+//   first). After the first steps no lane has one, and the step costs no reduction.
 // - EX (the `_ex` entry points): the logits are constrained before sampling, the scaled logits of
-//   ranking rows are written out, and each row's log-normaliser partial (a row belongs to one
-//   epilogue warp) is kept in shared memory and written to slot blockIdx.x.
+//   ranking rows are written out, and each row keeps MMA_NORM_LANES log-normaliser partials in
+//   shared memory (a row belongs to one epilogue warp; a lane's tokens of every step fold into
+//   one partial, so no step needs a reduction). At the end they are merged in a fixed order and
+//   written to slot blockIdx.x.
 
 // Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
 #ifndef MMA_WARPS
@@ -57,6 +60,9 @@
 #endif
 // Tokens of a block step: one 16-token tile per multiplying warp.
 #define MMA_STEP_TOKENS (MMA_WARPS * 16)
+// Log-normaliser partials per row (EX): lanes l and l + 16 share one, so that the widest variant
+// keeps its four stages.
+#define MMA_NORM_LANES 16
 
 // The multiplying warps' barrier, before a stage of the ring is refilled (named barrier 1; 0 is
 // __syncthreads').
@@ -259,8 +265,8 @@ struct MmaShared {
     static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_TILE;
     // The step buffer: the step's logits, [row][token].
     static constexpr int BUF_STRIDE = MMA_STEP_TOKENS + PAD;
-    // EX: each row's log-normaliser partial.
-    static constexpr int NORMS = EX ? ROWS : 0;
+    // EX: each row's log-normaliser partials.
+    static constexpr int NORMS = EX ? ROWS * MMA_NORM_LANES : 0;
     // Stages of the pipeline: as many as fit beside the rest in 227 KB, at most MMA_STAGES; the
     // slack starts them on a 1024-byte boundary (wgmma's swizzle atoms).
     static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
@@ -296,21 +302,19 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
             p = row_of(rows[row]);
             l = buf + row * stride;
             if constexpr (EX) {
-                float2 part = make_float2(NEG_INF, 0.0f);
+                float2 mine = make_float2(NEG_INF, 0.0f);
                 for (u32 i = 4 * lane; i < tokens; i += 128) {
                     const int count = (int)min(4u, tokens - i);
                     constrain(l + i, 1, count, vocab_offset + tok0 + i, row, ex);
                     write_scaled(l + i, 1, count, tok0 + i, row, v_rows, p.inv_t, ex);
-                    if (ex.norms) part = lse_merge(part, lse_of(l + i, 1, count, p.inv_t));
+                    if (ex.norms) mine = lse_merge(mine, lse_of(l + i, 1, count, p.inv_t));
                 }
                 if (ex.norms) {
-#pragma unroll
-                    for (int o = 16; o > 0; o >>= 1) {
-                        const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
-                                                         __shfl_xor_sync(0xFFFFFFFFu, part.y, o));
-                        part = lse_merge(part, other);
-                    }
-                    if (lane == 0) norms[row] = lse_merge(norms[row], part);
+                    // Lanes l and l + 16 share a partial: one after the other.
+                    float2& part = norms[row * MMA_NORM_LANES + lane % MMA_NORM_LANES];
+                    if (lane < MMA_NORM_LANES) part = lse_merge(part, mine);
+                    __syncwarp();
+                    if (lane >= MMA_NORM_LANES) part = lse_merge(part, mine);
                 }
             }
         }
@@ -319,8 +323,12 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
             const u64 c = best_over(l + i, 1, (int)min(4u, tokens - i), vocab_offset + tok0 + i, p, s, to_beat);
             best = max(best, c);
         }
-        best = warp_max_u64(best);
-        if (lane == 0 && best != 0) atomicMax(&out[(size_t)row * samples + s], best);
+        // Whether this lane's candidate may beat what out[] held (a NaN to_beat: nothing yet).
+        const bool may_beat = best != 0 && !(unpack_score(best) < to_beat);
+        if (__any_sync(0xFFFFFFFFu, may_beat)) {
+            best = warp_max_u64(best);
+            if (lane == 0) atomicMax(&out[(size_t)row * samples + s], best);
+        }
     }
 }
 
@@ -385,8 +393,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         acc.zero();
     } else if (lse) {
         // Rows e, e + MMA_EPI_WARPS, … are epilogue warp e's.
-        for (u32 r = e + MMA_EPI_WARPS * lane; r < Shared::ROWS; r += MMA_EPI_WARPS * 32) {
-            norms[r] = make_float2(NEG_INF, 0.0f);
+        for (u32 r = e; r < Shared::ROWS; r += MMA_EPI_WARPS) {
+            if (lane < MMA_NORM_LANES) norms[r * MMA_NORM_LANES + lane] = make_float2(NEG_INF, 0.0f);
         }
         __syncwarp();
     }
@@ -426,8 +434,15 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         cp_async_wait<0>();
     } else if (lse) {
         __syncwarp();
-        for (u32 r = e + MMA_EPI_WARPS * lane; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS * 32) {
-            ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = norms[r];
+        // Each row's partials, merged in a fixed tree (lse_merge is symmetric): deterministic.
+        for (u32 r = e; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS) {
+            float2 part = lane < MMA_NORM_LANES ? norms[r * MMA_NORM_LANES + lane] : make_float2(NEG_INF, 0.0f);
+#pragma unroll
+            for (int o = MMA_NORM_LANES / 2; o > 0; o >>= 1) {
+                part = lse_merge(part, make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
+                                                   __shfl_xor_sync(0xFFFFFFFFu, part.y, o)));
+            }
+            if (lane == 0) ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = part;
         }
     }
 }

@@ -119,14 +119,14 @@ pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
 
 /// Dynamic shared memory of a tensor-core variant compiled for `arch`, as `MmaShared` in
 /// fused_mma.cu computes it: the step buffer (8·NT rows × 128 tokens of f32 logits, rows padded by
-/// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 8·NT log-normaliser partials of 8
-/// bytes, 1024 bytes of slack to align the stages; then as many pipeline stages as fit in 227 KB,
-/// at most 4, each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the 8 warps'
-/// tiles of 16 W rows.
+/// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 16 log-normaliser partials of 8
+/// bytes per row (`MMA_NORM_LANES`), 1024 bytes of slack to align the stages; then as many
+/// pipeline stages as fit in 227 KB, at most 4, each one 64-element K chunk of the 8·NT rows of H
+/// (at least 16) and of the 8 warps' tiles of 16 W rows.
 pub fn mma_shared_bytes(arch: &str, n_tiles: u32, extras: bool) -> u32 {
     let pad = if mma_uses_wgmma(arch, n_tiles) { 4 } else { 8 };
     let buffer = 8 * n_tiles * (8 * 16 + pad) * 4;
-    let norms = if extras { 8 * n_tiles * 8 } else { 0 };
+    let norms = if extras { 8 * n_tiles * 16 * 8 } else { 0 };
     let rest = buffer + norms + 1024;
     let stage = 64 * ((8 * n_tiles).max(16) + 8 * 16) * 2;
     let stages = ((227 * 1024 - rest) / stage).min(4);
