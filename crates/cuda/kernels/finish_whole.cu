@@ -1,10 +1,10 @@
 // ---- truncated rows finished from their whole row, on the device: the exact fallback ------------
 //
-// A row whose kept keys cannot certify its cut-off (select_top_keys left it UNFINISHED: top-p
-// or min-p without top-k whose survivors outnumber the kept keys, or a non-finite maximum) is
-// finished here from every one of its scaled logits, as the core finishes it from its complete
-// ranked row (`finish_row`), so that no call waits for the host. One block per batch row; rows
-// finished elsewhere, and rows that rank only for their top-N, return at once.
+// A truncated row whose kept keys cannot certify its cut-off (top_keys in select.cu found it so:
+// top-p or min-p without top-k whose survivors outnumber the kept keys, or a non-finite maximum)
+// is finished here from every one of its scaled logits, as the core finishes it from its complete
+// ranked row (`finish_row`), so that no call waits for the host. By the block that sorted its
+// kept keys.
 //
 // The survivors are a prefix of the rank order: the keys at or above a threshold key.
 // - top-p: the largest y* whose tokens with y ≥ y* hold at least p of the row's mass, by bisection
@@ -17,7 +17,7 @@
 // token alone survives, as in the core.
 // Sampling and the survivors' log-normaliser are those of finish_truncated.
 
-#define WHOLE_THREADS 1024
+#define WHOLE_THREADS SELECT_THREADS
 #define WHOLE_WARPS (WHOLE_THREADS / 32)
 
 // Block-wide reductions in a fixed order (shuffles within warps, then warps in order), so that a
@@ -118,12 +118,10 @@ __device__ u64 top_p_threshold(const float* y, u32 v_rows, u32 vocab_offset, dou
     return tied_key(y, v_rows, vocab_offset, lo, c, counts);
 }
 
-extern "C" __global__ void __launch_bounds__(WHOLE_THREADS) finish_whole(const SelectArgs a) {
+__device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r) {
     __shared__ double scratch[WHOLE_WARPS + 1];
     __shared__ u64 keys[WHOLE_WARPS + 1];
     __shared__ u32 counts[WHOLE_THREADS + 2];
-    const u32 b = blockIdx.x, r = a.scaled_row[b];
-    if (r == NO_MASK || a.counts[4 * r + 3] == FINISHED_ON_DEVICE || !a.ranks[r].truncated) return;
     const RankParams q = a.ranks[r];
     const float* y = a.scaled + (size_t)r * a.v_rows;
     const Row row = row_of(a.rows[b]);

@@ -443,6 +443,11 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                                                    __shfl_xor_sync(0xFFFFFFFFu, part.y, o)));
             }
             if (lane == 0) ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = part;
+            // The slots past the grid hold no block's tokens: block 0 empties them, so that the
+            // merge needs no clearing first.
+            for (u32 slot = gridDim.x + lane; blockIdx.x == 0 && slot < ex.norm_slots; slot += 32) {
+                ex.norms[(size_t)r * ex.norm_slots + slot] = make_float2(NEG_INF, 0.0f);
+            }
         }
     }
 }

@@ -26,10 +26,9 @@ __device__ __forceinline__ RowNorm norm_merge(RowNorm a, RowNorm b) {
     return r;
 }
 
-extern "C" __global__ void __launch_bounds__(256) merge_norms(const float2* __restrict__ parts, u32 slots,
-                                                             u32 batch, RowNorm* __restrict__ out) {
-    const u32 row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= batch) return;
+// Row `row`'s `slots` partials merged, in every lane of the calling warp.
+__device__ RowNorm merged_norm(const float2* __restrict__ parts, u32 slots, u32 row) {
+    const u32 lane = threadIdx.x & 31;
     RowNorm acc = {NEG_INF, 0, 0.0};
     for (u32 s = lane; s < slots; s += 32) {
         const float2 p = parts[(size_t)row * slots + s];
@@ -44,7 +43,15 @@ extern "C" __global__ void __launch_bounds__(256) merge_norms(const float2* __re
         // The lower lane's partial first, so that every lane folds the same way.
         acc = (lane & o) ? norm_merge(other, acc) : norm_merge(acc, other);
     }
-    if (lane == 0) out[row] = acc;
+    return acc;
+}
+
+extern "C" __global__ void __launch_bounds__(256) merge_norms(const float2* __restrict__ parts, u32 slots,
+                                                             u32 batch, RowNorm* __restrict__ out) {
+    const u32 row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= batch) return;
+    const RowNorm merged = merged_norm(parts, slots, row);
+    if ((threadIdx.x & 31) == 0) out[row] = merged;
 }
 
 // Logprobs of the decoded samples and each row's log-normaliser, as `SampleOutput::with_logprobs`

@@ -5,15 +5,20 @@
 // `ranked.rs` (y descending, then token ascending; keys are unique). Masked tokens (y = -inf) are
 // never ranked, as in the core.
 //
-// Fast path, three launches over every row: (1) `select_count`, many blocks per row, counts the
-// tokens with y ≥ M − δ for a ladder of δ, M the row's maximum from its merged log-normaliser;
+// Two launches over every row, many blocks per row (every launch between the fused kernel and the
+// decoding costs microseconds at small batches):
+// (1) `select_count` counts the tokens with y ≥ M − δ for a ladder of δ, M the row's maximum (the
+//     largest of its log-normaliser partials' maxima); the first block of every batch row also
+//     merges the row's partials (merge_norms' order), so the call needs no merge launch;
 // (2) `select_gather` takes the smallest δ whose set holds at least `need` tokens and fits in
-// shared memory — that set contains the top `need` keys, since every one of them has y ≥ the
-// need-th largest y ≥ M − δ — and appends the set's keys to the row's buffer; (3) `select_top_keys`,
-// one block per row, sorts the set in shared memory and finishes a truncated row (finish.cu).
-// Rows where no δ fits (flat rows, NaN, +inf) take the radix select over all keys in (3): 8-bit
-// digits from the top, a histogram per pass over the keys that still match the chosen prefix,
-// until the threshold key T has exactly `need` keys ≥ T.
+//     shared memory — that set contains the top `need` keys, since every one of them has y ≥ the
+//     need-th largest y ≥ M − δ — and appends the set's keys to the row's buffer. The row's last
+//     block to finish (a ticket in its counters) then sorts the set in shared memory and finishes
+//     a truncated row (finish.cu), from its whole row when the kept keys cannot certify it
+//     (finish_whole.cu).
+// Rows where no δ fits (flat rows, NaN, +inf) take the radix select over all keys in that last
+// block: 8-bit digits from the top, a histogram per pass over the keys that still match the chosen
+// prefix, until the threshold key T has exactly `need` keys ≥ T.
 
 #define SELECT_THREADS 1024
 #define SELECT_LOADS 8
@@ -24,28 +29,29 @@
 // δ_j = 2^(j/2 − 6) for j < SELECT_LADDER: 1/64 … 2^9.5, steps of √2 (a set that holds the top
 // `need` keys without many more to sort).
 #define SELECT_LADDER 32
-// Threads per block of the counting and gathering passes, and the tokens each thread reads.
+// Threads per block of the counting pass (the gathering pass has SELECT_THREADS, for the block that
+// finishes the row), and the loads each thread keeps in flight in either pass.
 #define CHUNK_THREADS 256
 #define CHUNK_LOADS 16
-#define CHUNK_TOKENS (CHUNK_THREADS * CHUNK_LOADS)
 
 // Per ranking row, what the passes share: the ladder's counts, the tokens of finite y, the NaN and
-// +inf tokens, and how many keys the gather has appended.
+// +inf tokens, how many keys the gather has appended, and how many of its blocks are done.
 struct SelectCounters {
     u32 within[SELECT_LADDER];
     u32 live;
     u32 odd;
     u32 filled;
-    u32 pad;
+    u32 arrived;
 };
 
-// `SelectArgs` in src/launch.rs (104 bytes). Grid: x over chunks of CHUNK_TOKENS tokens (one block
-// per row for `select_top_keys`), y over the batch; rows that rank nothing return at once.
+// `SelectArgs` in src/launch.rs (112 bytes). Grid: x over chunks of a block's threads · CHUNK_LOADS
+// tokens, y over the batch; rows that rank nothing return at once (after merging their partials).
 struct SelectArgs {
     const float* scaled;        // [ranking row][v_rows]
     const u32* scaled_row;      // per batch row: its ranking row, NO_MASK when it ranks nothing
-    RowNorm* norms;             // per batch row: its merged log-normaliser (the maximum M); a row
-                                // finished here gets its survivors' instead
+    const float2* parts;        // [batch row][slots]: the fused launch's log-normaliser partials
+    RowNorm* norms;             // per batch row: its merged log-normaliser, written by select_count;
+                                // a row finished here gets its survivors' instead
     const u32* out_start;       // ranking rows + 1 offsets into keys
     SelectCounters* counters;   // per ranking row, zeroed before `select_count`
     u64* set;                   // [ranking row][SELECT_CAP]
@@ -57,6 +63,7 @@ struct SelectArgs {
     u32 v_rows;
     u32 vocab_offset;
     u32 samples;
+    u32 slots;
 };
 
 __device__ __forceinline__ u64 rank_key(const float* y, u32 i, u32 vocab_offset) {
@@ -87,14 +94,18 @@ __device__ __forceinline__ Plan plan_of(const SelectArgs& a, u32 r) {
     return p;
 }
 
-// The token of this thread's k-th load in its block's chunk.
-__device__ __forceinline__ u32 chunk_token(int k) { return blockIdx.x * CHUNK_TOKENS + k * CHUNK_THREADS + threadIdx.x; }
+// The token of this thread's k-th load in its block's chunk of THREADS · CHUNK_LOADS tokens.
+template <int THREADS>
+__device__ __forceinline__ u32 chunk_token(int k) {
+    return blockIdx.x * THREADS * CHUNK_LOADS + k * THREADS + threadIdx.x;
+}
 
 // This thread's CHUNK_LOADS values of row `y` in its block's chunk, -inf past the row's end.
+template <int THREADS>
 __device__ __forceinline__ void load_chunk(const float* y, u32 v_rows, float (&v)[CHUNK_LOADS]) {
 #pragma unroll
     for (int k = 0; k < CHUNK_LOADS; ++k) {
-        const u32 i = chunk_token(k);
+        const u32 i = chunk_token<THREADS>(k);
         v[k] = i < v_rows ? y[i] : NEG_INF;
     }
 }
@@ -106,81 +117,80 @@ __device__ __forceinline__ u32 warp_sum(u32 v) {
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const SelectArgs a) {
-    const u32 r = a.scaled_row[blockIdx.y];
-    if (r == NO_MASK) return;
-    const float top = a.norms[blockIdx.y].max;
-    const float* y = a.scaled + (size_t)r * a.v_rows;
-    u32 within[SELECT_LADDER];
-#pragma unroll
-    for (int j = 0; j < SELECT_LADDER; ++j) within[j] = 0;
-    u32 live = 0, odd = 0;
-    float v[CHUNK_LOADS];
-    load_chunk(y, a.v_rows, v);
-#pragma unroll
-    for (int k = 0; k < CHUNK_LOADS; ++k) {
-        live += v[k] != NEG_INF;
-        odd += v[k] != v[k] || v[k] == __int_as_float(0x7F800000);
-#pragma unroll
-        for (int j = 0; j < SELECT_LADDER; ++j) within[j] += v[k] >= top - ladder_delta(j);
-    }
-    // The block's sums (warps, then one atomic per counter and block): within[], live, odd.
-    __shared__ u32 sums[CHUNK_THREADS / 32][SELECT_LADDER + 2];
-    const u32 warp = threadIdx.x / 32;
-    const bool lead = (threadIdx.x & 31) == 0;
-#pragma unroll
-    for (int j = 0; j < SELECT_LADDER; ++j) {
-        const u32 n = warp_sum(within[j]);
-        if (lead) sums[warp][j] = n;
-    }
-    live = warp_sum(live);
-    odd = warp_sum(odd);
-    if (lead) {
-        sums[warp][SELECT_LADDER] = live;
-        sums[warp][SELECT_LADDER + 1] = odd;
-    }
-    __syncthreads();
-    if (threadIdx.x < SELECT_LADDER + 2) {
-        u32 n = 0;
-        for (u32 w = 0; w < CHUNK_THREADS / 32; ++w) n += sums[w][threadIdx.x];
-        // `within`, `live` and `odd`: the first words of SelectCounters, in this order.
-        if (n) atomicAdd(reinterpret_cast<u32*>(&a.counters[r]) + threadIdx.x, n);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_gather(const SelectArgs a) {
-    const u32 r = a.scaled_row[blockIdx.y];
-    if (r == NO_MASK) return;
-    const Plan p = plan_of(a, r);
-    if (p.need == 0 || p.rung < 0) return;
-    const float threshold = a.norms[blockIdx.y].max - ladder_delta(p.rung);
-    const float* y = a.scaled + (size_t)r * a.v_rows;
-    u64* set = a.set + (size_t)r * SELECT_CAP;
-    const u32 lane = threadIdx.x & 31;
-    float v[CHUNK_LOADS];
-    load_chunk(y, a.v_rows, v);
-    // Appends: one global atomic per warp and load with a key in the set.
-#pragma unroll
-    for (int k = 0; k < CHUNK_LOADS; ++k) {
-        const u32 i = chunk_token(k);
-        const bool in = v[k] >= threshold;
-        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
-        if (!ballot) continue;
-        u32 first = 0;
-        if (lane == 0) first = atomicAdd(&a.counters[r].filled, (u32)__popc(ballot));
-        first = __shfl_sync(0xFFFFFFFFu, first, 0);
-        const u32 at = first + __popc(ballot & ((1u << lane) - 1));
-        if (in && at < SELECT_CAP) set[at] = pack(v[k], a.vocab_offset + i);
-    }
-}
-
 // Adds one to hist[bin] for every lane of the warp with `count` set, one shared atomic per distinct
-// bin: the first digits of similar logits fall in a handful of bins, and same-address atomics of
-// 1024 threads would serialise.
+// bin: similar logits fall in a handful of bins (rungs, first digits), and same-address atomics of
+// a whole block would serialise.
 __device__ __forceinline__ void histogram_add(u32* hist, u32 bin, bool count) {
     const u32 lane = threadIdx.x & 31;
     const u32 peers = __match_any_sync(0xFFFFFFFFu, count ? bin : 0xFFFFFFFFu);
     if (count && lane == (u32)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (u32)__popc(peers));
+}
+
+extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const SelectArgs a) {
+    const u32 b = blockIdx.y, r = a.scaled_row[b];
+    __shared__ float top;
+    if (threadIdx.x < 32) {
+        if (blockIdx.x == 0) {
+            const RowNorm merged = merged_norm(a.parts, a.slots, b);
+            if (threadIdx.x == 0) a.norms[b] = merged;
+        }
+        // M: the merged maximum, which is the largest of the partials' maxima.
+        float m = NEG_INF;
+        for (u32 s = threadIdx.x; r != NO_MASK && s < a.slots; s += 32) {
+            m = fmaxf(m, a.parts[(size_t)b * a.slots + s].x);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+        if (threadIdx.x == 0) top = m;
+    }
+    if (r == NO_MASK) return;
+    // The rungs' thresholds M − δ_j, non-increasing in j; rungs[j]: the block's tokens whose first
+    // rung (the smallest j with y ≥ M − δ_j) is j.
+    __shared__ float threshold[SELECT_LADDER];
+    __shared__ u32 rungs[SELECT_LADDER];
+    __shared__ u32 sums[2][CHUNK_THREADS / 32];
+    __syncthreads();
+    if (threadIdx.x < SELECT_LADDER) {
+        threshold[threadIdx.x] = top - ladder_delta(threadIdx.x);
+        rungs[threadIdx.x] = 0;
+    }
+    __syncthreads();
+    const float* y = a.scaled + (size_t)r * a.v_rows;
+    u32 live = 0, odd = 0;
+    float v[CHUNK_LOADS];
+    load_chunk<CHUNK_THREADS>(y, a.v_rows, v);
+#pragma unroll
+    for (int k = 0; k < CHUNK_LOADS; ++k) {
+        live += v[k] != NEG_INF;
+        odd += v[k] != v[k] || v[k] == __int_as_float(0x7F800000);
+        // The rungs a token misses form a prefix: their count, by bisection, is its first rung
+        // (SELECT_LADDER: none). The comparison is select_gather's, so the counts are its sets'.
+        u32 first = 0;
+#pragma unroll
+        for (u32 step = SELECT_LADDER; step > 0; step >>= 1) {
+            if (first + step <= SELECT_LADDER && !(v[k] >= threshold[first + step - 1])) first += step;
+        }
+        histogram_add(rungs, first, first < SELECT_LADDER);
+    }
+    const u32 warp = threadIdx.x / 32;
+    live = warp_sum(live);
+    odd = warp_sum(odd);
+    if ((threadIdx.x & 31) == 0) {
+        sums[0][warp] = live;
+        sums[1][warp] = odd;
+    }
+    __syncthreads();
+    // One atomic per counter and block: within[j] counts the tokens whose first rung is ≤ j; then
+    // live and odd (the first words of SelectCounters, in this order).
+    if (threadIdx.x < SELECT_LADDER + 2) {
+        u32 n = 0;
+        if (threadIdx.x < SELECT_LADDER) {
+            for (u32 j = 0; j <= threadIdx.x; ++j) n += rungs[j];
+        } else {
+            for (u32 w = 0; w < CHUNK_THREADS / 32; ++w) n += sums[threadIdx.x - SELECT_LADDER][w];
+        }
+        if (n) atomicAdd(reinterpret_cast<u32*>(&a.counters[r]) + threadIdx.x, n);
+    }
 }
 
 // The radix select over every key of row `y`: writes the `need` largest keys to `out`, returns
@@ -267,13 +277,16 @@ __device__ __forceinline__ void sort_set(u64* set, u32 filled) {
     bitonic_sort_descending(set, n);
 }
 
-extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(const SelectArgs a) {
+// Finishes truncated row `b` from its whole row (finish_whole.cu). One block of WHOLE_THREADS.
+__device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r);
+
+// Row `b` (ranking row `r`, plan `p`) once every block of its gathering pass is done: its kept
+// keys sorted into keys[], and a truncated row finished (certified by its kept keys, or from its
+// whole row). Every thread of the block calls it.
+__device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
     __shared__ u64 set[SELECT_CAP];
     __shared__ u32 hist[256];
     __shared__ double weight[SELECT_MAX_KEPT];
-    const u32 b = blockIdx.x, r = a.scaled_row[b];
-    if (r == NO_MASK) return;
-    const Plan p = plan_of(a, r);
     const u32 live = a.counters[r].live, capacity = a.out_start[r + 1] - a.out_start[r];
     u64* out = a.keys + a.out_start[r];
     u32 written = p.need;
@@ -282,8 +295,9 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
         sort_set(set, written);
     } else if (p.need > 0) {
-        const u32 filled = min(a.counters[r].filled, (u32)SELECT_CAP);
-        for (u32 i = threadIdx.x; i < filled; i += blockDim.x) set[i] = a.set[(size_t)r * SELECT_CAP + i];
+        // Other blocks appended these: read past L1.
+        const u32 filled = min(__ldcg(&a.counters[r].filled), (u32)SELECT_CAP);
+        for (u32 i = threadIdx.x; i < filled; i += blockDim.x) set[i] = __ldcg(&a.set[(size_t)r * SELECT_CAP + i]);
         sort_set(set, filled);
     }
     __syncthreads();
@@ -300,6 +314,44 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_keys(con
         a.counts[4 * r + 2] = survivors < 0 ? 0 : (u32)survivors;
         a.counts[4 * r + 3] = survivors < 0 ? UNFINISHED : FINISHED_ON_DEVICE;
     }
+    if (q.truncated && survivors < 0) finish_whole_row(a, b, r);
+}
+
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const SelectArgs a) {
+    const u32 b = blockIdx.y, r = a.scaled_row[b];
+    if (r == NO_MASK) return;
+    const Plan p = plan_of(a, r);
+    if (p.need > 0 && p.rung >= 0) {
+        const float threshold = a.norms[b].max - ladder_delta(p.rung);
+        const float* y = a.scaled + (size_t)r * a.v_rows;
+        u64* set = a.set + (size_t)r * SELECT_CAP;
+        const u32 lane = threadIdx.x & 31;
+        float v[CHUNK_LOADS];
+        load_chunk<SELECT_THREADS>(y, a.v_rows, v);
+        // Appends: one global atomic per warp and load with a key in the set.
+#pragma unroll
+        for (int k = 0; k < CHUNK_LOADS; ++k) {
+            const u32 i = chunk_token<SELECT_THREADS>(k);
+            const bool in = v[k] >= threshold;
+            const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
+            if (!ballot) continue;
+            u32 first = 0;
+            if (lane == 0) first = atomicAdd(&a.counters[r].filled, (u32)__popc(ballot));
+            first = __shfl_sync(0xFFFFFFFFu, first, 0);
+            const u32 at = first + __popc(ballot & ((1u << lane) - 1));
+            if (in && at < SELECT_CAP) set[at] = pack(v[k], a.vocab_offset + i);
+        }
+    }
+    // The row's last block to get here finishes it: its appends, and every other block's, are
+    // visible to it after the fences.
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&a.counters[r].arrived, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    top_keys(a, b, r, p);
 }
 
 // ---- the device path's ranking tables ------------------------------------------------------------

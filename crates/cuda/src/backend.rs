@@ -128,9 +128,9 @@ impl CudaBackend {
 
     /// The entry points of the selection of ranking rows' keys and the finishing of truncated
     /// rows, in launch order.
-    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 4]> {
-        let [count, gather, top, whole] = kernels::SELECT.map(|name| self.function(name));
-        Ok([count?, gather?, top?, whole?])
+    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 2]> {
+        let [count, gather] = kernels::SELECT.map(|name| self.function(name));
+        Ok([count?, gather?])
     }
 
     /// The raw-pointer fused launch on the caller's `stream`: zeroes `args.out`, then writes one
@@ -247,6 +247,7 @@ impl CudaBackend {
         let select = scratch.ranking.as_ref().map(|r| launch::SelectArgs {
             scaled: at(r.scaled),
             scaled_row: at(r.scaled_row),
+            parts: norms,
             norms: merged,
             out_start: at(r.out_start),
             counters: at(r.counters),
@@ -259,6 +260,7 @@ impl CudaBackend {
             v_rows: head.rows as u32,
             vocab_offset: head.vocab_offset,
             samples: call.samples,
+            slots: norm_slots,
         });
         let extras = (norms != 0 || mask_start != 0 || adjust_start != 0).then(|| launch::Extras {
             mask: call.mask,
@@ -288,9 +290,6 @@ impl CudaBackend {
             let input = (call.truncation, call.batch, call.lists.is_some());
             unsafe { launch::device_rank_rows(f, input, (a.scaled_row, a.out_start, a.ranks, invalid), stream)? };
         }
-        if norms != 0 {
-            unsafe { launch::empty_norms(norms, call.batch as usize * norm_slots as usize, stream)? };
-        }
         let args = FusedArgs {
             w: dev.ptr(&self.stream),
             w_dtype: head.dtype,
@@ -306,13 +305,13 @@ impl CudaBackend {
             extras,
         };
         unsafe { self.sample_raw(&args, stream)? };
-        if norms != 0 {
+        if let Some(a) = &select {
+            // Merges the log-normalisers; truncated rows replace their candidates and
+            // log-normalisers by their survivors'.
+            unsafe { launch::select_top(self.select_functions()?, a, (call.batch, call.batch), stream)? };
+        } else if norms != 0 {
             let merge = self.function(kernels::MERGE_NORMS)?;
             unsafe { launch::merge_norms(merge, (norms, norm_slots), call.batch, merged, stream)? };
-        }
-        if let Some(a) = &select {
-            // Truncated rows replace their candidates and log-normalisers by their survivors'.
-            unsafe { launch::select_top(self.select_functions()?, a, (call.batch, call.batch), stream)? };
         }
         let io = ((call.workspace, call.rows, invalid), (call.tokens, call.statuses));
         unsafe { launch::decode(self.function(kernels::DECODE)?, io.0, io.1, (call.batch, call.samples), stream)? };
@@ -442,8 +441,6 @@ impl CudaBackend {
         let mut extras = tables.as_ref().map(|t| t.extras(&call));
         let cu = self.stream.cu_stream();
         if let Some(parts) = norm_parts {
-            // SAFETY: a region of the call's arena of `parts.len` bytes.
-            unsafe { launch::empty_norms(call.ptr(parts), parts.len / 8, cu)? };
             let e = extras.get_or_insert_with(Extras::default);
             e.norms = call.ptr(parts);
             e.norm_slots = slots;
@@ -469,18 +466,14 @@ impl CudaBackend {
         // (locked) until the download below has synchronised.
         unsafe { self.sample_raw(&args, cu)? };
         if let (Some(parts), Some(merged)) = (norm_parts, merged) {
-            let f = self.function(kernels::MERGE_NORMS)?;
-            // SAFETY: as above; `merge_norms` writes every row of `merged`.
-            unsafe { launch::merge_norms(f, (call.ptr(parts), slots), batch, call.ptr(merged), cu)? };
+            let norms = ((call.ptr(parts), slots), call.ptr(merged));
             if let Some(r) = &ranking {
                 let batch_io = (args.rows, args.out, args.samples);
-                r.select(
-                    self.select_functions()?,
-                    (&call, &self.stream),
-                    batch_io,
-                    head.vocab_offset,
-                    call.ptr(merged),
-                )?;
+                r.select(self.select_functions()?, (&call, &self.stream), batch_io, head.vocab_offset, norms)?;
+            } else {
+                let f = self.function(kernels::MERGE_NORMS)?;
+                // SAFETY: as above; `merge_norms` writes every row of `merged`.
+                unsafe { launch::merge_norms(f, norms.0, batch, norms.1, cu)? };
             }
         }
         let downloaded = call.download(&self.stream)?;

@@ -19,7 +19,7 @@ use flashsampling_core::{bf16, Backend, DType, HiddenRef, Result, Tensor, Trunca
 use crate::arena::{Arena, Layout};
 use crate::driver::device_error;
 use crate::kernels::LogitsDType;
-use crate::launch::{merge_norms, Extras, FusedArgs, LogitsArgs, RowArgs};
+use crate::launch::{Extras, FusedArgs, LogitsArgs, RowArgs};
 use crate::ranking::RankingRows;
 use crate::{CudaBackend, NAME};
 
@@ -57,8 +57,6 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
         let mut arena = Arena::default();
         let slots = cuda.norm_slots(DType::Bf16, DType::Bf16, vocab as u32);
         let norms = alloc::<u64>(&stream, max_b * slots as usize)?;
-        // SAFETY: `norms` holds max_b × slots pairs.
-        unsafe { crate::launch::empty_norms(norms.device_ptr(&stream).0, max_b * slots as usize, stream.cu_stream())? };
         let rows: Vec<RowArgs> = (0..max_b as u64).map(|i| RowArgs::new(1.0, 0x1234 + i, 7)).collect();
         let greedy_rows: Vec<RowArgs> = rows.iter().map(|r| RowArgs { temperature: 0.0, ..*r }).collect();
         let rows = stream.clone_htod(&RowArgs::to_bytes(&rows)).map_err(|e| device_error("upload", e))?;
@@ -122,11 +120,9 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let ranking = FusedArgs { extras: Some(ranked_extras), ..fused };
             // SAFETY: as above; the ranking buffers hold `batch` rows.
             let t_ranked = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&ranking, cu) })?;
-            let merge = cuda.function(crate::kernels::MERGE_NORMS)?;
+            // `norms` holds max_b × slots pairs, `merged` max_b rows.
             let t_select = time(&ctx, &stream, iters, || {
-                // SAFETY: `norms` holds max_b × slots pairs, `merged` max_b rows.
-                unsafe { merge_norms(merge, (np, slots), batch as u32, mp, cu)? };
-                ranked.select(cuda.select_functions()?, (&call, &stream), (rp, op, 1), 0, mp)
+                ranked.select(cuda.select_functions()?, (&call, &stream), (rp, op, 1), 0, ((np, slots), mp))
             })?;
             drop(call);
             let t_gemm = time(&ctx, &stream, iters, gemm)?;

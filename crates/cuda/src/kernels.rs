@@ -24,9 +24,10 @@ pub const SOURCE: &str = concat!(
 pub const DECODE: &str = "decode_candidates";
 
 /// Entry points that keep the most likely keys of each ranking row's scaled logits (select.cu):
-/// counting, gathering, sorting (and finishing the truncated rows the kept keys certify), then
-/// finishing the others from their whole row (finish_whole.cu).
-pub const SELECT: [&str; 4] = ["select_count", "select_gather", "select_top_keys", "finish_whole"];
+/// counting (and merging every row's log-normaliser partials), then gathering, whose last block
+/// per row sorts and finishes a truncated row (from its whole row, finish_whole.cu, when the kept
+/// keys cannot certify it).
+pub const SELECT: [&str; 2] = ["select_count", "select_gather"];
 
 /// Entry point that merges each row's log-normaliser partials (norms.cu).
 pub const MERGE_NORMS: &str = "merge_norms";
@@ -44,12 +45,10 @@ pub const DEVICE_ADJUSTMENTS: &str = "device_adjustments";
 /// Entry point that writes the ranking tables of a caller's per-row truncation in device memory
 /// (select.cu).
 pub const DEVICE_RANK_ROWS: &str = "device_rank_rows";
-/// Threads per block of the last entry point of [`SELECT`] (`WHOLE_THREADS` in finish_whole.cu).
-pub const FINISH_WHOLE_THREADS: u32 = 1024;
 
-/// Threads per block of the sorting entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
+/// Threads per block of the gathering entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
 pub const SELECT_THREADS: u32 = 1024;
-/// Threads per block of the counting and gathering entry points (`CHUNK_THREADS` in select.cu).
+/// Threads per block of the counting entry point (`CHUNK_THREADS` in select.cu).
 pub const SELECT_CHUNK_THREADS: u32 = 256;
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).

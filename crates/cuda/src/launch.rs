@@ -51,9 +51,10 @@ impl RowArgs {
 /// - `adjust_start`: `batch + 1` offsets into `adjust_token` (global tokens, increasing within a
 ///   row) and `adjust_coef` (three f32 per entry: scale of positive logits, scale of the rest,
 ///   added), as [`flashsampling_core::constraints::RowTransform::adjustments`] gives them;
-/// - `norms`: `[batch][norm_slots]` `(max y, Σ exp(y − max y))` f32 pairs; each block writes its
-///   own slot, so the caller fills them with `(-inf, 0)` first and merges them in slot order.
-///   [`simt_norm_slots`] and [`crate::CudaBackend::norm_slots`] say how many a launch needs;
+/// - `norms`: `[batch][norm_slots]` `(max y, Σ exp(y − max y))` f32 pairs, merged in slot order.
+///   A launch writes every one: each block its own slot, and the tensor-core kernel's block 0 the
+///   empty partial `(-inf, 0)` into the slots past its grid. [`simt_norm_slots`] and
+///   [`crate::CudaBackend::norm_slots`] say how many a launch needs;
 /// - `scaled`: `[rows that rank][v_rows]` f32 `y = l̃ / T` (untempered for greedy rows), and
 ///   `scaled_row`: per row, its row in `scaled` or [`NO_MASK`] when it ranks nothing.
 #[repr(C)]
@@ -450,11 +451,13 @@ pub unsafe fn decode_logprobs(
 }
 
 /// The selection of each ranking row's most likely keys (select.cu), and the finishing of its
-/// truncated rows (finish.cu), by value as their kernels take it: 104 bytes, `#[repr(C)]`.
+/// truncated rows (finish.cu), by value as their kernels take it: 112 bytes, `#[repr(C)]`.
 ///
 /// - `scaled`: `[ranking row][v_rows]` f32 `y`, as the `_ex` kernels write them; `scaled_row`: per
-///   batch row, its ranking row or [`NO_MASK`]; `norms`: per batch row, its merged log-normaliser
-///   ([`merge_norms`]), which a row finished on the device replaces by its survivors';
+///   batch row, its ranking row or [`NO_MASK`];
+/// - `parts`: the fused launch's `[batch row][slots]` log-normaliser partials ([`Extras::norms`]);
+///   `norms`: per batch row, written with their merge ([`merge_norms`]'s, so the call needs no
+///   merge of its own), which a row finished on the device replaces by its survivors';
 /// - `out_start`: ranking rows + 1 offsets: row `r` keeps up to `out_start[r + 1] - out_start[r]`
 ///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`, sorted
 ///   descending; `counts`: per ranking row, (keys written, tokens of finite y, survivors, 1 when
@@ -468,6 +471,7 @@ pub unsafe fn decode_logprobs(
 pub struct SelectArgs {
     pub scaled: sys::CUdeviceptr,
     pub scaled_row: sys::CUdeviceptr,
+    pub parts: sys::CUdeviceptr,
     pub norms: sys::CUdeviceptr,
     pub out_start: sys::CUdeviceptr,
     pub counters: sys::CUdeviceptr,
@@ -480,6 +484,7 @@ pub struct SelectArgs {
     pub v_rows: u32,
     pub vocab_offset: u32,
     pub samples: u32,
+    pub slots: u32,
 }
 
 /// What one ranking row asks of the selection (`RankParams` in finish.cu): 16 bytes.
@@ -521,15 +526,15 @@ impl RankParams {
 pub const FINISHED_ON_DEVICE: u32 = 1;
 
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<SelectArgs>() == 104);
+const _: () = assert!(std::mem::size_of::<SelectArgs>() == 112);
 const _: () = assert!(std::mem::size_of::<RankParams>() == 16);
 
 /// Bytes of one ranking row's counters (`SelectCounters` in select.cu).
 pub const SELECT_COUNTER_BYTES: usize = 144;
 /// Keys of one ranking row's set (`SELECT_CAP` in select.cu).
 pub const SELECT_SET_KEYS: usize = 4096;
-/// Tokens per block of the counting and gathering passes (`CHUNK_TOKENS` in select.cu).
-const SELECT_CHUNK_TOKENS: u32 = 4096;
+/// Loads per thread of the counting and gathering passes (`CHUNK_LOADS` in select.cu).
+const SELECT_CHUNK_LOADS: u32 = 16;
 
 /// Whether the selection kernels take a batch of `batch` rows (one block row per batch row).
 pub fn check_select_batch(batch: u32) -> Result<()> {
@@ -543,16 +548,16 @@ pub fn check_select_batch(batch: u32) -> Result<()> {
 }
 
 /// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank: zeroes the
-/// counters, then counts, gathers and sorts (`count`, `gather`, `top`), which finishes the
-/// truncated rows its kept keys certify, then `whole` finishes the other truncated rows from their
-/// whole row (finish_whole.cu, one block per batch row): every truncated row ends
-/// [`FINISHED_ON_DEVICE`].
+/// counters, then counts (`count`, which also merges every row's log-normaliser partials into
+/// `args.norms`) and gathers (`gather`, whose last block per row sorts the row's kept keys and
+/// finishes a truncated row, from its whole row when they cannot certify it): every truncated row
+/// ends [`FINISHED_ON_DEVICE`].
 ///
 /// # Safety
 /// Device pointers of the current context of the sizes [`SelectArgs`] names, alive until the stream
 /// has run the launches.
 pub unsafe fn select_top(
-    [count, gather, top, whole]: [&CudaFunction; 4],
+    [count, gather]: [&CudaFunction; 2],
     args: &SelectArgs,
     (batch, ranking_rows): (u32, u32),
     stream: sys::CUstream,
@@ -563,16 +568,11 @@ pub unsafe fn select_top(
         .map_err(|e| device_error("zeroing the selection counters", e))?;
     let mut a = *args;
     let mut params: [*mut c_void; 1] = [(&mut a as *mut SelectArgs).cast()];
-    let chunks = (args.v_rows.div_ceil(SELECT_CHUNK_TOKENS), batch, 1);
-    for f in [count, gather] {
-        result::launch_kernel(f.cu_function(), chunks, (SELECT_CHUNK_THREADS, 1, 1), 0, stream, &mut params)
-            .map_err(launch_err)?;
+    for (f, threads) in [(count, SELECT_CHUNK_THREADS), (gather, SELECT_THREADS)] {
+        let chunks = (args.v_rows.div_ceil(threads * SELECT_CHUNK_LOADS), batch, 1);
+        result::launch_kernel(f.cu_function(), chunks, (threads, 1, 1), 0, stream, &mut params).map_err(launch_err)?;
     }
-    result::launch_kernel(top.cu_function(), (batch, 1, 1), (SELECT_THREADS, 1, 1), 0, stream, &mut params)
-        .map_err(launch_err)?;
-    let threads = crate::kernels::FINISH_WHOLE_THREADS;
-    result::launch_kernel(whole.cu_function(), (batch, 1, 1), (threads, 1, 1), 0, stream, &mut params)
-        .map_err(launch_err)
+    Ok(())
 }
 
 /// Turns a caller's `batch` rows of truncation in device memory (`truncation`: `fs_truncation`,
@@ -600,18 +600,6 @@ pub unsafe fn device_rank_rows(
     ];
     result::launch_kernel(f.cu_function(), (1, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the ranking table kernel", e))
-}
-
-/// Sets `pairs` log-normaliser partials (f32 pairs, as [`Extras::norms`] holds them) to the empty
-/// partial `(-inf, 0)`: the value of the slots no block writes.
-///
-/// # Safety
-/// `norms`: device memory of the current context of `8 · pairs` bytes, 4-byte aligned.
-pub unsafe fn empty_norms(norms: sys::CUdeviceptr, pairs: usize, stream: sys::CUstream) -> Result<()> {
-    let err = |e| device_error("clearing the log-normaliser partials", e);
-    result::memset_d8_async(norms, 0, 8 * pairs, stream).map_err(err)?;
-    // The first word of every pair (pitch 8 bytes, one word wide): -inf.
-    sys::cuMemsetD2D32Async(norms, 8, f32::NEG_INFINITY.to_bits(), 1, pairs, stream).result().map_err(err)
 }
 
 /// Merges each of `batch` rows' `slots` log-normaliser partials (`parts`, `[row][slot]` f32 pairs

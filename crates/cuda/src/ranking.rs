@@ -1,10 +1,10 @@
 //! Rows that rank their tokens (truncation, top-N logprobs) on the CUDA backend. The `_ex` kernels
-//! write their scaled logits `y`; `select.cu` keeps each row's most likely keys on the device,
-//! starting from the row maxima of the merged log-normalisers, and `finish.cu` finishes each
-//! truncated row there: the certificate of DESIGN.md §3.6, Gumbel-max over the survivors with the
-//! row's own noise, the survivors' log-normaliser. A row whose list cannot certify its cut-off is
-//! finished on the device from its whole row (`finish_whole.cu`): the exact fallback. The host
-//! copies the top-N lists.
+//! write their scaled logits `y`; `select.cu` merges the batch's log-normaliser partials and keeps
+//! each ranking row's most likely keys on the device, starting from its maximum, and `finish.cu`
+//! finishes each truncated row there: the certificate of DESIGN.md §3.6, Gumbel-max over the
+//! survivors with the row's own noise, the survivors' log-normaliser. A row whose list cannot
+//! certify its cut-off is finished on the device from its whole row (`finish_whole.cu`): the exact
+//! fallback. The host copies the top-N lists.
 
 use cudarc::driver::{sys, CudaFunction, CudaStream};
 use flashsampling_core::candidate::EMPTY;
@@ -81,21 +81,23 @@ impl RankingRows {
         extras.scaled_row = call.ptr(self.scaled_row);
     }
 
-    /// Enqueues the selection of every ranking row's keys and the finishing of its truncated rows,
-    /// after the fused launch (candidates in `cands`, `samples` per row, from `rows`) and the merge
-    /// of the batch's log-normalisers (`norms`, per batch row) on `stream`.
+    /// Enqueues, after the fused launch (candidates in `cands`, `samples` per row, from `rows`; its
+    /// log-normaliser partials in `parts`, `slots` per batch row) on `stream`: the merge of every
+    /// batch row's partials into `merged`, the selection of every ranking row's keys and the
+    /// finishing of its truncated rows.
     pub fn select(
         &self,
-        functions: [&CudaFunction; 4],
+        functions: [&CudaFunction; 2],
         (call, stream): (&Call<'_>, &CudaStream),
         (rows, cands, samples): (sys::CUdeviceptr, sys::CUdeviceptr, u32),
         vocab_offset: u32,
-        norms: sys::CUdeviceptr,
+        ((parts, slots), merged): ((sys::CUdeviceptr, u32), sys::CUdeviceptr),
     ) -> Result<()> {
         let args = SelectArgs {
             scaled: call.ptr(self.scaled),
             scaled_row: call.ptr(self.scaled_row),
-            norms,
+            parts,
+            norms: merged,
             out_start: call.ptr(self.out_start),
             counters: call.ptr(self.counters),
             set: call.ptr(self.set),
@@ -107,10 +109,11 @@ impl RankingRows {
             v_rows: self.v_rows,
             vocab_offset,
             samples,
+            slots,
         };
         // SAFETY: regions of the call's arena sized as `SelectArgs` requires, alive until the call's
-        // download; `norms` holds the batch's merged log-normalisers, `rows` and `cands` the batch's
-        // rows and candidates.
+        // download; `parts` holds the batch's log-normaliser partials and `merged` a row for each,
+        // `rows` and `cands` the batch's rows and candidates.
         unsafe { launch::select_top(functions, &args, (self.batch, self.rows.len() as u32), stream.cu_stream()) }
     }
 
