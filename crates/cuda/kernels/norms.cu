@@ -1,9 +1,10 @@
 // ---- log-normalisers: each row's block partials merged on the device, and the logprobs -------
 //
 // The `_ex` kernels leave `(max y, Σ exp(y − max y))` per (row, block slot). One warp per row
-// merges them in a fixed order (lane l takes slots l, l + 32, …; then a fixed tree over the lanes),
-// in f64 as `LogSumExp::merge` of the core, so results are deterministic. The C ABI's CUDA path
-// then turns them and the decoded candidates into logprobs on the device.
+// merges them: the maximum, then the rescaled sums in f64 (what `LogSumExp::merge` of the core
+// computes pair by pair), lane l taking slots l, l + 32, … and a fixed tree over the lanes, so
+// results are deterministic. The C ABI's CUDA path then turns them and the decoded candidates into
+// logprobs on the device.
 
 // `LogSumExp` of the core: f32 max, f64 sum; (-inf, 0) is empty.
 struct RowNorm {
@@ -12,37 +13,30 @@ struct RowNorm {
     double sum;
 };
 
-__device__ __forceinline__ RowNorm norm_merge(RowNorm a, RowNorm b) {
-    RowNorm r;
-    r.pad = 0;
-    r.max = fmaxf(a.max, b.max);
-    if (r.max == NEG_INF) {
-        r.sum = 0.0;
-        return r;
-    }
-    const double top = (double)r.max;
-    r.sum = (a.sum == 0.0 ? 0.0 : a.sum * exp((double)a.max - top)) +
-            (b.sum == 0.0 ? 0.0 : b.sum * exp((double)b.max - top));
-    return r;
+// The largest maximum of row `row`'s `slots` partials (their merge's), in every lane of the
+// calling warp.
+__device__ float norms_max(const float2* __restrict__ parts, u32 slots, u32 row) {
+    float m = NEG_INF;
+    for (u32 s = threadIdx.x & 31; s < slots; s += 32) m = fmaxf(m, parts[(size_t)row * slots + s].x);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+    return m;
 }
 
-// Row `row`'s `slots` partials merged, in every lane of the calling warp.
+// Row `row`'s `slots` partials merged, in every lane of the calling warp: Σ sum · exp(max − M) in
+// f64 over the maximum M, which is what merging them one by one computes, but with exponentials
+// that do not wait for each other.
 __device__ RowNorm merged_norm(const float2* __restrict__ parts, u32 slots, u32 row) {
-    const u32 lane = threadIdx.x & 31;
-    RowNorm acc = {NEG_INF, 0, 0.0};
-    for (u32 s = lane; s < slots; s += 32) {
-        const float2 p = parts[(size_t)row * slots + s];
-        acc = norm_merge(acc, RowNorm{p.x, 0, (double)p.y});
+    const float2* p = parts + (size_t)row * slots;
+    RowNorm acc = {norms_max(parts, slots, row), 0, 0.0};
+    if (acc.max == NEG_INF) return acc;
+    const double top = (double)acc.max;
+    for (u32 s = threadIdx.x & 31; s < slots; s += 32) {
+        const float2 q = p[s];
+        if (q.y != 0.0f) acc.sum += (double)q.y * exp((double)q.x - top);
     }
 #pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        RowNorm other;
-        other.max = __shfl_xor_sync(0xFFFFFFFFu, acc.max, o);
-        other.pad = 0;
-        other.sum = __shfl_xor_sync(0xFFFFFFFFu, acc.sum, o);
-        // The lower lane's partial first, so that every lane folds the same way.
-        acc = (lane & o) ? norm_merge(other, acc) : norm_merge(acc, other);
-    }
+    for (int o = 16; o > 0; o >>= 1) acc.sum += __shfl_xor_sync(0xFFFFFFFFu, acc.sum, o);
     return acc;
 }
 

@@ -81,16 +81,16 @@ struct Plan {
     int rung;
 };
 
+// Called by whole warps: lane j reads rung j's count, so that the plan costs one round trip to
+// memory, not one per rung.
 __device__ __forceinline__ Plan plan_of(const SelectArgs& a, u32 r) {
+    static_assert(SELECT_LADDER == 32, "a rung per lane");
     const SelectCounters& c = a.counters[r];
     Plan p;
     p.need = min(a.out_start[r + 1] - a.out_start[r], c.live);
-    p.rung = -1;
-    if (c.odd == 0) {
-        for (int j = 0; j < SELECT_LADDER && p.rung < 0; ++j) {
-            if (c.within[j] >= p.need && c.within[j] <= SELECT_CAP) p.rung = j;
-        }
-    }
+    const u32 within = c.within[threadIdx.x & 31];
+    const u32 fits = __ballot_sync(0xFFFFFFFFu, within >= p.need && within <= SELECT_CAP);
+    p.rung = c.odd == 0 && fits ? __ffs(fits) - 1 : -1;
     return p;
 }
 
@@ -130,17 +130,15 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const S
     const u32 b = blockIdx.y, r = a.scaled_row[b];
     __shared__ float top;
     if (threadIdx.x < 32) {
+        // M: the merged maximum.
+        float m = NEG_INF;
         if (blockIdx.x == 0) {
             const RowNorm merged = merged_norm(a.parts, a.slots, b);
             if (threadIdx.x == 0) a.norms[b] = merged;
+            m = merged.max;
+        } else if (r != NO_MASK) {
+            m = norms_max(a.parts, a.slots, b);
         }
-        // M: the merged maximum, which is the largest of the partials' maxima.
-        float m = NEG_INF;
-        for (u32 s = threadIdx.x; r != NO_MASK && s < a.slots; s += 32) {
-            m = fmaxf(m, a.parts[(size_t)b * a.slots + s].x);
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
         if (threadIdx.x == 0) top = m;
     }
     if (r == NO_MASK) return;
