@@ -78,10 +78,8 @@ impl CudaBackend {
         let shared_limit = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| device_error("shared memory per block", e))? as u32;
-        let mma_max_tiles = kernels::MMA_N_TILES
-            .into_iter()
-            .filter(|&nt| kernels::mma_shared_bytes(&arch, nt, true) <= shared_limit)
-            .last();
+        let mma_max_tiles =
+            kernels::MMA_N_TILES.into_iter().rfind(|&nt| kernels::mma_shared_bytes(&arch, nt, true) <= shared_limit);
         let mut mma_blocks = HashMap::new();
         for e in [DType::Bf16, DType::F16] {
             let fitting = kernels::MMA_N_TILES.into_iter().filter(|&nt| Some(nt) <= mma_max_tiles);
