@@ -24,8 +24,8 @@ __device__ float norms_max(const float2* __restrict__ parts, u32 slots, u32 row)
 }
 
 // Row `row`'s `slots` partials merged, in every lane of the calling warp: Σ sum · exp(max − M) in
-// f64 over the maximum M, which is what merging them one by one computes, but with exponentials
-// that do not wait for each other.
+// f64 over the maximum M, which is what merging them one by one computes (up to the last bits of
+// f64), but with exponentials that do not wait for each other.
 __device__ RowNorm merged_norm(const float2* __restrict__ parts, u32 slots, u32 row) {
     const float2* p = parts + (size_t)row * slots;
     RowNorm acc = {norms_max(parts, slots, row), 0, 0.0};

@@ -345,7 +345,10 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const
     __shared__ bool last;
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&a.counters[r].arrived, 1u) == gridDim.x - 1;
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(&a.counters[r].arrived, 1u) == gridDim.x - 1;
+    }
     __syncthreads();
     if (!last) return;
     __threadfence();

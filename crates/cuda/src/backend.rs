@@ -27,9 +27,10 @@ pub struct CudaBackend {
     /// Per tensor-core entry point whose shared memory the device has: the blocks that fit on the
     /// device at once.
     mma_blocks: HashMap<String, u32>,
-    /// The widest tensor-core variant (n-tiles) the device has shared memory for; None: none fits,
-    /// and 16-bit calls take the CUDA-core kernel.
-    mma_max_tiles: Option<u32>,
+    /// The widest tensor-core variant (n-tiles) the device has shared memory for, of the plain
+    /// entry points and of the `_ex` ones (which need more: on a 99 KB device they stop at fewer
+    /// n-tiles); None: none fits, and those 16-bit calls take the CUDA-core kernel.
+    mma_max_tiles: [Option<u32>; 2],
     /// The largest of `mma_blocks`: log-normaliser slots per row enough for any tensor-core launch.
     mma_norm_slots: u32,
     arch: String,
@@ -78,12 +79,17 @@ impl CudaBackend {
         let shared_limit = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| device_error("shared memory per block", e))? as u32;
-        let mma_max_tiles =
-            kernels::MMA_N_TILES.into_iter().rfind(|&nt| kernels::mma_shared_bytes(&arch, nt, true) <= shared_limit);
+        let mma_max_tiles = [false, true].map(|extras| {
+            kernels::MMA_N_TILES.into_iter().rfind(|&nt| kernels::mma_shared_bytes(&arch, nt, extras) <= shared_limit)
+        });
+        let fitting: Vec<(u32, bool)> = [false, true]
+            .into_iter()
+            .flat_map(|extras| kernels::MMA_N_TILES.map(|nt| (nt, extras)))
+            .filter(|&(nt, extras)| Some(nt) <= mma_max_tiles[usize::from(extras)])
+            .collect();
         let mut mma_blocks = HashMap::new();
         for e in [DType::Bf16, DType::F16] {
-            let fitting = kernels::MMA_N_TILES.into_iter().filter(|&nt| Some(nt) <= mma_max_tiles);
-            for (nt, extras) in fitting.flat_map(|nt| [(nt, false), (nt, true)]) {
+            for &(nt, extras) in &fitting {
                 let name = mma_entry(e, nt, extras);
                 let f = &functions[&name];
                 let shared = kernels::mma_shared_bytes(&arch, nt, extras);
@@ -140,7 +146,7 @@ impl CudaBackend {
     pub unsafe fn sample_raw(&self, args: &FusedArgs, stream: sys::CUstream) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
         let extras = args.extras.is_some();
-        if let Some(max_tiles) = self.mma_tiles_for(args.w_dtype, args.h_dtype) {
+        if let Some(max_tiles) = self.mma_tiles_for(args.w_dtype, args.h_dtype, extras) {
             return launch::fused_mma(|rows| self.mma_kernel(args.w_dtype, rows, max_tiles, extras), args, stream);
         }
         let name = kernels::fused_name(args.w_dtype, args.h_dtype, kernels::fused_rows(args.batch));
@@ -151,17 +157,17 @@ impl CudaBackend {
     /// Log-normaliser slots per row ([`launch::Extras::norm_slots`]) that a fused launch over
     /// `v_rows` weight rows of `w` and hidden states of `h` needs.
     pub fn norm_slots(&self, w: DType, h: DType, v_rows: u32) -> u32 {
-        if self.mma_tiles_for(w, h).is_some() {
+        if self.mma_tiles_for(w, h, true).is_some() {
             self.mma_norm_slots
         } else {
             launch::simt_norm_slots(v_rows)
         }
     }
 
-    /// The widest tensor-core variant for weights of `w` and hidden states of `h`, when the
-    /// tensor-core kernel takes them on this device.
-    fn mma_tiles_for(&self, w: DType, h: DType) -> Option<u32> {
-        self.mma_max_tiles.filter(|_| kernels::mma_supported(w, h))
+    /// The widest tensor-core variant for weights of `w` and hidden states of `h`, with or without
+    /// `extras`, when the tensor-core kernel takes them on this device.
+    fn mma_tiles_for(&self, w: DType, h: DType, extras: bool) -> Option<u32> {
+        self.mma_max_tiles[usize::from(extras)].filter(|_| kernels::mma_supported(w, h))
     }
 
     /// The tensor-core variant of at most `max_tiles` n-tiles for a pass over `rows` hidden rows

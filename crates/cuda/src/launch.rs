@@ -52,8 +52,8 @@ impl RowArgs {
 ///   row) and `adjust_coef` (three f32 per entry: scale of positive logits, scale of the rest,
 ///   added), as [`flashsampling_core::constraints::RowTransform::adjustments`] gives them;
 /// - `norms`: `[batch][norm_slots]` `(max y, Σ exp(y − max y))` f32 pairs, merged in slot order.
-///   A launch writes every one: each block its own slot, and the tensor-core kernel's block 0 the
-///   empty partial `(-inf, 0)` into the slots past its grid. [`simt_norm_slots`] and
+///   A launch writes every one: each block its own slot, and block 0 the empty partial `(-inf, 0)`
+///   into the slots past the grid. [`simt_norm_slots`] and
 ///   [`crate::CudaBackend::norm_slots`] say how many a launch needs;
 /// - `scaled`: `[rows that rank][v_rows]` f32 `y = l̃ / T` (untempered for greedy rows), and
 ///   `scaled_row`: per row, its row in `scaled` or [`NO_MASK`] when it ranks nothing.

@@ -218,12 +218,19 @@ fn constrained_kernels_agree_with_the_cpu_reference() {
 /// constraints, beside plain rows, over a whole vocabulary (truncation needs one): the CUDA
 /// backend's tokens, log-normalisers and top-N lists against the CPU reference. At V = 9001 every
 /// seventh row is nearly flat (T = 1000): more tokens lie near its maximum than the selection's fast
-/// path sorts, so its radix select runs.
+/// path sorts, so its radix select runs. At V = 40,009 a row's keys are gathered by three blocks,
+/// and the last of them to finish sorts what all three appended.
 #[test]
 fn ranking_rows_agree_with_the_cpu_reference() {
     let Some(cuda) = open_cuda() else { return };
     let bf16 = (DType::Bf16, DType::Bf16);
-    let cases = [(bf16, 9, 3001), (bf16, 150, 3001), ((DType::F32, DType::Bf16), 7, 3001), (bf16, 21, 9001)];
+    let cases = [
+        (bf16, 9, 3001),
+        (bf16, 150, 3001),
+        ((DType::F32, DType::Bf16), 7, 3001),
+        (bf16, 21, 9001),
+        (bf16, 12, 40_009),
+    ];
     for ((wd, hd), batch, vocab) in cases {
         let dim = 96;
         let params: Vec<RowParams> = (0..batch as u64)
