@@ -256,6 +256,13 @@ __device__ __forceinline__ float2 lse_of(const float* y, int stride, int count, 
     return make_float2(m, s);
 }
 
+// A row's partial slots (`row_norms`, `slots` of them) past the grid hold no block's tokens: block 0
+// of the launch writes the empty partial there, so that the merge needs no clearing first.
+// `threads` threads share the work from thread `t`.
+__device__ __forceinline__ void empty_slots_past_grid(float2* row_norms, u32 slots, u32 t, u32 threads) {
+    for (u32 s = gridDim.x + t; blockIdx.x == 0 && s < slots; s += threads) row_norms[s] = make_float2(NEG_INF, 0.0f);
+}
+
 // Combines two partials (`LogSumExp::merge` of the core, in f32).
 __device__ __forceinline__ float2 lse_merge(float2 a, float2 b) {
     const float m = fmaxf(a.x, b.x);

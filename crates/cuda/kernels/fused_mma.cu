@@ -442,12 +442,9 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 part = lse_merge(part, make_float2(__shfl_xor_sync(0xFFFFFFFFu, part.x, o),
                                                    __shfl_xor_sync(0xFFFFFFFFu, part.y, o)));
             }
-            if (lane == 0) ex.norms[(size_t)r * ex.norm_slots + blockIdx.x] = part;
-            // The slots past the grid hold no block's tokens: block 0 empties them, so that the
-            // merge needs no clearing first.
-            for (u32 slot = gridDim.x + lane; blockIdx.x == 0 && slot < ex.norm_slots; slot += 32) {
-                ex.norms[(size_t)r * ex.norm_slots + slot] = make_float2(NEG_INF, 0.0f);
-            }
+            float2* row_norms = ex.norms + (size_t)r * ex.norm_slots;
+            if (lane == 0) row_norms[blockIdx.x] = part;
+            empty_slots_past_grid(row_norms, ex.norm_slots, lane, 32);
         }
     }
 }
