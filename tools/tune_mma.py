@@ -2,11 +2,18 @@
 """Tunes the tensor-core fused kernel (crates/cuda/kernels/fused_mma.cu) on a GPU machine.
 
 Compiles the kernel sources with NVRTC through CuPy once per configuration of its compile-time
-knobs (-D overrides), times each on one shape for several batch sizes (median of device-event
-timings of memset + launch, as the library launches it), checks every configuration returns the
-same candidates as the first, and prints a table. Needs CuPy; no Rust toolchain.
+knobs (-D overrides), times each on several shapes and batch sizes (median of device-event
+timings of 10 back-to-back memsets + launches, as the library launches them), checks that every
+configuration returns the same candidates as the first, and prints a table. Needs CuPy; no Rust
+toolchain. The data are scaled as the benchmark's synthetic head (logits of standard deviation 2).
 
     python3 tools/tune_mma.py [--shapes 8192x128256,...] [--batches 1,16,64,128] [--iters 50] [--configs 'a;b']
+                              [--kernels DIR] [--modes sampled,greedy] [--reference FILE.npz]
+
+`--kernels` compiles the sources of another directory (a changed copy, to compare against the
+checked-in kernels in the same call); `--modes greedy` makes every row greedy, which leaves the
+noise out: the difference to a sampled run is what the noise costs; `--reference` compares the
+candidates with those a previous call saved (another kernel directory, say), or saves them.
 """
 import argparse
 import pathlib
@@ -50,9 +57,9 @@ def resident_blocks(kernel, smem, sms, threads):
     return sms * max(1, min(by_regs, by_smem, 64 * 32 // threads))
 
 
-def random_bf16(n, rng):
-    x = rng.standard_normal(n, dtype=np.float32) * 0.03
-    return cp.asarray((x.view(np.uint32) >> 16).astype(np.uint16))
+def random_bf16(n, scale):
+    x = cp.random.standard_normal(n, dtype=cp.float32) * scale
+    return (x.view(cp.uint32) >> 16).astype(cp.uint16)
 
 
 def main():
@@ -61,26 +68,36 @@ def main():
     ap.add_argument("--batches", default="1,16,64,128")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--configs", default=";".join(CONFIGS), help="names separated by ';'")
+    ap.add_argument("--kernels", default=str(KERNELS), help="directory of the kernel sources")
+    ap.add_argument("--modes", default="sampled", help="sampled and/or greedy (every row at temperature 0)")
+    ap.add_argument("--reference", help="a .npz of candidates: compared with when it exists, written otherwise")
     args = ap.parse_args()
     shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    source = "".join((KERNELS / f).read_text() for f in SOURCES)
+    source = "".join((pathlib.Path(args.kernels) / f).read_text() for f in SOURCES)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     cc = cp.cuda.Device().compute_capability
     smem_limit = cp.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"]
-    rng = np.random.default_rng(7)
-    # One buffer of each operand, as large as the largest shape needs; smaller shapes use a prefix.
-    w = random_bf16(max(d * v for d, v in shapes), rng)
-    h = random_bf16(max(batches) * max(d for d, _ in shapes), rng)
+    cp.random.seed(7)
+    # One W, as large as the largest shape needs (smaller shapes use a prefix), and H per dimension,
+    # scaled as the benchmark's synthetic head: logits with a standard deviation of about 2.
+    w = random_bf16(max(d * v for d, v in shapes), 1.0)
+    hs = {d: random_bf16(max(batches) * d, 2.0 / d**0.5) for d, _ in shapes}
     rows = np.zeros(max(batches), dtype=[("temperature", "<f4"), ("reserved", "<u4"), ("seed", "<u8"), ("offset", "<u8")])
-    rows["temperature"] = 1.0
     rows["seed"] = 0x1234 + np.arange(max(batches))
     rows["offset"] = 7
-    rows = cp.asarray(rows.view(np.uint8))
+    modes = args.modes.split(",")
+    row_tables = {}
+    for mode in modes:
+        rows["temperature"] = {"sampled": 1.0, "greedy": 0.0}[mode]
+        row_tables[mode] = cp.asarray(rows.view(np.uint8))
     out = cp.zeros(max(batches), dtype=cp.uint64)
     print(f"{sms} SMs, sm_{cc}; floor at 3.0 TB/s: " + ", ".join(f"({d}, {v}) {v * d * 2 / 3.0e12 * 1e6:.1f} µs" for d, v in shapes))
-    print(f"{'config':<18}{'shape':>14}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16)")
+    print(f"{'config':<26}{'shape':>14}" + "".join(f"{'B=' + str(b):>12}" for b in batches) + "   regs (n1 n2 n4 n8 n16)")
+    saved = pathlib.Path(args.reference) if args.reference else None
     reference = {}
+    if saved and saved.exists():
+        reference = {tuple(int(x) if x.isdigit() else x for x in k.split("_")): v for k, v in np.load(saved).items()}
     for name in args.configs.split(";"):
         defines = CONFIGS[name]
         warps = defines.get("MMA_WARPS", 8)
@@ -98,8 +115,8 @@ def main():
             threads = 32 * (warps + defines.get("MMA_EPI_WARPS", 8))
             kernels[nt] = (k, smem, threads, resident_blocks(k, smem, sms, threads))
         regs = " ".join(str(kernels[nt][0].num_regs) if kernels[nt] else "-" for nt in N_TILES)
-        for dim, vocab in shapes:
-            line = f"{name:<18}{f'{dim}x{vocab}':>14}"
+        for (dim, vocab), mode in ((shape, mode) for shape in shapes for mode in modes):
+            line = f"{name + ' ' + mode:<26}{f'{dim}x{vocab}':>14}"
             for b in batches:
                 nt = next(n for n in N_TILES if 8 * n >= b)
                 if kernels[nt] is None:
@@ -110,7 +127,7 @@ def main():
                 if defines.get("_grid") == "steps":
                     blocks = -(-tiles // warps)
                 blocks = min(blocks, tiles)
-                params = (w, h, rows, out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
+                params = (w, hs[dim], row_tables[mode], out, np.uint32(vocab), np.uint32(dim), np.uint32(b), np.uint32(1), np.uint32(0))
 
                 def launch():
                     out[:b].fill(0)
@@ -119,21 +136,25 @@ def main():
                 for _ in range(10):
                     launch()
                 got = out[:b].get()
-                key = (dim, vocab, b)
+                key = (dim, vocab, b, mode)
                 if key in reference and not np.array_equal(reference[key], got):
                     line += f"{'MISMATCH':>12}"
                     continue
                 reference.setdefault(key, got)
+                # Back to back, as a decode loop launches them: the mean of 10 launches, `iters` times.
                 times = []
                 for _ in range(args.iters):
                     start, end = cp.cuda.Event(), cp.cuda.Event()
                     start.record()
-                    launch()
+                    for _ in range(10):
+                        launch()
                     end.record()
                     end.synchronize()
-                    times.append(cp.cuda.get_elapsed_time(start, end) * 1e3)
+                    times.append(cp.cuda.get_elapsed_time(start, end) * 1e3 / 10)
                 line += f"{statistics.median(times):>12.1f}"
             print(line + "   " + regs, flush=True)
+    if saved and not saved.exists():
+        np.savez(saved, **{"_".join(map(str, k)): v for k, v in reference.items()})
 
 
 if __name__ == "__main__":

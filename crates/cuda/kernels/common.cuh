@@ -156,10 +156,20 @@ __device__ __forceinline__ float unpack_score(u64 c) {
     return __uint_as_float((ord & 0x80000000u) ? (ord & 0x7FFFFFFFu) : ~ord);
 }
 
+// The candidate of global token `t` with logit `x` and noise word `word` (unused by greedy rows).
+// A token that cannot reach `to_beat` (the score of a candidate already found) skips the
+// logarithms (uniform_limit) and gives 0; a −inf logit scores −inf whatever the noise.
+__device__ __forceinline__ u64 candidate_of(float x, u32 t, u32 word, const Row& r, float to_beat) {
+    if (!r.greedy && x != NEG_INF) {
+        const float y = __fmul_rn(x, r.inv_t), w = uniform_of(word);
+        if (w > uniform_limit(to_beat, y)) return 0;
+        x = __fadd_rn(y, gumbel_from_uniform(w));
+    }
+    return pack(x, t);
+}
+
 // Best candidate of one (row, sample) over `count` logits `logits[i * stride]` of global tokens
-// `first + i`, one Philox evaluation per group of four tokens. Tokens that cannot reach `to_beat`
-// (the score of a candidate already found) skip the logarithms (uniform_limit) and are left out;
-// −inf logits score −inf whatever the noise. 0 when every token was left out.
+// `first + i`, one Philox evaluation per group of four tokens; 0 when every token was left out.
 __device__ __forceinline__ u64 best_over(const float* logits, int stride, int count, u32 first, const Row& r,
                                          u32 sample, float to_beat = NEG_INF) {
     u64 best = 0;
@@ -167,20 +177,43 @@ __device__ __forceinline__ u64 best_over(const float* logits, int stride, int co
     u32 group = 0xFFFFFFFFu;
     for (int i = 0; i < count; ++i) {
         const u32 t = first + (u32)i;
-        float x = logits[i * stride];
-        if (!r.greedy && x != NEG_INF) {
-            if ((t >> 2) != group) {
-                group = t >> 2;
-                words = noise_words(r, sample, t);
-            }
-            const float y = __fmul_rn(x, r.inv_t), w = uniform_of(word_of(words, t));
-            if (w > uniform_limit(to_beat, y)) continue;
-            x = __fadd_rn(y, gumbel_from_uniform(w));
+        const float x = logits[i * stride];
+        if (!r.greedy && x != NEG_INF && (t >> 2) != group) {
+            group = t >> 2;
+            words = noise_words(r, sample, t);
         }
-        const u64 c = pack(x, t);
+        const u64 c = candidate_of(x, t, word_of(words, t), r, to_beat);
         best = c > best ? c : best;
     }
     return best;
+}
+
+// best_over of the four tokens `first` … `first + 3` (first a multiple of 4: one group of noise
+// words) whose logits are `x`, rejecting cheaply first what candidate_of would leave out. When no
+// token can reach `to_beat` the result is 0 instead of a losing candidate: the same for a caller
+// that folds it into a maximum already at least `to_beat`.
+// - A greedy row's tokens need a logit of at least `to_beat`; a group of −inf logits scores −inf.
+// - A sampled token needs w ≤ uniform_limit(to_beat, y), which grows with y: if even the smallest
+//   uniform a word can give is above the limit at the largest y, no Philox is needed; if the
+//   smallest of the four uniforms is above it, no token passes.
+// A NaN logit (fmaxf would hide it) or a NaN or −inf `to_beat` (the limit is then NaN or +inf) goes
+// to candidate_of token by token.
+__device__ __forceinline__ u64 best_of_four(float4 x, u32 first, const Row& r, u32 sample, float to_beat) {
+    const bool has_nan = isnan(x.x) || isnan(x.y) || isnan(x.z) || isnan(x.w);
+    const float x_max = fmaxf(fmaxf(x.x, x.y), fmaxf(x.z, x.w));
+    if (!has_nan && x_max < to_beat && (r.greedy || x_max == NEG_INF)) return 0;
+    uint4 words = make_uint4(0, 0, 0, 0);
+    if (!r.greedy) {
+        // With inv_t ≥ 0 the largest y is the largest x's.
+        const bool bounded = !has_nan && r.inv_t >= 0.0f;
+        const float limit = uniform_limit(to_beat, __fmul_rn(x_max, r.inv_t));
+        if (bounded && uniform_of(0) > limit) return 0;
+        words = noise_words(r, sample, first);
+        if (bounded && uniform_of(min(min(words.x, words.y), min(words.z, words.w))) > limit) return 0;
+    }
+    const u64 a = max(candidate_of(x.x, first, words.x, r, to_beat), candidate_of(x.y, first + 1, words.y, r, to_beat));
+    const u64 b = max(candidate_of(x.z, first + 2, words.z, r, to_beat), candidate_of(x.w, first + 3, words.w, r, to_beat));
+    return max(a, b);
 }
 
 

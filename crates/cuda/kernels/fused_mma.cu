@@ -20,16 +20,19 @@
 //   by the tensor cores from the same swizzled stages; one instruction per k16 step.
 // - Hand-over: at the end of a step the multiplying warps write their accumulators into the step
 //   buffer ([row][token] floats) between two block-wide barriers, and go on with the next step
-//   while the epilogue warps score this one. Both kinds of warps run one loop over the steps and
-//   meet at the same __syncthreads: before the first, the epilogue warps are done with the
-//   previous contents. (compute-sanitizer racecheck reports hazards on the buffer all the same:
-//   it does not follow these barriers once the multiplying warps also meet on their own named
-//   barrier; tools/racecheck_named_barrier.cu reproduces that on a correct program.)
+//   while the epilogue warps score this one. Each kind of warp runs its own loop over the steps
+//   (neither holds the other's registers), and they meet at the same block-wide barriers: before
+//   the first, the epilogue warps are done with the previous contents. (compute-sanitizer
+//   racecheck reports hazards on the buffer all the same: it does not follow these barriers once
+//   the multiplying warps also meet on their own named barrier; tools/racecheck_named_barrier.cu
+//   reproduces that on a correct program.)
 // - Scoring: an epilogue warp takes whole rows of the step; a lane scores four consecutive tokens
-//   of one (row, sample) with one Philox evaluation. Tokens that cannot beat what out[] already
-//   holds skip their logarithms (best_over); when a lane has a candidate that may beat it, the warp
-//   reduces to the step's best and folds it into out[] with one atomicMax (out must be zeroed
-//   first). After the first steps no lane has one, and the step costs no reduction.
+//   of one (row, sample), read in one load, with one Philox evaluation. Groups that cannot beat
+//   what out[] already holds are rejected on their largest logit and smallest uniform, before any
+//   logarithm (best_of_four; the Philox too when no noise could lift them); when a lane has a
+//   candidate that may beat it, the warp reduces to the step's best and folds it into out[] with
+//   one atomicMax (out must be zeroed first). After the first steps no lane has one, and the step
+//   costs no reduction.
 // - EX (the `_ex` entry points): the logits are constrained before sampling, the scaled logits of
 //   ranking rows are written out, and each row keeps MMA_NORM_LANES log-normaliser partials in
 //   shared memory (a row belongs to one epilogue warp; a lane's tokens of every step fold into
@@ -288,8 +291,8 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
     float beat_lane = NEG_INF;
     Row p;
     float* l = buf;
-    for (u32 k = 0; k < pairs; ++k) {
-        const u32 row = row_of_pair(k), s = k % samples;
+    // Pair k is (row, s), followed without a division.
+    for (u32 k = 0, row = e, s = 0; k < pairs; ++k) {
         if (k % 32 == 0) {
             // What the launch has found so far for the next 32 pairs, one per lane, read together:
             // tokens that cannot beat it skip their logarithms.
@@ -320,7 +323,11 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
         }
         u64 best = 0;
         for (u32 i = 4 * lane; i < tokens; i += 128) {
-            const u64 c = best_over(l + i, 1, (int)min(4u, tokens - i), vocab_offset + tok0 + i, p, s, to_beat);
+            const u32 first = vocab_offset + tok0 + i;
+            // The step buffer's rows start on 16 bytes: four logits in one load.
+            const u64 c = i + 4 <= tokens && first % 4 == 0
+                              ? best_of_four(*reinterpret_cast<const float4*>(l + i), first, p, s, to_beat)
+                              : best_over(l + i, 1, (int)min(4u, tokens - i), first, p, s, to_beat);
             best = max(best, c);
         }
         // Whether this lane's candidate may beat what out[] held (a NaN to_beat: nothing yet).
@@ -328,6 +335,10 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
         if (__any_sync(0xFFFFFFFFu, may_beat)) {
             best = warp_max_u64(best);
             if (lane == 0) atomicMax(&out[(size_t)row * samples + s], best);
+        }
+        if (++s == samples) {
+            s = 0;
+            row += MMA_EPI_WARPS;
         }
     }
 }
@@ -385,25 +396,18 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         ++issued;
         cp_async_commit();
     };
-    Tiles acc;
-    u32 slot = 0;  // the stage the next chunk multiplies from
+    // Hand-over k: the multiplying warps have run step k's chunks and the epilogue warps have
+    // scored step k − 1; then the multiplying warps write step k into the step buffer. Each kind of
+    // warp runs its own loop (so that neither holds the other's registers), and both meet at the
+    // same block-wide barriers: two per step and a last one.
     if (multiplies) {
+        Tiles acc;
+        u32 slot = 0;  // the stage the next chunk multiplies from
 #pragma unroll
         for (int s = 0; s < Shared::STAGES - 1; ++s) issue();
         acc.zero();
-    } else if (lse) {
-        // Rows e, e + MMA_EPI_WARPS, … are epilogue warp e's.
-        for (u32 r = e; r < Shared::ROWS; r += MMA_EPI_WARPS) {
-            if (lane < MMA_NORM_LANES) norms[r * MMA_NORM_LANES + lane] = make_float2(NEG_INF, 0.0f);
-        }
-        __syncwarp();
-    }
-
-    // Before hand-over k the multiplying warps run step k's chunks while the epilogue warps score
-    // step k − 1.
-    for (u32 k = 0; k <= steps; ++k) {
-        if (multiplies) {
-            for (u32 c = 0; k < steps && c < chunks; ++c) {
+        for (u32 k = 0; k < steps; ++k) {
+            for (u32 c = 0; c < chunks; ++c) {
                 cp_async_wait<Shared::STAGES - 2>();
                 // wgmma reads shared memory through the async proxy: make this thread's copies
                 // visible to it.
@@ -415,24 +419,35 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
                 if (++slot == Shared::STAGES) slot = 0;
             }
-        } else if (k > 0) {
-            const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
-            const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
-            score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
-                                ex, norms);
-        }
-        __syncthreads();
-        if (k == steps) break;
-        if (multiplies) {
+            __syncthreads();
             acc.to_buffer(buf, Shared::BUF_STRIDE);
             // Zeroed once per step: a test in every chunk would cost a select per element.
             acc.zero();
+            __syncthreads();
         }
         __syncthreads();
-    }
-    if (multiplies) {
         cp_async_wait<0>();
-    } else if (lse) {
+        return;
+    }
+    if (lse) {
+        // Rows e, e + MMA_EPI_WARPS, … are epilogue warp e's.
+        for (u32 r = e; r < Shared::ROWS; r += MMA_EPI_WARPS) {
+            if (lane < MMA_NORM_LANES) norms[r * MMA_NORM_LANES + lane] = make_float2(NEG_INF, 0.0f);
+        }
+        __syncwarp();
+    }
+    for (u32 k = 0; k <= steps; ++k) {
+        if (k > 0) {
+            const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
+            const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
+            score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
+                           ex, norms);
+        }
+        __syncthreads();
+        if (k == steps) break;
+        __syncthreads();
+    }
+    if (lse) {
         __syncwarp();
         // Each row's partials, merged in a fixed tree (lse_merge is symmetric): deterministic.
         for (u32 r = e; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS) {
@@ -449,13 +464,17 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     }
 }
 
+// Blocks per SM the register allocation must allow: two up to 4 n-tiles (their shared memory lets
+// two in), one from 8 (left to itself, ptxas caps some of those at 64 registers and spills).
+#define MMA_MIN_BLOCKS(NT) ((NT) <= 4 ? 2 : 1)
+
 #define FUSED_MMA_NT(E, NT)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT(                           \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT)) fused_mma_##E##_n##NT(                           \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
         u32 samples, u32 vocab_offset) {                                                                       \
         fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});         \
     }                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS) fused_mma_##E##_n##NT##_ex(                      \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT)) fused_mma_##E##_n##NT##_ex(                      \
         const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
         u32 samples, u32 vocab_offset, Extras ex) {                                                            \
         fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                \

@@ -229,7 +229,9 @@ fn gemm_bf16(
     .map_err(|e| device_error("cuBLAS GEMM", e))
 }
 
-/// Median microseconds of `iters` runs of `f`, each between two events, after a warm-up.
+/// Median microseconds of `iters` runs of `f`, each between two events, after a warm-up. The runs
+/// are queued back to back and the host waits once at the end, as a decode loop launches them: a
+/// wait after each run would add the host's launch latency to the next run's time.
 fn time(
     ctx: &Arc<CudaContext>,
     stream: &Arc<CudaStream>,
@@ -240,15 +242,19 @@ fn time(
         f()?;
     }
     let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
-    let mut times = Vec::with_capacity(iters);
+    let event = || ctx.new_event(timing).map_err(|e| device_error("event", e));
+    let mut events = Vec::with_capacity(iters);
     for _ in 0..iters {
-        let start = ctx.new_event(timing).map_err(|e| device_error("event", e))?;
-        let end = ctx.new_event(timing).map_err(|e| device_error("event", e))?;
+        let (start, end) = (event()?, event()?);
         start.record(stream).map_err(|e| device_error("event", e))?;
         f()?;
         end.record(stream).map_err(|e| device_error("event", e))?;
-        end.synchronize().map_err(|e| device_error("event", e))?;
-        times.push(f64::from(start.elapsed_ms(&end).map_err(|e| device_error("event", e))?) * 1e3);
+        events.push((start, end));
+    }
+    stream.synchronize().map_err(|e| device_error("synchronize", e))?;
+    let mut times = Vec::with_capacity(iters);
+    for (start, end) in &events {
+        times.push(f64::from(start.elapsed_ms(end).map_err(|e| device_error("event", e))?) * 1e3);
     }
     Ok(median(&mut times))
 }
