@@ -31,7 +31,9 @@ CONFIGS = {
     "no-L2-prefetch": {"MMA_W_COPY": '"cp.async.cg.shared.global"'},
     "stages=3": {"MMA_STAGES": 3},
     "stages=5": {"MMA_STAGES": 5},
+    "in-flight-stages=4": {"MMA_STAGES_IN_FLIGHT": 4},
     "mma.sync": {"MMA_WGMMA_MIN_NT": 99},
+    "wgmma-wait-0": {"MMA_WGMMA_IN_FLIGHT": 0},
     "warps=4": {"MMA_WARPS": 4},
     "warps=12": {"MMA_WARPS": 12},
     "warps=12+epi=4": {"MMA_WARPS": 12, "MMA_EPI_WARPS": 4},
@@ -42,12 +44,15 @@ CONFIGS = {
 
 
 def shared_bytes(nt, d, wgmma):
-    """Shared bytes of fused_mma.cu's MmaShared<NT, false, pad>: the step buffer, the slack, the stages that fit."""
+    """Shared bytes of fused_mma.cu's MmaShared<NT, false, pad, in_flight>: the step buffer, the slack, the stages that fit."""
     kc, warps = 64, d.get("MMA_WARPS", 8)
     on_wgmma = wgmma and nt >= d.get("MMA_WGMMA_MIN_NT", 4)
+    in_flight = on_wgmma and d.get("MMA_WGMMA_IN_FLIGHT", 1) > 0
     rest = 8 * nt * (warps * 16 + (4 if on_wgmma else 8)) * 4 + 1024
+    budget = (228 // (2 if nt <= 4 else 1) - 1) * 1024
+    most = d.get("MMA_STAGES_IN_FLIGHT", 6) if in_flight else d.get("MMA_STAGES", 4)
     stage = (kc * max(16, 8 * nt) + warps * 16 * kc) * 2
-    return min(d.get("MMA_STAGES", 4), (227 * 1024 - rest) // stage) * stage + rest
+    return min(most, (budget - rest) // stage) * stage + rest
 
 
 def resident_blocks(kernel, smem, sms, threads):

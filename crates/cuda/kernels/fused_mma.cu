@@ -53,9 +53,20 @@
 #ifndef MMA_STAGES
 #define MMA_STAGES 4
 #endif
+// With a chunk's products in flight one stage more is busy: the wgmma variants may take this many.
+#ifndef MMA_STAGES_IN_FLIGHT
+#define MMA_STAGES_IN_FLIGHT 6
+#endif
+// Blocks per SM the register allocation and shared memory must allow: two up to 4 n-tiles, one
+// from 8 (left to itself, ptxas caps some of those at 64 registers and spills).
+#define MMA_MIN_BLOCKS(NT) ((NT) <= 4 ? 2 : 1)
 // W is read once: L2 fetches 256 bytes per miss, so the next chunk of a row arrives with this one.
 #ifndef MMA_W_COPY
 #define MMA_W_COPY "cp.async.cg.shared.global.L2::256B"
+#endif
+// K chunks whose wgmma may still run while the next chunk's are issued (0 or 1).
+#ifndef MMA_WGMMA_IN_FLIGHT
+#define MMA_WGMMA_IN_FLIGHT 1
 #endif
 // The narrowest variant (n-tiles of 8 hidden rows) on wgmma where it exists.
 #ifndef MMA_WGMMA_MIN_NT
@@ -168,7 +179,10 @@ struct SyncTiles {
     // Stores of a float2 per lane at row g, token 2t: a row stride of 8 (mod 32) words puts each
     // half-warp's 16 stores in distinct banks.
     static constexpr int BUF_PAD = 8;
+    static constexpr int IN_FLIGHT = 0;
     float acc[M16][2][4];
+
+    __device__ __forceinline__ void drain() {}
 
     __device__ __forceinline__ void zero() {
 #pragma unroll
@@ -209,6 +223,7 @@ struct WgmmaTiles {
     // Stores of one float per lane at rows 2t, 2t + 1 and token g: a row stride of 4 (mod 32)
     // words puts a warp's 32 stores in distinct banks.
     static constexpr int BUF_PAD = 4;
+    static constexpr int IN_FLIGHT = MMA_WGMMA_IN_FLIGHT;
     float acc[NT][4];
 
     __device__ __forceinline__ void zero() {
@@ -228,7 +243,14 @@ struct WgmmaTiles {
         for (int kk = 0; kk < MMA_KC / 16; ++kk) {
             Wgmma<NT>::template run<E>(acc, swizzled_operand(a + 32 * kk), swizzled_operand(b + 32 * kk));
         }
-        wgmma_commit_wait();
+        wgmma_commit();
+        wgmma_wait<IN_FLIGHT>();
+        wgmma_hold(acc);
+    }
+
+    // Every chunk's products are in acc.
+    __device__ __forceinline__ void drain() {
+        wgmma_wait<0>();
         wgmma_hold(acc);
     }
 
@@ -256,8 +278,9 @@ struct Pick<false, A, B> {
     typedef B type;
 };
 
-// The block's shared state for one launch shape; `PAD`: the step buffer's row padding.
-template <int NT, bool EX, int PAD>
+// The block's shared state for one launch shape; `PAD`: the step buffer's row padding,
+// `IN_FLIGHT`: the K chunks whose products may still be running.
+template <int NT, bool EX, int PAD, int IN_FLIGHT>
 struct MmaShared {
     static constexpr int ROWS = 8 * NT;
     // Rows of H in shared memory: whole m-tiles of 16, zero past the batch.
@@ -270,11 +293,15 @@ struct MmaShared {
     static constexpr int BUF_STRIDE = MMA_STEP_TOKENS + PAD;
     // EX: each row's log-normaliser partials.
     static constexpr int NORMS = EX ? ROWS * MMA_NORM_LANES : 0;
-    // Stages of the pipeline: as many as fit beside the rest in 227 KB, at most MMA_STAGES; the
-    // slack starts them on a 1024-byte boundary (wgmma's swizzle atoms).
+    // Stages of the pipeline: as many as fit beside the rest in a block's share of an SM (Hopper's
+    // 228 KB for MMA_MIN_BLOCKS blocks, less the 1 KB the hardware keeps for each), at most
+    // MMA_STAGES (MMA_STAGES_IN_FLIGHT with products in flight); the slack starts them on a
+    // 1024-byte boundary (wgmma's swizzle atoms).
     static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
-    static constexpr int FIT = (227 * 1024 - REST) / (STAGE_ELEMS * 2);
-    static constexpr int STAGES = FIT < MMA_STAGES ? FIT : MMA_STAGES;
+    static constexpr int BUDGET = (228 / MMA_MIN_BLOCKS(NT) - 1) * 1024;
+    static constexpr int MAX_STAGES = IN_FLIGHT ? MMA_STAGES_IN_FLIGHT : MMA_STAGES;
+    static constexpr int FIT = (BUDGET - REST) / (STAGE_ELEMS * 2);
+    static constexpr int STAGES = FIT < MAX_STAGES ? FIT : MAX_STAGES;
 };
 
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
@@ -362,7 +389,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
                           const Extras& ex) {
     typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
-    typedef MmaShared<NT, EX, Tiles::BUF_PAD> Shared;
+    typedef MmaShared<NT, EX, Tiles::BUF_PAD, Tiles::IN_FLIGHT> Shared;
     static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
@@ -403,22 +430,28 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     if (multiplies) {
         Tiles acc;
         u32 slot = 0;  // the stage the next chunk multiplies from
+        // Chunks staged ahead of the one multiplied: the stages left once it and the chunks whose
+        // products may still be running have theirs.
+        constexpr int AHEAD = Shared::STAGES - 1 - Tiles::IN_FLIGHT;
+        static_assert(AHEAD >= 1, "the pipeline needs a stage to load into");
 #pragma unroll
-        for (int s = 0; s < Shared::STAGES - 1; ++s) issue();
+        for (int s = 0; s < AHEAD; ++s) issue();
         acc.zero();
         for (u32 k = 0; k < steps; ++k) {
             for (u32 c = 0; c < chunks; ++c) {
-                cp_async_wait<Shared::STAGES - 2>();
+                cp_async_wait<AHEAD - 1>();
                 // wgmma reads shared memory through the async proxy: make this thread's copies
                 // visible to it.
                 if constexpr (wgmma_variant<NT>()) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                // Every multiplying warp is done with the previous stage, which the next line refills.
+                // Every multiplying warp is done with the stage the next line refills: the previous
+                // chunk's, or with products in flight the one before.
                 ring_sync();
                 issue();
                 const u16* stage = stages + slot * Shared::STAGE_ELEMS;
                 acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
                 if (++slot == Shared::STAGES) slot = 0;
             }
+            acc.drain();
             __syncthreads();
             acc.to_buffer(buf, Shared::BUF_STRIDE);
             // Zeroed once per step: a test in every chunk would cost a select per element.
@@ -463,10 +496,6 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         }
     }
 }
-
-// Blocks per SM the register allocation must allow: two up to 4 n-tiles (their shared memory lets
-// two in), one from 8 (left to itself, ptxas caps some of those at 64 registers and spills).
-#define MMA_MIN_BLOCKS(NT) ((NT) <= 4 ? 2 : 1)
 
 #define FUSED_MMA_NT(E, NT)                                                                                    \
     extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT)) fused_mma_##E##_n##NT(                           \

@@ -32,11 +32,12 @@ __device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
 // Before the first instruction of a batch: the registers of D (held) are ready.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 
-// After the last instruction of a batch: wait for all of them (then hold D).
-__device__ __forceinline__ void wgmma_commit_wait() {
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-}
+// After the last instruction of a batch: commit them as one group.
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+
+// Wait until at most N committed groups are still running (then hold D).
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 
 template <typename E>
 struct WgmmaType;

@@ -120,15 +120,20 @@ pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
 /// fused_mma.cu computes it: the step buffer (8·NT rows × 128 tokens of f32 logits, rows padded by
 /// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 16 log-normaliser partials of 8
 /// bytes per row (`MMA_NORM_LANES`), 1024 bytes of slack to align the stages; then as many
-/// pipeline stages as fit in 227 KB, at most 4, each one 64-element K chunk of the 8·NT rows of H
-/// (at least 16) and of the 8 warps' tiles of 16 W rows.
+/// pipeline stages as fit in the block's share of 228 KB (two blocks per SM up to 4 n-tiles, one
+/// from 8; 1 KB of each kept by the hardware), at most 4 (6 on wgmma, whose products stay in
+/// flight a chunk), each one 64-element K chunk of the 8·NT rows of H (at least 16) and of the 8
+/// warps' tiles of 16 W rows.
 pub fn mma_shared_bytes(arch: &str, n_tiles: u32, extras: bool) -> u32 {
-    let pad = if mma_uses_wgmma(arch, n_tiles) { 4 } else { 8 };
+    let wgmma = mma_uses_wgmma(arch, n_tiles);
+    let pad = if wgmma { 4 } else { 8 };
     let buffer = 8 * n_tiles * (8 * 16 + pad) * 4;
     let norms = if extras { 8 * n_tiles * 16 * 8 } else { 0 };
     let rest = buffer + norms + 1024;
+    let min_blocks = if n_tiles <= 4 { 2 } else { 1 };
+    let budget = (228 / min_blocks - 1) * 1024;
     let stage = 64 * ((8 * n_tiles).max(16) + 8 * 16) * 2;
-    let stages = ((227 * 1024 - rest) / stage).min(4);
+    let stages = ((budget - rest) / stage).min(if wgmma { 6 } else { 4 });
     stages * stage + rest
 }
 
