@@ -19,10 +19,10 @@
 //   each warpgroup's four warps' W tiles are one m64 operand and H the n(8·NT) operand, both read
 //   by the tensor cores from the same swizzled stages; one instruction per k16 step.
 // - Hand-over: at the end of a step the multiplying warps write their accumulators into the step
-//   buffer ([row][token] floats) between two block-wide barriers, and go on with the next step
-//   while the epilogue warps score this one. Each kind of warp runs its own loop over the steps
-//   (neither holds the other's registers), and they meet at the same block-wide barriers: before
-//   the first, the epilogue warps are done with the previous contents. (compute-sanitizer
+//   buffer ([row][token] floats) once the epilogue warps are done with its previous contents, and
+//   go on with the next step while the epilogue warps score this one. Each kind of warp runs its
+//   own loop over the steps (neither holds the other's registers); they meet on two named
+//   barriers, FULL and EMPTY, where one side arrives and the other waits. (compute-sanitizer
 //   racecheck reports hazards on the buffer all the same: it does not follow these barriers once
 //   the multiplying warps also meet on their own named barrier; tools/racecheck_named_barrier.cu
 //   reproduces that on a correct program.)
@@ -81,6 +81,16 @@
 // The multiplying warps' barrier, before a stage of the ring is refilled (named barrier 1; 0 is
 // __syncthreads').
 __device__ __forceinline__ void ring_sync() { asm volatile("bar.sync 1, %0;" ::"n"(MMA_WARPS * 32) : "memory"); }
+
+// The step buffer between the two kinds of warps, which run their own loops: producer and consumer
+// named barriers (PTX bar.arrive / bar.sync), one side arriving, the other waiting. FULL (2): the
+// multiplying warps have written a step; EMPTY (3): the epilogue warps are done with it.
+#define MMA_BUFFER_FULL 2
+#define MMA_BUFFER_EMPTY 3
+template <int ID>
+__device__ __forceinline__ void buffer_arrive() { asm volatile("bar.arrive %0, %1;" ::"n"(ID), "n"(MMA_THREADS) : "memory"); }
+template <int ID>
+__device__ __forceinline__ void buffer_wait() { asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(MMA_THREADS) : "memory"); }
 
 template <typename E>
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1);
@@ -424,9 +434,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         cp_async_commit();
     };
     // Hand-over k: the multiplying warps have run step k's chunks and the epilogue warps have
-    // scored step k − 1; then the multiplying warps write step k into the step buffer. Each kind of
-    // warp runs its own loop (so that neither holds the other's registers), and both meet at the
-    // same block-wide barriers: two per step and a last one.
+    // scored step k − 1 (EMPTY); then the multiplying warps write step k into the step buffer
+    // (FULL). Each kind of warp runs its own loop, so that neither holds the other's registers.
     if (multiplies) {
         Tiles acc;
         u32 slot = 0;  // the stage the next chunk multiplies from
@@ -452,13 +461,12 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 if (++slot == Shared::STAGES) slot = 0;
             }
             acc.drain();
-            __syncthreads();
+            buffer_wait<MMA_BUFFER_EMPTY>();
             acc.to_buffer(buf, Shared::BUF_STRIDE);
             // Zeroed once per step: a test in every chunk would cost a select per element.
             acc.zero();
-            __syncthreads();
+            buffer_arrive<MMA_BUFFER_FULL>();
         }
-        __syncthreads();
         cp_async_wait<0>();
         return;
     }
@@ -469,16 +477,14 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         }
         __syncwarp();
     }
-    for (u32 k = 0; k <= steps; ++k) {
-        if (k > 0) {
-            const u32 tile0 = first + (k - 1) * MMA_WARPS, tok0 = tile0 * 16;
-            const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
-            score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset,
-                           ex, norms);
-        }
-        __syncthreads();
-        if (k == steps) break;
-        __syncthreads();
+    for (u32 k = 0; k < steps; ++k) {
+        // The buffer is free for step k: at first, then once step k − 1 is scored.
+        buffer_arrive<MMA_BUFFER_EMPTY>();
+        buffer_wait<MMA_BUFFER_FULL>();
+        const u32 tile0 = first + k * MMA_WARPS, tok0 = tile0 * 16;
+        const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
+        score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,
+                       norms);
     }
     if (lse) {
         __syncwarp();
