@@ -48,14 +48,6 @@ if grep -q "^cuda: available" "$out/info.txt"; then
         || { echo "$tool (C++ device-pointer consumer): FAILED"; tail -20 "$out/sanitizer-$tool-cuda-example.log"; }
     fi
   done
-  # racecheck reports hazards on fused_mma.cu's step buffer; this correct program draws the same
-  # report from it once some warps meet on a named barrier (see the file's header).
-  step "racecheck and named barriers (tools/racecheck_named_barrier.cu)"
-  if nvcc -arch=native -o "$out/racecheck_named_barrier" tools/racecheck_named_barrier.cu 2>&1 | tail -5; then
-    for named in 0 1; do
-      compute-sanitizer --tool racecheck "$out/racecheck_named_barrier" "$named" 2>&1 | grep -E "named barrier|SUMMARY"
-    done
-  fi
 fi
 if grep -q "^wgpu: available" "$out/info.txt"; then
   step "benchmark (wgpu)"

@@ -21,11 +21,9 @@
 // - Hand-over: at the end of a step the multiplying warps write their accumulators into the step
 //   buffer ([row][token] floats) once the epilogue warps are done with its previous contents, and
 //   go on with the next step while the epilogue warps score this one. Each kind of warp runs its
-//   own loop over the steps (neither holds the other's registers); they meet on two named
-//   barriers, FULL and EMPTY, where one side arrives and the other waits. (compute-sanitizer
-//   racecheck reports hazards on the buffer all the same: it does not follow these barriers once
-//   the multiplying warps also meet on their own named barrier; tools/racecheck_named_barrier.cu
-//   reproduces that on a correct program.)
+//   own loop over the steps (neither holds the other's registers); they meet on two mbarriers,
+//   FULL and EMPTY, where one side arrives and the other waits for the phase. (Named barriers
+//   worked too, but compute-sanitizer racecheck does not follow them; it follows mbarriers.)
 // - Scoring: an epilogue warp takes whole rows of the step; a lane scores four consecutive tokens
 //   of one (row, sample), read in one load, with one Philox evaluation. Groups that cannot beat
 //   what out[] already holds are rejected on their largest logit and smallest uniform, before any
@@ -82,15 +80,31 @@
 // __syncthreads').
 __device__ __forceinline__ void ring_sync() { asm volatile("bar.sync 1, %0;" ::"n"(MMA_WARPS * 32) : "memory"); }
 
-// The step buffer between the two kinds of warps, which run their own loops: producer and consumer
-// named barriers (PTX bar.arrive / bar.sync), one side arriving, the other waiting. FULL (2): the
-// multiplying warps have written a step; EMPTY (3): the epilogue warps are done with it.
-#define MMA_BUFFER_FULL 2
-#define MMA_BUFFER_EMPTY 3
-template <int ID>
-__device__ __forceinline__ void buffer_arrive() { asm volatile("bar.arrive %0, %1;" ::"n"(ID), "n"(MMA_THREADS) : "memory"); }
-template <int ID>
-__device__ __forceinline__ void buffer_wait() { asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(MMA_THREADS) : "memory"); }
+// The step buffer between the two kinds of warps, which run their own loops: two mbarriers in
+// shared memory, one side arriving (release), the other waiting for the phase (acquire). FULL:
+// every multiplying thread has written step k (phase k); EMPTY: every epilogue thread is done
+// with step k − 1 (phase k).
+__device__ __forceinline__ void mbar_init(u64* bar, u32 arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"((u32)__cvta_generic_to_shared(bar)), "r"(arrivals)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u64* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"((u32)__cvta_generic_to_shared(bar)) : "memory");
+}
+// Waits until phase `phase` of `bar` (counted from 0) has completed: try_wait (which may suspend
+// the thread) from sm_90, test_wait before.
+#if __CUDA_ARCH__ >= 900
+#define MBAR_TEST "mbarrier.try_wait.parity.shared::cta.b64"
+#else
+#define MBAR_TEST "mbarrier.test_wait.parity.shared::cta.b64"
+#endif
+__device__ __forceinline__ void mbar_wait(u64* bar, u32 phase) {
+    asm volatile(
+        "{\n.reg .pred done;\nwaiting:\n" MBAR_TEST " done, [%0], %1;\n"
+        "@!done bra waiting;\n}" ::"r"((u32)__cvta_generic_to_shared(bar)),
+        "r"(phase & 1)
+        : "memory");
+}
 
 template <typename E>
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1);
@@ -408,6 +422,15 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     float2* norms = reinterpret_cast<float2*>(buf + Shared::ROWS * Shared::BUF_STRIDE);
     const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31, e = warp - MMA_WARPS;
     const bool multiplies = warp < MMA_WARPS, lse = EX && ex.norms;
+    // FULL and EMPTY sit in the padding of the step buffer's first row, which no step uses.
+    static_assert(Tiles::BUF_PAD * 4 >= 16, "no room for the barriers");
+    u64* const full = reinterpret_cast<u64*>(buf + MMA_STEP_TOKENS);
+    u64* const empty = full + 1;
+    if (threadIdx.x == 0) {
+        mbar_init(full, MMA_WARPS * 32);
+        mbar_init(empty, MMA_EPI_WARPS * 32);
+    }
+    __syncthreads();
 
     const u32 tiles = (v_rows + 15) / 16;
     const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
@@ -461,11 +484,11 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
                 if (++slot == Shared::STAGES) slot = 0;
             }
             acc.drain();
-            buffer_wait<MMA_BUFFER_EMPTY>();
+            mbar_wait(empty, k);
             acc.to_buffer(buf, Shared::BUF_STRIDE);
             // Zeroed once per step: a test in every chunk would cost a select per element.
             acc.zero();
-            buffer_arrive<MMA_BUFFER_FULL>();
+            mbar_arrive(full);
         }
         cp_async_wait<0>();
         return;
@@ -479,8 +502,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     }
     for (u32 k = 0; k < steps; ++k) {
         // The buffer is free for step k: at first, then once step k − 1 is scored.
-        buffer_arrive<MMA_BUFFER_EMPTY>();
-        buffer_wait<MMA_BUFFER_FULL>();
+        mbar_arrive(empty);
+        mbar_wait(full, k);
         const u32 tile0 = first + k * MMA_WARPS, tok0 = tile0 * 16;
         const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
         score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,
