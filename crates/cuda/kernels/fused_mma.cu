@@ -526,16 +526,16 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     }
 }
 
-#define FUSED_MMA_NT(E, NT)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT)) fused_mma_##E##_n##NT(                           \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
-        u32 samples, u32 vocab_offset) {                                                                       \
-        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});         \
-    }                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT)) fused_mma_##E##_n##NT##_ex(                      \
-        const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, u32 batch,           \
-        u32 samples, u32 vocab_offset, Extras ex) {                                                            \
-        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                \
+#define FUSED_MMA_NT(E, NT)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT))                               \
+        fused_mma_##E##_n##NT(const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, \
+                              u32 batch, u32 samples, u32 vocab_offset) {                                       \
+        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});          \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT))                               \
+        fused_mma_##E##_n##NT##_ex(const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows,     \
+                                   u32 dim, u32 batch, u32 samples, u32 vocab_offset, Extras ex) {              \
+        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                 \
     }
 #define FUSED_MMA(E)                                                                                           \
     FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16)
