@@ -23,7 +23,7 @@ import cupy as cp
 import numpy as np
 
 KERNELS = pathlib.Path(__file__).resolve().parent.parent / "crates" / "cuda" / "kernels"
-SOURCES = ["common.cuh", "wgmma.cuh", "fused_mma.cu"]  # what fused_mma.cu needs: less to compile per configuration
+SOURCES = ["common.cuh", "wgmma.cuh", "tile_lists.cuh", "fused_mma.cu"]  # what fused_mma.cu needs: less to compile per configuration
 N_TILES = [1, 2, 4, 8, 16]
 
 CONFIGS = {

@@ -224,7 +224,9 @@ __device__ __forceinline__ u64 best_of_four(float4 x, u32 first, const Row& r, u
 
 #define NO_MASK 0xFFFFFFFFu
 
-// `Extras` in src/launch.rs (72 bytes).
+struct ListHead;
+
+// `Extras` in src/launch.rs (88 bytes).
 struct Extras {
     const u32* mask;          // the rows' bitmasks, concatenated: bit t % 32 of word t / 32, set = allowed
     const u32* mask_start;    // per row: its first word in `mask`, NO_MASK when it has none
@@ -233,8 +235,11 @@ struct Extras {
     const float* adjust_coef; // three per entry: scale of positive logits, scale of the rest, added
     float2* norms;            // [row][slot]: (max y, Σ exp(y − max y)) of each block's tokens
     float* scaled;            // [scaled_row[b]][token of the shard]: y of the rows that rank their tokens
-    const u32* scaled_row;    // per row: its row in `scaled`, NO_MASK when it ranks nothing
-    u32 norm_slots;
+    const u32* scaled_row;    // per row: its ranking row (in `scaled` or `lists`), NO_MASK when it ranks nothing
+    u64* lists;               // instead of `scaled`: [ranking row][slot][LIST_SLOTS] keys (tile_lists.cuh)
+    ListHead* heads;          // [ranking row][slot]: what each list holds
+    u32 norm_slots;           // slots per row of `norms`, and of `lists` and `heads`
+    u32 list_keep;            // keys each list keeps at least (≤ LIST_KEEP_MAX)
 };
 
 // l̃ of `count` logits `l[i · stride]` of global tokens `first + i`, in place: `RowTransform::apply`
@@ -263,10 +268,10 @@ __device__ __forceinline__ void constrain(float* l, int stride, int count, u32 f
 }
 
 // Writes y = l · inv_t of `count` logits `l[i · stride]` (tokens `tok + i` of the shard) where row
-// `row` ranks its tokens: truncation and top-N are finished from these on the host.
+// `row` ranks its tokens into `scaled` (when the launch has no lists).
 __device__ __forceinline__ void write_scaled(const float* l, int stride, int count, u32 tok, u32 row, u32 v_rows,
                                              float inv_t, const Extras& ex) {
-    if (!ex.scaled_row || ex.scaled_row[row] == NO_MASK) return;
+    if (!ex.scaled || ex.scaled_row[row] == NO_MASK) return;
     float* y = ex.scaled + (size_t)ex.scaled_row[row] * v_rows + tok;
     // Four tokens in one 16-byte store where they are aligned (every row when V is a multiple of 4).
     if (count == 4 && ((size_t)y & 15) == 0) {
@@ -289,11 +294,12 @@ __device__ __forceinline__ float2 lse_of(const float* y, int stride, int count, 
     return make_float2(m, s);
 }
 
-// A row's partial slots (`row_norms`, `slots` of them) past the grid hold no block's tokens: block 0
-// of the launch writes the empty partial there, so that the merge needs no clearing first.
-// `threads` threads share the work from thread `t`.
-__device__ __forceinline__ void empty_slots_past_grid(float2* row_norms, u32 slots, u32 t, u32 threads) {
-    for (u32 s = gridDim.x + t; blockIdx.x == 0 && s < slots; s += threads) row_norms[s] = make_float2(NEG_INF, 0.0f);
+// A row's per-block slots (`row_slots`, `slots` of them: log-normaliser partials, list heads) past
+// the grid hold no block's tokens: block 0 of the launch writes `empty` there, so that the merge
+// needs no clearing first. `threads` threads share the work from thread `t`.
+template <typename T>
+__device__ __forceinline__ void empty_slots_past_grid(T* row_slots, u32 slots, T empty, u32 t, u32 threads) {
+    for (u32 s = gridDim.x + t; blockIdx.x == 0 && s < slots; s += threads) row_slots[s] = empty;
 }
 
 // Combines two partials (`LogSumExp::merge` of the core, in f32).

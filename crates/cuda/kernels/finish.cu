@@ -4,8 +4,9 @@
 // `Truncation::survivors` and `survivors::finish_row` compute them: weights exp(y − y_max) in f64,
 // the top-p prefix summed in rank order by one thread, Gumbel-max over the survivors with the row's
 // own noise (so a truncated row draws the untruncated row's token whenever that token survives),
-// and the survivors' log-normaliser. A row whose list cannot certify its cut-off, or whose maximum
-// is not finite, is left to the exact fallback over its whole row (finish_whole.cu).
+// and the survivors' log-normaliser. A row whose maximum is not finite (NaN: a bad row; +inf, which
+// takes every sample) keeps its first token alone, as the core's. A row whose list cannot certify
+// its cut-off is left to the exact fallback over its whole row (finish_whole.cu).
 
 // What a ranking row asks for (`RankParams` in src/launch.rs, 16 bytes).
 struct RankParams {
@@ -72,10 +73,17 @@ __device__ int finish_truncated(const u64* set, u32 n, bool complete, const Rank
                                 u64* __restrict__ cands, RowNorm* norm, double* weight) {
     __shared__ int survivors;
     const float top = n ? unpack_score(set[0]) : NEG_INF;
-    if (n > 0 && !isfinite(top)) return -1;
-    for (u32 i = threadIdx.x; i < n; i += blockDim.x) weight[i] = exp((double)unpack_score(set[i]) - (double)top);
+    const bool finite = isfinite(top);
+    for (u32 i = threadIdx.x; finite && i < n; i += blockDim.x) {
+        weight[i] = exp((double)unpack_score(set[i]) - (double)top);
+    }
     __syncthreads();
-    if (threadIdx.x == 0) {
+    if (threadIdx.x == 0 && n > 0 && !finite) {
+        // `survivors_norm` of the core: a NaN maximum is skipped, leaving (-inf, 0); +inf gives a
+        // NaN sum.
+        survivors = 1;
+        *norm = isnan(top) ? RowNorm{NEG_INF, 0, 0.0} : RowNorm{top, 0, __longlong_as_double(0x7FF8000000000000ll)};
+    } else if (threadIdx.x == 0) {
         survivors = n == 0 ? 0 : cut_off(q, weight, n, complete, *norm, (double)top);
         if (survivors >= 0) {
             double sum = 0.0;

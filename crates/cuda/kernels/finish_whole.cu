@@ -1,7 +1,7 @@
 // ---- truncated rows finished from their whole row, on the device: the exact fallback ------------
 //
-// A truncated row whose kept keys cannot certify its cut-off (top_keys in select.cu found it so:
-// top-p or min-p without top-k whose survivors outnumber the kept keys, or a non-finite maximum)
+// A truncated row whose kept keys cannot certify its cut-off (finish_keys in select.cu found it
+// so: top-p or min-p without top-k whose survivors outnumber the kept keys; its maximum is finite)
 // is finished here from every one of its scaled logits, as the core finishes it from its complete
 // ranked row (`finish_row`), so that no call waits for the host. By the block that sorted its
 // kept keys.
@@ -12,9 +12,8 @@
 //   order); of the tokens tied at y*, the lowest ids, as many as the sequential sum in rank order
 //   needs to reach p;
 // - min-p: then the prefix's tokens with exp(y − y_max) ≥ min_p.
-// Top-k needs nothing here: a row with top-k and a finite maximum always certifies from its k
-// kept keys (cut_off in finish.cu), so it arrives only with a non-finite maximum, where the first
-// token alone survives, as in the core.
+// Top-k needs nothing here: a row with top-k always certifies from its k kept keys (cut_off in
+// finish.cu).
 // Sampling and the survivors' log-normaliser are those of finish_truncated.
 
 #define WHOLE_THREADS SELECT_THREADS
@@ -128,20 +127,15 @@ __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r) {
 
     u64 best = 0;
     for (u32 i = threadIdx.x; i < a.v_rows; i += WHOLE_THREADS) best = max(best, rank_key(y, i, a.vocab_offset));
-    const u64 top_key = block_reduce(best, keys, MaxOp{});
-    const float top = top_key ? unpack_score(top_key) : NEG_INF;
+    const float top = unpack_score(block_reduce(best, keys, MaxOp{}));
     // Survivors: live keys ≥ threshold with exp(y − top) ≥ min_w.
-    u64 threshold = top_key;
-    double min_w = 0.0;
-    if (top_key != 0 && isfinite(top)) {
-        threshold = 1;
-        if (q.top_p < 1.0f) {
-            const RowNorm total = a.norms[b];
-            const double mass = total.sum == 0.0 ? 0.0 : total.sum * exp((double)total.max - (double)top);
-            threshold = top_p_threshold(y, a.v_rows, a.vocab_offset, top, (double)q.top_p * mass, scratch, counts);
-        }
-        if (q.min_p > 0.0f) min_w = (double)q.min_p;
+    u64 threshold = 1;
+    if (q.top_p < 1.0f) {
+        const RowNorm total = a.norms[b];
+        const double mass = total.sum == 0.0 ? 0.0 : total.sum * exp((double)total.max - (double)top);
+        threshold = top_p_threshold(y, a.v_rows, a.vocab_offset, top, (double)q.top_p * mass, scratch, counts);
     }
+    const double min_w = q.min_p > 0.0f ? (double)q.min_p : 0.0;
     auto survives = [&](u32 i, u64 key) {
         return key != 0 && key >= threshold && (min_w == 0.0 || exp((double)y[i] - (double)top) >= min_w);
     };
@@ -184,14 +178,7 @@ __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r) {
         if (threadIdx.x == 0) a.cands[(size_t)b * a.samples + s] = mine;
     }
     if (threadIdx.x == 0) {
-        RowNorm norm;
-        norm.pad = 0;
-        // `survivors_norm` of the core: a NaN maximum is skipped, leaving (-inf, 0); +inf gives a
-        // NaN sum.
-        const bool nan_top = top_key != 0 && isnan(top);
-        norm.max = survivors && !nan_top ? top : NEG_INF;
-        norm.sum = nan_top ? 0.0 : isinf(top) && top_key != 0 ? __longlong_as_double(0x7FF8000000000000ll) : sum;
-        a.norms[b] = norm;
+        a.norms[b] = RowNorm{survivors ? top : NEG_INF, 0, sum};
         a.counts[4 * r + 2] = survivors;
         a.counts[4 * r + 3] = FINISHED_ON_DEVICE;
     }

@@ -32,10 +32,11 @@
 //   one atomicMax (out must be zeroed first). After the first steps no lane has one, and the step
 //   costs no reduction.
 // - EX (the `_ex` entry points): the logits are constrained before sampling, the scaled logits of
-//   ranking rows are written out, and each row keeps MMA_NORM_LANES log-normaliser partials in
-//   shared memory (a row belongs to one epilogue warp; a lane's tokens of every step fold into
-//   one partial, so no step needs a reduction). At the end they are merged in a fixed order and
-//   written to slot blockIdx.x.
+//   ranking rows are written out (or, with lists, their keys kept in the block's per-tile list:
+//   tile_lists.cuh), and each row keeps MMA_NORM_LANES log-normaliser partials in shared memory
+//   (a row belongs to one epilogue warp; a lane's tokens of every step fold into one partial, so
+//   no step needs a reduction). At the end they are merged in a fixed order and written to slot
+//   blockIdx.x, with the lists' heads.
 
 // Tunable at compile time (tools/tune_mma.py); src/kernels.rs mirrors the defaults.
 #ifndef MMA_WARPS
@@ -72,6 +73,7 @@
 #endif
 // Tokens of a block step: one 16-token tile per multiplying warp.
 #define MMA_STEP_TOKENS (MMA_WARPS * 16)
+static_assert(MMA_STEP_TOKENS <= LIST_STEP_MAX, "a step must fit in a per-tile list's room");
 // Log-normaliser partials per row (EX): lanes l and l + 16 share one, so that the widest variant
 // keeps its four stages.
 #define MMA_NORM_LANES 16
@@ -328,6 +330,51 @@ struct MmaShared {
     static constexpr int STAGES = FIT < MAX_STAGES ? FIT : MAX_STAGES;
 };
 
+// The per-tile lists of an epilogue warp's ranking rows (EX with lists): lane j holds the state of
+// the warp's j-th row (row e + j · MMA_EPI_WARPS).
+struct WarpLists {
+    // An empty list: every token above -inf reaches it.
+    ListState state = {0, 0};
+
+    // Row `row`'s list state, in every lane.
+    __device__ __forceinline__ ListState of(u32 row) const {
+        const u32 j = row / MMA_EPI_WARPS;
+        return ListState{__shfl_sync(0xFFFFFFFFu, state.floor, j), __shfl_sync(0xFFFFFFFFu, state.kept, j)};
+    }
+
+    // Ranking row `r`'s list in this block.
+    static __device__ __forceinline__ u64* list_of(const Extras& ex, u32 r) {
+        return ex.lists + ((size_t)r * ex.norm_slots + blockIdx.x) * LIST_SLOTS;
+    }
+
+    // One step of row `row` (ranking row `r`): the lanes' four logits from `l`, tokens from `first`.
+    // Only a step where some token may reach the floor reads the rest of the state.
+    __device__ __forceinline__ void step(const Extras& ex, u32 row, u32 r, const float* l, u32 tokens, u32 first,
+                                         float inv_t) {
+        const u32 lane = threadIdx.x & 31, i = 4 * lane, j = row / MMA_EPI_WARPS;
+        const float fy = floor_y(__shfl_sync(0xFFFFFFFFu, state.floor, j));
+        float y[4];
+        bool any = false;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            y[q] = i + q < tokens ? __fmul_rn(l[i + q], inv_t) : NEG_INF;
+            any |= may_reach(y[q], fy);
+        }
+        if (!__any_sync(0xFFFFFFFFu, any)) return;
+        ListState st = of(row);
+        list_append(list_of(ex, r), y, first + i, ex.list_keep, st);
+        if (lane == j) state = st;
+    }
+
+    // The head of row `row`'s list (ranking row `r`) in slot blockIdx.x.
+    __device__ __forceinline__ void finish(const Extras& ex, u32 row, u32 r) const {
+        const ListState st = of(row);
+        ListHead* heads = ex.heads + (size_t)r * ex.norm_slots;
+        list_finish(list_of(ex, r), st, heads + blockIdx.x);
+        empty_slots_past_grid(heads, ex.norm_slots, ListHead{0, 0, 0}, threadIdx.x & 31, 32);
+    }
+};
+
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
 // tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
 // epilogue warp e; it walks their (row, sample) pairs in order.
@@ -335,7 +382,7 @@ template <bool EX>
 __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens,
                                            const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
                                            u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
-                                           float2* norms) {
+                                           float2* norms, WarpLists& lists) {
     const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
     const u32 pairs = (batch > e ? (batch - e + MMA_EPI_WARPS - 1) / MMA_EPI_WARPS : 0) * samples;
     auto row_of_pair = [&](u32 k) { return e + MMA_EPI_WARPS * (k / samples); };
@@ -369,6 +416,9 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
                     if (lane < MMA_NORM_LANES) part = lse_merge(part, mine);
                     __syncwarp();
                     if (lane >= MMA_NORM_LANES) part = lse_merge(part, mine);
+                }
+                if (ex.lists && ex.scaled_row[row] != NO_MASK) {
+                    lists.step(ex, row, ex.scaled_row[row], l, tokens, vocab_offset + tok0, p.inv_t);
                 }
             }
         }
@@ -500,6 +550,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         }
         __syncwarp();
     }
+    WarpLists lists;
     for (u32 k = 0; k < steps; ++k) {
         // The buffer is free for step k: at first, then once step k − 1 is scored.
         mbar_arrive(empty);
@@ -507,7 +558,12 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         const u32 tile0 = first + k * MMA_WARPS, tok0 = tile0 * 16;
         const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
         score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,
-                       norms);
+                       norms, lists);
+    }
+    if (EX && ex.lists) {
+        for (u32 r = e; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS) {
+            if (ex.scaled_row[r] != NO_MASK) lists.finish(ex, r, ex.scaled_row[r]);
+        }
     }
     if (lse) {
         __syncwarp();
@@ -521,7 +577,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
             }
             float2* row_norms = ex.norms + (size_t)r * ex.norm_slots;
             if (lane == 0) row_norms[blockIdx.x] = part;
-            empty_slots_past_grid(row_norms, ex.norm_slots, lane, 32);
+            empty_slots_past_grid(row_norms, ex.norm_slots, make_float2(NEG_INF, 0.0f), lane, 32);
         }
     }
 }

@@ -74,7 +74,7 @@ __device__ void fused_sample(const typename WT::T* __restrict__ w, const typenam
                     if (ex.norms) {
                         float2* row_norms = ex.norms + (size_t)(b0 + j) * ex.norm_slots;
                         row_norms[blockIdx.x] = lse_of(&logits[0][j], R, (int)tile_len, inv_t);
-                        empty_slots_past_grid(row_norms, ex.norm_slots, 0, 1);
+                        empty_slots_past_grid(row_norms, ex.norm_slots, make_float2(NEG_INF, 0.0f), 0, 1);
                     }
                 }
             }

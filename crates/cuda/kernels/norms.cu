@@ -14,9 +14,11 @@ struct RowNorm {
 };
 
 // The largest maximum of row `row`'s `slots` partials (their merge's), in every lane of the
-// calling warp.
+// calling warp. The loads are unrolled here and below so that a lane's slots are read together,
+// not one round trip each (a selection waits for this merge).
 __device__ float norms_max(const float2* __restrict__ parts, u32 slots, u32 row) {
     float m = NEG_INF;
+#pragma unroll 8
     for (u32 s = threadIdx.x & 31; s < slots; s += 32) m = fmaxf(m, parts[(size_t)row * slots + s].x);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
@@ -31,6 +33,7 @@ __device__ RowNorm merged_norm(const float2* __restrict__ parts, u32 slots, u32 
     RowNorm acc = {norms_max(parts, slots, row), 0, 0.0};
     if (acc.max == NEG_INF) return acc;
     const double top = (double)acc.max;
+#pragma unroll 8
     for (u32 s = threadIdx.x & 31; s < slots; s += 32) {
         const float2 q = p[s];
         if (q.y != 0.0f) acc.sum += (double)q.y * exp((double)q.x - top);

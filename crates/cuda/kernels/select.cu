@@ -19,6 +19,12 @@
 // Rows where no δ fits (flat rows, NaN, +inf) take the radix select over all keys in that last
 // block: 8-bit digits from the top, a histogram per pass over the keys that still match the chosen
 // prefix, until the threshold key T has exactly `need` keys ≥ T.
+//
+// A launch whose ranking rows all keep short lists (tile_lists.cuh) writes no scaled logits: one
+// launch, `select_lists`, merges each row's per-tile lists instead. A row's `need` largest keys are
+// at or above the need-th largest of the lists' tops (need distinct keys are), so it gathers those
+// keys into shared memory and sorts them; when too many tie there, the radix select runs over the
+// lists.
 
 #define SELECT_THREADS 1024
 #define SELECT_LOADS 8
@@ -44,7 +50,7 @@ struct SelectCounters {
     u32 arrived;
 };
 
-// `SelectArgs` in src/launch.rs (112 bytes). Grid: x over chunks of a block's threads · CHUNK_LOADS
+// `SelectArgs` in src/launch.rs (128 bytes). Grid: x over chunks of a block's threads · CHUNK_LOADS
 // tokens, y over the batch; rows that rank nothing return at once (after merging their partials).
 struct SelectArgs {
     const float* scaled;        // [ranking row][v_rows]
@@ -60,6 +66,8 @@ struct SelectArgs {
     const RowParams* rows;      // per batch row
     const RankParams* ranks;    // per ranking row
     u64* cands;                 // [batch row][samples]: a row finished here overwrites its own
+    const u64* lists;           // instead of `scaled`: the per-tile lists, [ranking row][slot][LIST_SLOTS]
+    const ListHead* heads;      // [ranking row][slot]
     u32 v_rows;
     u32 vocab_offset;
     u32 samples;
@@ -191,10 +199,10 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const S
     }
 }
 
-// The radix select over every key of row `y`: writes the `need` largest keys to `out`, returns
-// how many it wrote.
-__device__ u32 radix_select(const float* __restrict__ y, u32 v_rows, u32 vocab_offset, u32 live, u32 need,
-                            u64* __restrict__ out, u32* hist) {
+// The radix select over the keys key_at(0) … key_at(n − 1) (0: none), `live` of them not 0:
+// writes the `need` largest to `out`, returns how many it wrote.
+template <typename KeyAt>
+__device__ u32 radix_select(KeyAt key_at, u32 n, u32 live, u32 need, u64* __restrict__ out, u32* hist) {
     __shared__ u64 prefix, mask;
     __shared__ u32 left, written;
     __shared__ bool found;
@@ -214,12 +222,12 @@ __device__ u32 radix_select(const float* __restrict__ y, u32 v_rows, u32 vocab_o
         const u64 p = prefix, m = mask;
         // Every thread runs the same number of iterations (the histogram is warp-collective), with
         // SELECT_LOADS loads in flight.
-        for (u32 base = 0; base < v_rows; base += SELECT_LOADS * blockDim.x) {
+        for (u32 base = 0; base < n; base += SELECT_LOADS * blockDim.x) {
             u64 k[SELECT_LOADS];
 #pragma unroll
             for (int j = 0; j < SELECT_LOADS; ++j) {
                 const u32 i = base + j * blockDim.x + threadIdx.x;
-                k[j] = i < v_rows ? rank_key(y, i, vocab_offset) : 0;
+                k[j] = i < n ? key_at(i) : 0;
             }
 #pragma unroll
             for (int j = 0; j < SELECT_LOADS; ++j) {
@@ -240,8 +248,8 @@ __device__ u32 radix_select(const float* __restrict__ y, u32 v_rows, u32 vocab_o
         __syncthreads();
     }
     const u64 threshold = prefix;
-    for (u32 i = threadIdx.x; i < v_rows; i += blockDim.x) {
-        const u64 k = rank_key(y, i, vocab_offset);
+    for (u32 i = threadIdx.x; i < n; i += blockDim.x) {
+        const u64 k = key_at(i);
         if (k != 0 && k >= threshold) out[atomicAdd(&written, 1u)] = k;
     }
     __syncthreads();
@@ -267,10 +275,29 @@ __device__ void bitonic_sort_descending(u64* keys, u32 n) {
     __syncthreads();
 }
 
-// Sorts the first `filled` keys of `set` (shared), largest first; zero keys pad to a power of two.
+// How many of the `n` keys of `keys` (shared) are larger than `key`: its place in descending
+// order, the keys being distinct. Every thread reads the same key at once (a broadcast).
+__device__ __forceinline__ u32 rank_of(u64 key, const u64* keys, u32 n) {
+    u32 above = 0;
+#pragma unroll 8
+    for (u32 j = 0; j < n; ++j) above += keys[j] > key;
+    return above;
+}
+
+// Sorts the first `filled` keys of `set` (shared, distinct), largest first. Up to one key per
+// thread, each thread puts its key at its rank (three barriers: a bitonic sort takes one per
+// stage, dozens); more take the bitonic sort, zero keys padding to a power of two.
 __device__ __forceinline__ void sort_set(u64* set, u32 filled) {
-    if (filled == 0) return;
-    const u32 n = filled == 1 ? 1 : 1u << (32 - __clz(filled - 1));
+    if (filled <= blockDim.x) {
+        __syncthreads();
+        const u64 key = threadIdx.x < filled ? set[threadIdx.x] : 0;
+        const u32 rank = threadIdx.x < filled ? rank_of(key, set, filled) : 0;
+        __syncthreads();
+        if (threadIdx.x < filled) set[rank] = key;
+        __syncthreads();
+        return;
+    }
+    const u32 n = 1u << (32 - __clz(filled - 1));
     for (u32 i = filled + threadIdx.x; i < n; i += blockDim.x) set[i] = 0;
     bitonic_sort_descending(set, n);
 }
@@ -278,27 +305,13 @@ __device__ __forceinline__ void sort_set(u64* set, u32 filled) {
 // Finishes truncated row `b` from its whole row (finish_whole.cu). One block of WHOLE_THREADS.
 __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r);
 
-// Row `b` (ranking row `r`, plan `p`) once every block of its gathering pass is done: its kept
-// keys sorted into keys[], and a truncated row finished (certified by its kept keys, or from its
-// whole row). Every thread of the block calls it.
-__device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
-    __shared__ u64 set[SELECT_CAP];
-    __shared__ u32 hist[256];
+// Row `b` (ranking row `r`) once its `written` most likely keys are sorted in `set` (shared): they
+// go to keys[], and a truncated row is finished (certified by its kept keys, or from its whole row);
+// `live`: the row's tokens of y above -inf. Every thread of the block calls it.
+__device__ void finish_keys(const SelectArgs& a, u32 b, u32 r, const u64* set, u32 written, u32 live) {
     __shared__ double weight[SELECT_MAX_KEPT];
-    const u32 live = a.counters[r].live, capacity = a.out_start[r + 1] - a.out_start[r];
+    const u32 capacity = a.out_start[r + 1] - a.out_start[r];
     u64* out = a.keys + a.out_start[r];
-    u32 written = p.need;
-    if (p.need > 0 && p.rung < 0) {
-        written = radix_select(a.scaled + (size_t)r * a.v_rows, a.v_rows, a.vocab_offset, live, p.need, out, hist);
-        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
-        sort_set(set, written);
-    } else if (p.need > 0) {
-        // Other blocks appended these: read past L1.
-        const u32 filled = min(__ldcg(&a.counters[r].filled), (u32)SELECT_CAP);
-        for (u32 i = threadIdx.x; i < filled; i += blockDim.x) set[i] = __ldcg(&a.set[(size_t)r * SELECT_CAP + i]);
-        sort_set(set, filled);
-    }
-    __syncthreads();
     for (u32 i = threadIdx.x; i < written; i += blockDim.x) out[i] = set[i];
     const RankParams q = a.ranks[r];
     int survivors = -1;
@@ -313,6 +326,30 @@ __device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
         a.counts[4 * r + 3] = survivors < 0 ? UNFINISHED : FINISHED_ON_DEVICE;
     }
     if (q.truncated && survivors < 0) finish_whole_row(a, b, r);
+}
+
+// Row `b` (ranking row `r`, plan `p`) once every block of its gathering pass is done: its kept
+// keys sorted, then finish_keys. Every thread of the block calls it.
+__device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
+    __shared__ u64 set[SELECT_CAP];
+    __shared__ u32 hist[256];
+    const u32 live = a.counters[r].live;
+    u32 written = p.need;
+    if (p.need > 0 && p.rung < 0) {
+        const float* y = a.scaled + (size_t)r * a.v_rows;
+        const auto key_at = [&](u32 i) { return rank_key(y, i, a.vocab_offset); };
+        u64* out = a.keys + a.out_start[r];
+        written = radix_select(key_at, a.v_rows, live, p.need, out, hist);
+        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
+        sort_set(set, written);
+    } else if (p.need > 0) {
+        // Other blocks appended these: read past L1.
+        const u32 filled = min(__ldcg(&a.counters[r].filled), (u32)SELECT_CAP);
+        for (u32 i = threadIdx.x; i < filled; i += blockDim.x) set[i] = __ldcg(&a.set[(size_t)r * SELECT_CAP + i]);
+        sort_set(set, filled);
+    }
+    __syncthreads();
+    finish_keys(a, b, r, set, written, live);
 }
 
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const SelectArgs a) {
@@ -353,6 +390,71 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const
     if (!last) return;
     __threadfence();
     top_keys(a, b, r, p);
+}
+
+// Every batch row's log-normaliser partials merged (as select_count's first blocks), then each
+// ranking row's need most likely keys from its per-tile lists, finished as top_keys finishes them.
+// The floor of the keys gathered is the need-th largest of the lists' tops (need distinct keys are
+// at or above it); only lists whose top reaches it are read. Grid: y over the batch; a launch's
+// slots are at most SELECT_THREADS (one list top per thread).
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const SelectArgs a) {
+    __shared__ u64 set[SELECT_CAP];
+    __shared__ u32 hist[256];
+    __shared__ u32 kept, filled;
+    __shared__ u64 floor;
+    const u32 b = blockIdx.y, r = a.scaled_row[b];
+    if (threadIdx.x < 32) {
+        const RowNorm merged = merged_norm(a.parts, a.slots, b);
+        if (threadIdx.x == 0) a.norms[b] = merged;
+    }
+    if (r == NO_MASK) return;
+    const ListHead* heads = a.heads + (size_t)r * a.slots;
+    const u64* lists = a.lists + (size_t)r * a.slots * LIST_SLOTS;
+    const ListHead mine = threadIdx.x < a.slots ? heads[threadIdx.x] : ListHead{0, 0, 0};
+    if (threadIdx.x == 0) {
+        kept = 0;
+        filled = 0;
+        floor = 1;
+    }
+    set[threadIdx.x] = mine.top;
+    __syncthreads();
+    if (mine.kept) atomicAdd(&kept, mine.kept);
+    // Not every live token is in a list once one was compacted: then there are more than any row
+    // keeps.
+    const u32 live = __syncthreads_or(mine.compacted) ? 0xFFFFFFFFu : kept;
+    // A list that left keys out holds at least `keep` (≥ any row's need), so the lists hold the
+    // need largest keys whichever way `live` is known.
+    const u32 need = min(a.out_start[r + 1] - a.out_start[r], kept);
+    if (mine.top != 0 && need > 0 && rank_of(mine.top, set, a.slots) == need - 1) floor = mine.top;
+    __syncthreads();
+    // The keys at or above the floor, from the lists whose top reaches it: a warp per list.
+    for (u32 s = threadIdx.x / 32; need > 0 && s < a.slots; s += blockDim.x / 32) {
+        const ListHead head = heads[s];
+        if (head.top < floor) continue;
+        for (u32 i = threadIdx.x & 31; i < head.kept; i += 32) {
+            const u64 k = lists[(size_t)s * LIST_SLOTS + i];
+            if (k >= floor) {
+                const u32 at = atomicAdd(&filled, 1u);
+                if (at < SELECT_CAP) set[at] = k;
+            }
+        }
+    }
+    __syncthreads();
+    u32 written = need;
+    if (need > 0 && filled <= SELECT_CAP) {
+        sort_set(set, filled);
+    } else if (need > 0) {
+        const auto key_at = [&](u32 i) {
+            const u32 s = i / LIST_SLOTS;
+            return i % LIST_SLOTS < heads[s].kept ? lists[i] : 0;
+        };
+        u64* out = a.keys + a.out_start[r];
+        written = radix_select(key_at, a.slots * LIST_SLOTS, kept, need, out, hist);
+        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
+        sort_set(set, written);
+    }
+    __syncthreads();
+    finish_keys(a, b, r, set, written, live);
 }
 
 // ---- the device path's ranking tables ------------------------------------------------------------

@@ -15,6 +15,14 @@ use crate::arena::Arena;
 use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
+
+/// Rows per tensor-core launch: a larger batch takes several passes (8 · the widest n-tiles).
+const MMA_MAX_ROWS: usize = 8 * kernels::MMA_N_TILES[kernels::MMA_N_TILES.len() - 1] as usize;
+/// Rows per launch up to which ranking rows keep per-tile lists at any dimension.
+const LIST_ROWS_ANY_DIM: usize = 32;
+/// Above that, the dimension per row of the launch from which they keep them (the H100's
+/// crossovers, see `list_slots`).
+const LIST_DIM_PER_ROW: usize = 40;
 use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
 use crate::ranking::RankingRows;
 use crate::NAME;
@@ -132,9 +140,9 @@ impl CudaBackend {
 
     /// The entry points of the selection of ranking rows' keys and the finishing of truncated
     /// rows, in launch order.
-    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 2]> {
-        let [count, gather] = kernels::SELECT.map(|name| self.function(name));
-        Ok([count?, gather?])
+    pub(crate) fn select_functions(&self) -> Result<[&CudaFunction; 3]> {
+        let [count, gather, lists] = kernels::SELECT.map(|name| self.function(name));
+        Ok([count?, gather?, lists?])
     }
 
     /// The raw-pointer fused launch on the caller's `stream`: zeroes `args.out`, then writes one
@@ -162,6 +170,20 @@ impl CudaBackend {
         } else {
             launch::simt_norm_slots(v_rows)
         }
+    }
+
+    /// The log-normaliser slots per row of a fused launch over `batch` rows of dimension `dim`
+    /// whose ranking rows keep per-tile candidate lists ([`launch::Extras::lists`]); `None` where
+    /// they write their scaled logits instead: where the CUDA-core kernel runs, and where the
+    /// lists' upkeep would hold the tensor-core kernel back. Each epilogue warp keeps the lists of
+    /// its rows step by step, and a step lasts as long as `dim` makes it: with more than
+    /// `LIST_ROWS_ANY_DIM` rows per launch, the lists need `LIST_DIM_PER_ROW` · rows of `dim` (H100,
+    /// top-k 50: at 64 rows slower than writing the scaled logits at D = 2048, faster from 2880; at
+    /// 128 rows slower at 4096, faster at 8192).
+    pub fn list_slots(&self, w: DType, h: DType, dim: usize, batch: usize) -> Option<u32> {
+        let rows = batch.min(MMA_MAX_ROWS);
+        let kept_up = rows <= LIST_ROWS_ANY_DIM || dim >= LIST_DIM_PER_ROW * rows;
+        self.mma_tiles_for(w, h, true).filter(|_| kept_up).map(|_| self.mma_norm_slots)
     }
 
     /// The widest tensor-core variant for weights of `w` and hidden states of `h`, with or without
@@ -261,6 +283,8 @@ impl CudaBackend {
             rows: call.rows,
             ranks: at(r.ranks),
             cands: call.workspace,
+            lists: 0,
+            heads: 0,
             v_rows: head.rows as u32,
             vocab_offset: head.vocab_offset,
             samples: call.samples,
@@ -276,6 +300,7 @@ impl CudaBackend {
             scaled: select.map_or(0, |a| a.scaled),
             scaled_row: select.map_or(0, |a| a.scaled_row),
             norm_slots,
+            ..launch::Extras::default()
         });
         if extras.is_some() {
             self.ctx.bind_to_thread().map_err(|e| device_error("binding the context", e))?;
@@ -436,7 +461,8 @@ impl CudaBackend {
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = layout.input(&RowArgs::to_bytes(&rows));
         let tables = ConstraintTables::new(&transforms).map(|t| t.stage(&mut layout));
-        let ranking = RankingRows::stage(&plans, v_rows, &mut layout);
+        let list_slots = self.list_slots(head.dtype, h_dtype, head.dim, req.hidden.batch);
+        let ranking = RankingRows::stage(&plans, v_rows, list_slots, &mut layout);
         let normalize = outputs.is_some() || ranking.is_some();
         let norm_parts = normalize.then(|| layout.scratch(8 * batch as usize * slots as usize));
         let cands = layout.output(8 * out.len());

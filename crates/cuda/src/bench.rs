@@ -1,7 +1,8 @@
 //! The CUDA benchmark (DESIGN.md §6): per shape and batch, in one run, the fused kernel (sampled
-//! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs; writing
-//! the scaled logits of rows that rank: the first part of truncation), the ranking of top-k 50 rows
-//! after it (merge, selection, finishing), the cuBLAS bf16 GEMM alone (bf16 logits), and the
+//! rows; greedy rows: the cost of the noise; with log-normalisers: the cost of logprobs; keeping
+//! per-tile candidate lists of rows that rank, or writing their scaled logits where the backend
+//! does that instead: the first part of truncation), the ranking of top-k 50 rows after it (merge,
+//! selection, finishing), the cuBLAS bf16 GEMM alone (bf16 logits), and the
 //! unfused path (that GEMM + sampling from the logits), each timed with device events after warm-up
 //! (median), against the floor measured in the same run. Up to B = 64 also the trait path
 //! ([`Backend::sample`], host wall clock: uploads and downloads included), plain, with logprobs,
@@ -109,11 +110,14 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
                 FusedArgs { extras: Some(Extras { norms: np, norm_slots: slots, ..Extras::default() }), ..fused };
             // SAFETY: as above; `norms` holds max_b × slots pairs.
             let t_logprobs = time(&ctx, &stream, iters, || unsafe { cuda.sample_raw(&logprobs, cu) })?;
-            // Every row keeps its 50 most likely keys: the fused kernel writes its scaled logits and
-            // its log-normaliser partials; then the merge, the selection and the finishing run.
+            // Every row keeps its 50 most likely keys: the fused kernel keeps per-tile lists (or writes
+            // the scaled logits) and its log-normaliser partials; then the merge, the selection and
+            // the finishing run.
             let plan = RowPlan { truncation: Some(&top50), top_n: 0, list_length: RANKED_KEPT as usize };
             let mut layout = Layout::default();
-            let ranked = RankingRows::stage(&vec![plan; batch], vocab as u32, &mut layout).expect("every row ranks");
+            let list_slots = cuda.list_slots(DType::Bf16, DType::Bf16, dim, batch);
+            let ranked =
+                RankingRows::stage(&vec![plan; batch], vocab as u32, list_slots, &mut layout).expect("every row ranks");
             let call = arena.bind(&stream, layout)?;
             let mut ranked_extras = Extras { norms: np, norm_slots: slots, ..Extras::default() };
             ranked.point(&call, &mut ranked_extras);

@@ -11,6 +11,7 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/common.cuh"),
     include_str!("../kernels/fused_simt.cu"),
     include_str!("../kernels/wgmma.cuh"),
+    include_str!("../kernels/tile_lists.cuh"),
     include_str!("../kernels/fused_mma.cu"),
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
@@ -23,11 +24,11 @@ pub const SOURCE: &str = concat!(
 /// Entry point that turns candidates into tokens and row statuses on the device.
 pub const DECODE: &str = "decode_candidates";
 
-/// Entry points that keep the most likely keys of each ranking row's scaled logits (select.cu):
-/// counting (and merging every row's log-normaliser partials), then gathering, whose last block
-/// per row sorts and finishes a truncated row (from its whole row, finish_whole.cu, when the kept
-/// keys cannot certify it).
-pub const SELECT: [&str; 2] = ["select_count", "select_gather"];
+/// Entry points that keep the most likely keys of each ranking row (select.cu): from its scaled
+/// logits, counting (and merging every row's log-normaliser partials), then gathering, whose last
+/// block per row sorts and finishes a truncated row (from its whole row, finish_whole.cu, when the
+/// kept keys cannot certify it); or, in one launch, from its per-tile lists (tile_lists.cuh).
+pub const SELECT: [&str; 3] = ["select_count", "select_gather", "select_lists"];
 
 /// Entry point that merges each row's log-normaliser partials (norms.cu).
 pub const MERGE_NORMS: &str = "merge_norms";

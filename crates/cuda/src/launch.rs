@@ -44,7 +44,7 @@ impl RowArgs {
 }
 
 /// Per-row constraints and log-normaliser partials of a fused launch (`Extras` in
-/// kernels/common.cuh: 72 bytes, passed by value). A zero pointer means "none".
+/// kernels/common.cuh: 88 bytes, passed by value). A zero pointer means "none".
 ///
 /// - `mask`: the rows' allowed-token bitmasks concatenated (bit `t % 32` of word `t / 32` for
 ///   global token `t`); `mask_start`: per row, its first word, [`NO_MASK`] for none;
@@ -56,7 +56,12 @@ impl RowArgs {
 ///   into the slots past the grid. [`simt_norm_slots`] and
 ///   [`crate::CudaBackend::norm_slots`] say how many a launch needs;
 /// - `scaled`: `[rows that rank][v_rows]` f32 `y = l̃ / T` (untempered for greedy rows), and
-///   `scaled_row`: per row, its row in `scaled` or [`NO_MASK`] when it ranks nothing.
+///   `scaled_row`: per row, its ranking row or [`NO_MASK`] when it ranks nothing;
+/// - or, instead of `scaled` (tensor-core kernels only, rows that keep at most [`LIST_KEEP_MAX`]
+///   keys): `lists`, `[ranking row][norm_slots][`[`LIST_SLOTS`]`]` keys, each block's list of the
+///   row's keys, which always holds the block's `list_keep` largest; `heads`, `[ranking
+///   row][norm_slots]` of [`LIST_HEAD_BYTES`] (keys kept, whether the list left keys out, largest
+///   key), every one written by the launch (block 0 empties the slots past the grid).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Extras {
@@ -68,11 +73,21 @@ pub struct Extras {
     pub norms: sys::CUdeviceptr,
     pub scaled: sys::CUdeviceptr,
     pub scaled_row: sys::CUdeviceptr,
+    pub lists: sys::CUdeviceptr,
+    pub heads: sys::CUdeviceptr,
     pub norm_slots: u32,
+    pub list_keep: u32,
 }
 
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<Extras>() == 72);
+const _: () = assert!(std::mem::size_of::<Extras>() == 88);
+
+/// Keys of one per-tile list (`LIST_SLOTS` in tile_lists.cuh).
+pub const LIST_SLOTS: usize = 256;
+/// The most keys a ranking row may ask of the per-tile lists (`LIST_KEEP_MAX` in tile_lists.cuh).
+pub const LIST_KEEP_MAX: usize = 64;
+/// Bytes of a list's head (`ListHead` in tile_lists.cuh).
+pub const LIST_HEAD_BYTES: usize = 16;
 
 /// `mask_start` of a row without a bitmask.
 pub const NO_MASK: u32 = u32::MAX;
@@ -451,16 +466,18 @@ pub unsafe fn decode_logprobs(
 }
 
 /// The selection of each ranking row's most likely keys (select.cu), and the finishing of its
-/// truncated rows (finish.cu), by value as their kernels take it: 112 bytes, `#[repr(C)]`.
+/// truncated rows (finish.cu), by value as their kernels take it: 128 bytes, `#[repr(C)]`.
 ///
-/// - `scaled`: `[ranking row][v_rows]` f32 `y`, as the `_ex` kernels write them; `scaled_row`: per
-///   batch row, its ranking row or [`NO_MASK`];
+/// - `scaled`: `[ranking row][v_rows]` f32 `y`, as the `_ex` kernels write them, or, where the
+///   launch kept per-tile lists, `lists` and `heads` ([`Extras`]'s, `slots` per ranking row);
+///   `scaled_row`: per batch row, its ranking row or [`NO_MASK`];
 /// - `parts`: the fused launch's `[batch row][slots]` log-normaliser partials ([`Extras::norms`]);
 ///   `norms`: per batch row, written with their merge ([`merge_norms`]'s, so the call needs no
 ///   merge of its own), which a row finished on the device replaces by its survivors';
 /// - `out_start`: ranking rows + 1 offsets: row `r` keeps up to `out_start[r + 1] - out_start[r]`
 ///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`, sorted
-///   descending; `counts`: per ranking row, (keys written, tokens of finite y, survivors, 1 when
+///   descending; `counts`: per ranking row, (keys written, tokens of y above -inf (from lists:
+///   `u32::MAX` when some list left keys out, so more than it keeps), survivors, 1 when
 ///   finished on the device, 0 for a row that ranks only for its top-N, whose list the host copies);
 /// - `rows`: per batch row, its [`RowArgs`]; `ranks`: per ranking row, its [`RankParams`];
 ///   `cands`: `[batch row][samples]` candidates, which a row finished on the device overwrites;
@@ -481,6 +498,8 @@ pub struct SelectArgs {
     pub rows: sys::CUdeviceptr,
     pub ranks: sys::CUdeviceptr,
     pub cands: sys::CUdeviceptr,
+    pub lists: sys::CUdeviceptr,
+    pub heads: sys::CUdeviceptr,
     pub v_rows: u32,
     pub vocab_offset: u32,
     pub samples: u32,
@@ -526,7 +545,7 @@ impl RankParams {
 pub const FINISHED_ON_DEVICE: u32 = 1;
 
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<SelectArgs>() == 112);
+const _: () = assert!(std::mem::size_of::<SelectArgs>() == 128);
 const _: () = assert!(std::mem::size_of::<RankParams>() == 16);
 
 /// Bytes of one ranking row's counters (`SelectCounters` in select.cu).
@@ -547,27 +566,40 @@ pub fn check_select_batch(batch: u32) -> Result<()> {
     Ok(())
 }
 
-/// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank: zeroes the
-/// counters, then counts (`count`, which also merges every row's log-normaliser partials into
-/// `args.norms`) and gathers (`gather`, whose last block per row sorts the row's kept keys and
-/// finishes a truncated row, from its whole row when they cannot certify it): every truncated row
-/// ends [`FINISHED_ON_DEVICE`].
+/// Enqueues the selection over a batch of `batch` rows, `ranking_rows` of which rank. From scaled
+/// logits: zeroes the counters, then counts (`count`, which also merges every row's log-normaliser
+/// partials into `args.norms`) and gathers (`gather`, whose last block per row sorts the row's
+/// kept keys and finishes a truncated row, from its whole row when they cannot certify it). From
+/// per-tile lists (`args.lists`): one launch of `lists`, a block per batch row, which merges the
+/// row's partials and its lists, sorts and finishes. Every truncated row ends
+/// [`FINISHED_ON_DEVICE`].
 ///
 /// # Safety
 /// Device pointers of the current context of the sizes [`SelectArgs`] names, alive until the stream
 /// has run the launches.
 pub unsafe fn select_top(
-    [count, gather]: [&CudaFunction; 2],
+    [count, gather, lists]: [&CudaFunction; 3],
     args: &SelectArgs,
     (batch, ranking_rows): (u32, u32),
     stream: sys::CUstream,
 ) -> Result<()> {
     check_select_batch(batch)?;
     let launch_err = |e| device_error("launching the selection kernels", e);
-    result::memset_d8_async(args.counters, 0, ranking_rows as usize * SELECT_COUNTER_BYTES, stream)
-        .map_err(|e| device_error("zeroing the selection counters", e))?;
     let mut a = *args;
     let mut params: [*mut c_void; 1] = [(&mut a as *mut SelectArgs).cast()];
+    if args.lists != 0 {
+        return result::launch_kernel(
+            lists.cu_function(),
+            (1, batch, 1),
+            (SELECT_THREADS, 1, 1),
+            0,
+            stream,
+            &mut params,
+        )
+        .map_err(launch_err);
+    }
+    result::memset_d8_async(args.counters, 0, ranking_rows as usize * SELECT_COUNTER_BYTES, stream)
+        .map_err(|e| device_error("zeroing the selection counters", e))?;
     for (f, threads) in [(count, SELECT_CHUNK_THREADS), (gather, SELECT_THREADS)] {
         let chunks = (args.v_rows.div_ceil(threads * SELECT_CHUNK_LOADS), batch, 1);
         result::launch_kernel(f.cu_function(), chunks, (threads, 1, 1), 0, stream, &mut params).map_err(launch_err)?;

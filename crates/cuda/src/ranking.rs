@@ -1,10 +1,18 @@
-//! Rows that rank their tokens (truncation, top-N logprobs) on the CUDA backend. The `_ex` kernels
-//! write their scaled logits `y`; `select.cu` merges the batch's log-normaliser partials and keeps
-//! each ranking row's most likely keys on the device, starting from its maximum, and `finish.cu`
-//! finishes each truncated row there: the certificate of DESIGN.md §3.6, Gumbel-max over the
+//! Rows that rank their tokens (truncation, top-N logprobs) on the CUDA backend.
+//!
+//! - Where the tensor-core kernel runs and every ranking row keeps at most [`LIST_KEEP_MAX`] keys
+//!   (top-k ≤ 64, top-N), its epilogue keeps per-tile candidate lists (DESIGN.md §3.6,
+//!   `tile_lists.cuh`) and `select_lists` merges each row's lists: nothing the size of the
+//!   vocabulary is written.
+//! - Otherwise the `_ex` kernels write the rows' scaled logits `y`, and `select.cu` keeps each
+//!   ranking row's most likely keys from them, starting from its maximum.
+//!
+//! Either way the selection merges the batch's log-normaliser partials, and `finish.cu` finishes
+//! each truncated row on the device: the certificate of DESIGN.md §3.6, Gumbel-max over the
 //! survivors with the row's own noise, the survivors' log-normaliser. A row whose list cannot
-//! certify its cut-off is finished on the device from its whole row (`finish_whole.cu`): the exact
-//! fallback. The host copies the top-N lists.
+//! certify its cut-off (top-p or min-p without top-k, which never keeps lists) is finished on the
+//! device from its whole row (`finish_whole.cu`): the exact fallback. The host copies the top-N
+//! lists.
 
 use cudarc::driver::{sys, CudaFunction, CudaStream};
 use flashsampling_core::candidate::EMPTY;
@@ -15,8 +23,17 @@ use flashsampling_core::{Result, RowParams};
 
 use crate::arena::{u32_bytes, Call, Layout, Outputs, Region};
 use crate::launch::{
-    self, Extras, RankParams, SelectArgs, FINISHED_ON_DEVICE, NO_MASK, SELECT_COUNTER_BYTES, SELECT_SET_KEYS,
+    self, Extras, RankParams, SelectArgs, FINISHED_ON_DEVICE, LIST_HEAD_BYTES, LIST_KEEP_MAX, LIST_SLOTS, NO_MASK,
+    SELECT_COUNTER_BYTES, SELECT_SET_KEYS,
 };
+
+/// Where the fused launch leaves the ranking rows' keys.
+enum Keys {
+    /// `[ranking row][v_rows]` f32 `y`, and the selection's counters and sets (scratch).
+    Scaled { scaled: Region, counters: Region, set: Region },
+    /// Per-tile lists and their heads, `slots` per ranking row, each keeping at least `keep` keys.
+    Lists { lists: Region, heads: Region, slots: u32, keep: u32 },
+}
 
 /// Where one call's ranking rows live in its arena.
 pub(crate) struct RankingRows {
@@ -27,8 +44,8 @@ pub(crate) struct RankingRows {
     v_rows: u32,
     /// Rows of the batch.
     batch: u32,
-    /// Scratch: `[ranking row][v_rows]` f32 `y`, written by the `_ex` kernel.
-    scaled: Region,
+    /// Scratch: what the `_ex` kernel writes.
+    keys_from: Keys,
     /// Inputs: per batch row, its ranking row or [`NO_MASK`]; the offsets `starts`; per ranking row,
     /// its [`RankParams`].
     scaled_row: Region,
@@ -37,15 +54,13 @@ pub(crate) struct RankingRows {
     /// Outputs: the kept keys and the counts of the selection.
     keys: Region,
     counts: Region,
-    /// Scratch: the selection's counters and sets.
-    counters: Region,
-    set: Region,
 }
 
 impl RankingRows {
     /// Lays out the buffers of the rows of `plans` that rank (`None` when none does), over `v_rows`
-    /// tokens.
-    pub fn stage(plans: &[RowPlan<'_>], v_rows: u32, layout: &mut Layout) -> Option<Self> {
+    /// tokens. `list_slots`: the log-normaliser slots per row of a tensor-core launch, whose
+    /// kernel can keep per-tile lists (`None` for the CUDA-core kernel, which cannot).
+    pub fn stage(plans: &[RowPlan<'_>], v_rows: u32, list_slots: Option<u32>, layout: &mut Layout) -> Option<Self> {
         let rows: Vec<usize> = (0..plans.len()).filter(|&b| plans[b].list_length > 0).collect();
         if rows.is_empty() {
             return None;
@@ -57,8 +72,27 @@ impl RankingRows {
             starts.push(starts[i] + plans[b].list_length.min(v_rows as usize) as u32);
         }
         let n = rows.len();
+        // A list certifies top-k (the k largest keys) and top-N; top-p and min-p alone may need
+        // more keys than any list keeps.
+        let listed = |p: &RowPlan<'_>| p.list_length <= LIST_KEEP_MAX && p.truncation.is_none_or(|t| t.top_k.is_some());
+        let keys_from = match list_slots {
+            Some(slots) if slots <= crate::kernels::SELECT_THREADS && rows.iter().all(|&b| listed(&plans[b])) => {
+                let per_row = slots as usize;
+                Keys::Lists {
+                    lists: layout.scratch(8 * n * per_row * LIST_SLOTS),
+                    heads: layout.scratch(n * per_row * LIST_HEAD_BYTES),
+                    slots,
+                    keep: rows.iter().map(|&b| plans[b].list_length as u32).max().unwrap_or(1).max(1),
+                }
+            }
+            _ => Keys::Scaled {
+                scaled: layout.scratch(n * v_rows as usize * 4),
+                counters: layout.scratch(n * SELECT_COUNTER_BYTES),
+                set: layout.scratch(8 * n * SELECT_SET_KEYS),
+            },
+        };
         Some(RankingRows {
-            scaled: layout.scratch(n * v_rows as usize * 4),
+            keys_from,
             scaled_row: layout.input(&u32_bytes(&scaled_row)),
             out_start: layout.input(&u32_bytes(&starts)),
             ranks: layout.input(&RankParams::to_bytes(
@@ -66,8 +100,6 @@ impl RankingRows {
             )),
             keys: layout.output(8 * starts[n] as usize),
             counts: layout.output(16 * n),
-            counters: layout.scratch(n * SELECT_COUNTER_BYTES),
-            set: layout.scratch(8 * n * SELECT_SET_KEYS),
             batch: plans.len() as u32,
             rows,
             starts,
@@ -75,10 +107,18 @@ impl RankingRows {
         })
     }
 
-    /// Points the fused launch's extras at the scaled-logit buffers.
+    /// Points the fused launch's extras at the buffers of the ranking rows' keys.
     pub fn point(&self, call: &Call<'_>, extras: &mut Extras) {
-        extras.scaled = call.ptr(self.scaled);
         extras.scaled_row = call.ptr(self.scaled_row);
+        match self.keys_from {
+            Keys::Scaled { scaled, .. } => extras.scaled = call.ptr(scaled),
+            Keys::Lists { lists, heads, slots, keep } => {
+                debug_assert_eq!(extras.norm_slots, slots, "the lists have the launch's slots");
+                extras.lists = call.ptr(lists);
+                extras.heads = call.ptr(heads);
+                extras.list_keep = keep;
+            }
+        }
     }
 
     /// Enqueues, after the fused launch (candidates in `cands`, `samples` per row, from `rows`; its
@@ -87,20 +127,17 @@ impl RankingRows {
     /// finishing of its truncated rows.
     pub fn select(
         &self,
-        functions: [&CudaFunction; 2],
+        functions: [&CudaFunction; 3],
         (call, stream): (&Call<'_>, &CudaStream),
         (rows, cands, samples): (sys::CUdeviceptr, sys::CUdeviceptr, u32),
         vocab_offset: u32,
         ((parts, slots), merged): ((sys::CUdeviceptr, u32), sys::CUdeviceptr),
     ) -> Result<()> {
-        let args = SelectArgs {
-            scaled: call.ptr(self.scaled),
+        let mut args = SelectArgs {
             scaled_row: call.ptr(self.scaled_row),
             parts,
             norms: merged,
             out_start: call.ptr(self.out_start),
-            counters: call.ptr(self.counters),
-            set: call.ptr(self.set),
             keys: call.ptr(self.keys),
             counts: call.ptr(self.counts),
             rows,
@@ -110,7 +147,19 @@ impl RankingRows {
             vocab_offset,
             samples,
             slots,
+            ..SelectArgs::default()
         };
+        match self.keys_from {
+            Keys::Scaled { scaled, counters, set } => {
+                args.scaled = call.ptr(scaled);
+                args.counters = call.ptr(counters);
+                args.set = call.ptr(set);
+            }
+            Keys::Lists { lists, heads, .. } => {
+                args.lists = call.ptr(lists);
+                args.heads = call.ptr(heads);
+            }
+        }
         // SAFETY: regions of the call's arena sized as `SelectArgs` requires, alive until the call's
         // download; `parts` holds the batch's log-normaliser partials and `merged` a row for each,
         // `rows` and `cands` the batch's rows and candidates.

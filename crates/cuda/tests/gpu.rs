@@ -214,16 +214,78 @@ fn constrained_kernels_agree_with_the_cpu_reference() {
     }
 }
 
-/// Rows that rank their tokens (top-k, top-p, min-p and their combinations; top-N logprobs), with
+/// One case of rows that rank their tokens (`truncation(b)` for row b; top-N logprobs), with
 /// constraints, beside plain rows, over a whole vocabulary (truncation needs one): the CUDA
-/// backend's tokens, log-normalisers and top-N lists against the CPU reference. At V = 9001 every
-/// seventh row is nearly flat (T = 1000): more tokens lie near its maximum than the selection's fast
-/// path sorts, so its radix select runs. At V = 40,009 a row's keys are gathered by three blocks,
-/// and the last of them to finish sorts what all three appended.
+/// backend's statuses, tokens, log-normalisers and top-N lists against the CPU reference. Every
+/// fourth row is greedy, every seventh nearly flat (T = 1000); `edit` may change the hidden states
+/// first.
+fn ranking_agreement(
+    cuda: &dyn Backend,
+    ((wd, hd), batch, vocab, dim): ((DType, DType), usize, usize, usize),
+    truncation: impl Fn(usize) -> Truncation,
+    edit: impl Fn(&mut [f32], usize),
+) {
+    let params: Vec<RowParams> = (0..batch as u64)
+        .map(|i| match i {
+            _ if i % 4 == 0 => RowParams::greedy(),
+            _ if i % 7 == 6 => RowParams::new(1000.0, 5 + i, i),
+            _ => RowParams::new(0.6 + (i % 5) as f32 * 0.3, 5 + i, i),
+        })
+        .collect();
+    let truncation: Vec<Truncation> = (0..batch).map(truncation).collect();
+    let w = Owned::new(wd, &values(vocab * dim, 3).iter().map(|x| 8.0 * x).collect::<Vec<_>>());
+    let mut hidden = values(batch * dim, 4);
+    edit(&mut hidden, dim);
+    let h = Owned::new(hd, &hidden);
+    let head = LmHeadRef::new(w.tensor(), dim).unwrap();
+    let constraints = Constraints::new(vocab, 0, vocab);
+    let row_constraints = constraints.rows(batch);
+    let req = Request::new(HiddenRef::new(h.tensor(), dim).unwrap(), &params, 3)
+        .with_constraints(&row_constraints)
+        .with_truncation(&truncation)
+        .with_logprobs()
+        .with_top_logprobs(4);
+    let got = cuda.sample(&cuda.load_lm_head(head).unwrap(), &req).unwrap();
+    let want = ReferenceBackend.sample(&ReferenceBackend.load_lm_head(head).unwrap(), &req).unwrap();
+    let same = got.tokens.iter().zip(&want.tokens).filter(|(a, b)| a == b).count();
+    let (gt, wt) = (got.top_logprobs.unwrap(), want.top_logprobs.unwrap());
+    let same_top = gt.tokens.iter().zip(&wt.tokens).filter(|(a, b)| a == b).count();
+    let worst_z = got
+        .log_normalizer
+        .unwrap()
+        .iter()
+        .zip(want.log_normalizer.unwrap())
+        .map(|(a, b)| f64::from((a - b).abs()) / f64::from(b.abs()).max(1.0))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{}/{} B={batch} V={vocab}: {same} of {} tokens, {same_top} of {} top-N tokens identical, logZ within {worst_z:.1e}",
+        wd.name(),
+        hd.name(),
+        got.tokens.len(),
+        gt.tokens.len()
+    );
+    assert_eq!(got.status, want.status);
+    assert!(same * 100 >= got.tokens.len() * 99, "B={batch}: {same} of {} tokens identical", got.tokens.len());
+    assert!(same_top * 100 >= gt.tokens.len() * 99, "B={batch}: {same_top} of {} top-N identical", gt.tokens.len());
+    assert!(worst_z < 1e-5, "B={batch}: log-normaliser off by {worst_z:.2e}");
+}
+
+/// Top-k, top-p, min-p and their combinations, and top-N, where some rows truncate without top-k:
+/// the fused kernel writes the scaled logits and select.cu ranks them. At V = 9001 every seventh
+/// row is nearly flat: more tokens lie near its maximum than the selection's fast path sorts, so its
+/// radix select runs. At V = 40,009 a row's keys are gathered by three blocks, and the last of them
+/// to finish sorts what all three appended.
 #[test]
 fn ranking_rows_agree_with_the_cpu_reference() {
     let Some(cuda) = open_cuda() else { return };
     let bf16 = (DType::Bf16, DType::Bf16);
+    let truncation = |b: usize| match b % 5 {
+        0 => Truncation::default(),
+        1 => Truncation::top_k(40),
+        2 => Truncation::top_k(50).and_top_p(0.9),
+        3 => Truncation::min_p(0.05),
+        _ => Truncation::top_p(0.8).and_min_p(0.01),
+    };
     let cases = [
         (bf16, 9, 3001),
         (bf16, 150, 3001),
@@ -231,56 +293,37 @@ fn ranking_rows_agree_with_the_cpu_reference() {
         (bf16, 21, 9001),
         (bf16, 12, 40_009),
     ];
-    for ((wd, hd), batch, vocab) in cases {
-        let dim = 96;
-        let params: Vec<RowParams> = (0..batch as u64)
-            .map(|i| match i {
-                _ if i % 4 == 0 => RowParams::greedy(),
-                _ if i % 7 == 6 => RowParams::new(1000.0, 5 + i, i),
-                _ => RowParams::new(0.6 + (i % 5) as f32 * 0.3, 5 + i, i),
-            })
-            .collect();
-        let truncation: Vec<Truncation> = (0..batch)
-            .map(|b| match b % 5 {
-                0 => Truncation::default(),
-                1 => Truncation::top_k(40),
-                2 => Truncation::top_k(50).and_top_p(0.9),
-                3 => Truncation::min_p(0.05),
-                _ => Truncation::top_p(0.8).and_min_p(0.01),
-            })
-            .collect();
-        let w = Owned::new(wd, &values(vocab * dim, 3).iter().map(|x| 8.0 * x).collect::<Vec<_>>());
-        let h = Owned::new(hd, &values(batch * dim, 4));
-        let head = LmHeadRef::new(w.tensor(), dim).unwrap();
-        let constraints = Constraints::new(vocab, 0, vocab);
-        let row_constraints = constraints.rows(batch);
-        let req = Request::new(HiddenRef::new(h.tensor(), dim).unwrap(), &params, 3)
-            .with_constraints(&row_constraints)
-            .with_truncation(&truncation)
-            .with_logprobs()
-            .with_top_logprobs(4);
-        let got = cuda.sample(&cuda.load_lm_head(head).unwrap(), &req).unwrap();
-        let want = ReferenceBackend.sample(&ReferenceBackend.load_lm_head(head).unwrap(), &req).unwrap();
-        let same = got.tokens.iter().zip(&want.tokens).filter(|(a, b)| a == b).count();
-        let (gt, wt) = (got.top_logprobs.unwrap(), want.top_logprobs.unwrap());
-        let same_top = gt.tokens.iter().zip(&wt.tokens).filter(|(a, b)| a == b).count();
-        let worst_z = got
-            .log_normalizer
-            .unwrap()
-            .iter()
-            .zip(want.log_normalizer.unwrap())
-            .map(|(a, b)| f64::from((a - b).abs()) / f64::from(b.abs()).max(1.0))
-            .fold(0.0, f64::max);
-        eprintln!(
-            "{}/{} B={batch}: {same} of {} tokens, {same_top} of {} top-N tokens identical, logZ within {worst_z:.1e}",
-            wd.name(),
-            hd.name(),
-            got.tokens.len(),
-            gt.tokens.len()
-        );
-        assert_eq!(got.status, want.status);
-        assert!(same * 100 >= got.tokens.len() * 99, "B={batch}: {same} of {} tokens identical", got.tokens.len());
-        assert!(same_top * 100 >= gt.tokens.len() * 99, "B={batch}: {same_top} of {} top-N identical", gt.tokens.len());
-        assert!(worst_z < 1e-5, "B={batch}: log-normaliser off by {worst_z:.2e}");
+    for (dtypes, batch, vocab) in cases {
+        ranking_agreement(cuda.as_ref(), (dtypes, batch, vocab, 96), truncation, |_, _| {});
+    }
+}
+
+/// Rows that keep at most 64 keys (top-k ≤ 64 with top-p and min-p, top-N): the tensor-core
+/// kernel keeps per-tile candidate lists and select_lists merges them, a few tokens and many per
+/// block; up to 32 rows per launch at D = 96, and two passes of 128 and 22 rows at D = 5120 (the
+/// backend keeps lists for wider launches only from D = 40 per row). Row 1 is flat (its hidden state
+/// zero: every logit ties), so the lists' tops leave more keys above them than fit in shared
+/// memory at V = 40,009 and the radix select over the lists runs; row 2 has a NaN (its status
+/// NanLogits, its first token kept).
+#[test]
+fn listed_rows_agree_with_the_cpu_reference() {
+    let Some(cuda) = open_cuda() else { return };
+    let (bf16, f16) = ((DType::Bf16, DType::Bf16), (DType::F16, DType::F16));
+    let truncation = |b: usize| match b % 5 {
+        0 => Truncation::default(),
+        1 => Truncation::top_k(40),
+        2 => Truncation::top_k(50).and_top_p(0.9),
+        3 => Truncation::top_k(64).and_min_p(0.05),
+        _ => Truncation::top_k(1),
+    };
+    let edit = |h: &mut [f32], dim: usize| {
+        h[dim..2 * dim].fill(0.0);
+        h[2 * dim + 7] = f32::NAN;
+    };
+    let direct = flashsampling_cuda::CudaBackend::new(0).unwrap();
+    for case in [(bf16, 9, 3001, 96), (f16, 32, 40_009, 96), (bf16, 12, 151_936, 96), (bf16, 150, 3001, 5120)] {
+        let ((wd, hd), batch, _, dim) = case;
+        assert!(direct.list_slots(wd, hd, dim, batch).is_some(), "B={batch}, D={dim} keeps no lists");
+        ranking_agreement(cuda.as_ref(), case, truncation, edit);
     }
 }

@@ -1,0 +1,169 @@
+// ---- per-tile candidate lists of ranking rows (DESIGN.md §3.6), kept by the fused epilogue -------
+//
+// Where every ranking row of a launch keeps at most LIST_KEEP_MAX keys (top-k ≤ 64, top-N), the
+// tensor-core `_ex` kernel keeps, per (ranking row, block), a list of the keys pack(y, token) of
+// its tokens instead of writing every y out: the keys at or above the list's floor, which is never
+// above the block's `keep`-th largest key, so the list always holds the block's `keep` most likely
+// tokens. select_lists (select.cu) merges the blocks' lists of each row; a token in the row's top
+// `keep` is in its block's top `keep`, so the merge sees it.
+//
+// A list is LIST_SLOTS keys in global memory, written by the one epilogue warp that owns the row.
+// Its first step sets the floor from the step's own keys; a step appends at most LIST_STEP_MAX keys
+// (four per lane); before a step that may not fit, the warp raises the floor (list_compact) and
+// keeps only the keys at or above it. A step whose y are all below the floor's y costs one
+// comparison each and a vote. (On the H100 the upkeep still costs the tensor-core kernel time when
+// a launch has many rows and short steps: src/backend.rs `list_slots` says where lists are kept.)
+
+#define LIST_SLOTS 256
+#define LIST_STEP_MAX 128
+#define LIST_KEEP_MAX 64
+
+// What a list holds at the end of the launch: `ListHead` in src/launch.rs (16 bytes).
+struct ListHead {
+    u32 kept;       // keys in the list
+    u32 compacted;  // 1 when the list left keys out (it then keeps at least `keep`); 0 when it holds
+                    // every token of the block whose y is above -inf
+    u64 top;        // the largest key (0 when none)
+};
+
+// A list's state, the same in every lane of the warp that owns it.
+struct ListState {
+    u64 floor;  // no key below it is kept; 0 while the list holds every key above -inf
+    u32 kept;
+};
+
+// The y of the floor's upper word: a y below it has a key below the floor (-inf before the first
+// compaction).
+__device__ __forceinline__ float floor_y(u64 floor) { return floor ? unpack_score(floor) : NEG_INF; }
+
+// The lists live in global memory, which the stream of W would push out of L2 between two steps of
+// a row: their stores ask L2 to keep them.
+__device__ __forceinline__ void list_store(u64* p, u64 v) {
+    asm volatile(
+        "{\n.reg .b64 policy;\ncreatepolicy.fractional.L2::evict_last.b64 policy, 1.0;\n"
+        "st.global.L2::cache_hint.u64 [%0], %1, policy;\n}" ::"l"(p),
+        "l"(v)
+        : "memory");
+}
+
+// A floor for the warp's keys `k` (N per lane, 0: none): at least `keep` keys are at or above it,
+// and at most `target` unless fewer would leave fewer than `keep`; 0 when there are fewer than
+// `keep`. Built bit by bit from the top, as a radix select of the `keep`-th largest key, stopping
+// as soon as few enough keys are above it. Called by the whole warp.
+template <int N>
+__device__ u64 floor_of(const u64 (&k)[N], u32 keep, u32 target) {
+    u64 f = 0;
+    for (int bit = 63; bit >= 0; --bit) {
+        const u64 up = f | ((u64)1 << bit);
+        u32 n = 0;
+#pragma unroll
+        for (int j = 0; j < N; ++j) n += k[j] >= up;
+        n = __reduce_add_sync(0xFFFFFFFFu, n);
+        if (n >= keep) {
+            f = up;
+            if (n <= target) break;
+        }
+    }
+    return f;
+}
+
+// How many keys a compaction leaves at most: a quarter of the way from `keep` to the room a step
+// needs (the nearer to `keep`, the fewer later compactions, the more bits to find the floor).
+__device__ __forceinline__ u32 list_target(u32 keep) { return keep + (LIST_SLOTS - LIST_STEP_MAX - keep) / 4; }
+
+// Raises the floor of the warp's list of `kept` keys (more than LIST_SLOTS − LIST_STEP_MAX, all at
+// or above the floor) to floor_of's, and moves the keys at or above it to the front; returns how
+// many. The floor only rises, since every key in the list is at or above the old one. Called by
+// the whole warp.
+__device__ u32 list_compact(u64* list, u32 kept, u32 keep, u64& floor) {
+    constexpr int PER_LANE = LIST_SLOTS / 32;
+    const u32 lane = threadIdx.x & 31;
+    __syncwarp();
+    u64 k[PER_LANE];
+#pragma unroll
+    for (int j = 0; j < PER_LANE; ++j) {
+        const u32 i = j * 32 + lane;
+        k[j] = i < kept ? list[i] : 0;
+    }
+    const u64 f = floor_of(k, keep, list_target(keep));
+    floor = f;
+    __syncwarp();
+    u32 at = 0;
+#pragma unroll
+    for (int j = 0; j < PER_LANE; ++j) {
+        const bool in = k[j] >= f;
+        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
+        if (in) list_store(list + at + __popc(ballot & ((1u << lane) - 1)), k[j]);
+        at += __popc(ballot);
+    }
+    return at;
+}
+
+// Whether a token of scaled logit y may reach a list whose floor has y `floor_y` (NaN, the largest
+// key, always may; -inf, a masked token, never).
+__device__ __forceinline__ bool may_reach(float y, float floor_y) { return y != NEG_INF && !(y < floor_y); }
+
+// Appends the keys of the lane's four scaled logits `y` (tokens `first` …; -inf past the step) that
+// reach the floor of the list `st` describes, compacting first when the step may not fit. A y
+// above the floor's y reaches it; only a tie (or a NaN) compares keys. Each lane writes its keys
+// at its offset in the warp (a prefix sum of the counts). Called by the whole warp.
+__device__ __forceinline__ void list_append(u64* list, const float (&y)[4], u32 first, u32 keep, ListState& st) {
+    const u32 lane = threadIdx.x & 31;
+    if (st.kept > LIST_SLOTS - LIST_STEP_MAX) st.kept = list_compact(list, st.kept, keep, st.floor);
+    if (st.kept == 0) {
+        // A list's first step: the floor from the step's own keys, rather than all of them written
+        // (none, so that `floor != 0` keeps meaning that keys were left out, when it would leave
+        // none out).
+        u64 k[4];
+        u32 live = 0;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            k[q] = y[q] == NEG_INF ? 0 : pack(y[q], first + q);
+            live += k[q] != 0;
+        }
+        const u64 f = floor_of(k, keep, list_target(keep));
+        u32 above = 0;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) above += f != 0 && k[q] >= f;
+        const bool leaves_out = __reduce_add_sync(0xFFFFFFFFu, above) < __reduce_add_sync(0xFFFFFFFFu, live);
+        st.floor = leaves_out ? f : 0;
+    }
+    const float fy = floor_y(st.floor);
+    bool in[4];
+    u32 n = 0;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        in[q] = may_reach(y[q], fy) && (y[q] > fy || pack(y[q], first + q) >= st.floor);
+        n += in[q];
+    }
+    u32 at = n;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const u32 below = __shfl_up_sync(0xFFFFFFFFu, at, o);
+        if (lane >= (u32)o) at += below;
+    }
+    const u32 total = __shfl_sync(0xFFFFFFFFu, at, 31);
+    if (n) {
+        u64* to = list + st.kept + at - n;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            if (in[q]) list_store(to++, pack(y[q], first + q));
+        }
+    }
+    st.kept += total;
+}
+
+// The head of the list `st` describes, at the end of the launch: its largest key read back, every
+// lane's loads in flight together. Called by the whole warp.
+__device__ __forceinline__ void list_finish(const u64* list, const ListState& st, ListHead* head) {
+    const u32 lane = threadIdx.x & 31;
+    __syncwarp();
+    u64 top = 0;
+#pragma unroll
+    for (int j = 0; j < LIST_SLOTS / 32; ++j) {
+        const u32 i = j * 32 + lane;
+        top = max(top, i < st.kept ? list[i] : 0);
+    }
+    top = warp_max_u64(top);
+    if (lane == 0) *head = ListHead{st.kept, st.floor != 0, top};
+}
