@@ -35,8 +35,6 @@ CONFIGS = {
     "mma.sync": {"MMA_WGMMA_MIN_NT": 99},
     "wgmma-wait-0": {"MMA_WGMMA_IN_FLIGHT": 0},
     "warps=4": {"MMA_WARPS": 4},
-    "warps=12": {"MMA_WARPS": 12},
-    "warps=12+epi=4": {"MMA_WARPS": 12, "MMA_EPI_WARPS": 4},
     "stages=6": {"MMA_STAGES": 6},
     # Grid choice (not compile-time): one block per step of the block's tiles.
     "grid=steps": {"_grid": "steps"},

@@ -73,7 +73,6 @@
 #endif
 // Tokens of a block step: one 16-token tile per multiplying warp.
 #define MMA_STEP_TOKENS (MMA_WARPS * 16)
-static_assert(MMA_STEP_TOKENS <= LIST_STEP_MAX, "a step must fit in a per-tile list's room");
 // Log-normaliser partials per row (EX): lanes l and l + 16 share one, so that the widest variant
 // keeps its four stages.
 #define MMA_NORM_LANES 16
@@ -332,6 +331,8 @@ struct MmaShared {
 
 // The per-tile lists of an epilogue warp's ranking rows (EX with lists): lane j holds the state of
 // the warp's j-th row (row e + j · MMA_EPI_WARPS).
+static_assert(MMA_STEP_TOKENS <= LIST_STEP_MAX, "a block step must fit in a list's room");
+static_assert(128 / MMA_EPI_WARPS <= 32, "a lane per row of an epilogue warp");
 struct WarpLists {
     // An empty list: every token above -inf reaches it.
     ListState state = {0, 0};

@@ -1,7 +1,7 @@
-// ---- the most likely tokens of ranking rows: selection over their scaled logits ---------------
+// ---- the most likely tokens of ranking rows: selection over their scaled logits or lists ------
 //
-// The `_ex` kernels write y = l̃ / T of the rows that rank their tokens (truncation, top-N); this
-// keeps, per such row, the `length` largest keys pack(y, token) — the rank order of the core's
+// The `_ex` kernels write y = l̃ / T of the rows that rank their tokens (truncation, top-N), or keep
+// per-tile lists of their keys (below); this keeps, per such row, the `length` largest keys pack(y, token) — the rank order of the core's
 // `ranked.rs` (y descending, then token ascending; keys are unique). Masked tokens (y = -inf) are
 // never ranked, as in the core.
 //
@@ -23,8 +23,8 @@
 // A launch whose ranking rows all keep short lists (tile_lists.cuh) writes no scaled logits: one
 // launch, `select_lists`, merges each row's per-tile lists instead. A row's `need` largest keys are
 // at or above the need-th largest of the lists' tops (need distinct keys are), so it gathers those
-// keys into shared memory and sorts them; when too many tie there, the radix select runs over the
-// lists.
+// keys into shared memory and sorts them; when more than fit there reach it (flat rows), the radix
+// select runs over the lists.
 
 #define SELECT_THREADS 1024
 #define SELECT_LOADS 8
@@ -50,19 +50,21 @@ struct SelectCounters {
     u32 arrived;
 };
 
-// `SelectArgs` in src/launch.rs (128 bytes). Grid: x over chunks of a block's threads · CHUNK_LOADS
-// tokens, y over the batch; rows that rank nothing return at once (after merging their partials).
+// `SelectArgs` in src/launch.rs (128 bytes). Grid of the passes over scaled logits: x over chunks of
+// a block's threads · CHUNK_LOADS tokens, y over the batch (select_lists: x = 1); rows that rank
+// nothing return at once (after merging their partials).
 struct SelectArgs {
     const float* scaled;        // [ranking row][v_rows]
     const u32* scaled_row;      // per batch row: its ranking row, NO_MASK when it ranks nothing
     const float2* parts;        // [batch row][slots]: the fused launch's log-normaliser partials
-    RowNorm* norms;             // per batch row: its merged log-normaliser, written by select_count;
-                                // a row finished here gets its survivors' instead
+    RowNorm* norms;             // per batch row: its merged log-normaliser, written by select_count or
+                                // select_lists; a row finished here gets its survivors' instead
     const u32* out_start;       // ranking rows + 1 offsets into keys
     SelectCounters* counters;   // per ranking row, zeroed before `select_count`
     u64* set;                   // [ranking row][SELECT_CAP]
     u64* keys;                  // the rows' kept keys, from out_start[r], sorted descending
-    u32* counts;                // per ranking row: keys written, tokens of finite y, survivors, FINISHED_*
+    u32* counts;                // per ranking row: keys written, tokens above -inf (from lists: 0xFFFFFFFF
+                                // when one left keys out), survivors, FINISHED_*
     const RowParams* rows;      // per batch row
     const RankParams* ranks;    // per ranking row
     u64* cands;                 // [batch row][samples]: a row finished here overwrites its own
@@ -307,7 +309,8 @@ __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r);
 
 // Row `b` (ranking row `r`) once its `written` most likely keys are sorted in `set` (shared): they
 // go to keys[], and a truncated row is finished (certified by its kept keys, or from its whole row);
-// `live`: the row's tokens of y above -inf. Every thread of the block calls it.
+// `live`: the row's tokens of y above -inf (0xFFFFFFFF: more than any list keeps). Every thread of
+// the block calls it.
 __device__ void finish_keys(const SelectArgs& a, u32 b, u32 r, const u64* set, u32 written, u32 live) {
     __shared__ double weight[SELECT_MAX_KEPT];
     const u32 capacity = a.out_start[r + 1] - a.out_start[r];

@@ -9,7 +9,7 @@
 //
 // A list is LIST_SLOTS keys in global memory, written by the one epilogue warp that owns the row.
 // Its first step sets the floor from the step's own keys; a step appends at most LIST_STEP_MAX keys
-// (four per lane); before a step that may not fit, the warp raises the floor (list_compact) and
+// (four per lane: fused_mma.cu's steps are at most that long); before a step that may not fit, the warp raises the floor (list_compact) and
 // keeps only the keys at or above it. A step whose y are all below the floor's y costs one
 // comparison each and a vote. (On the H100 the upkeep still costs the tensor-core kernel time when
 // a launch has many rows and short steps: src/backend.rs `list_slots` says where lists are kept.)

@@ -16,8 +16,6 @@ use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
 
-/// Rows per tensor-core launch: a larger batch takes several passes (8 · the widest n-tiles).
-const MMA_MAX_ROWS: usize = 8 * kernels::MMA_N_TILES[kernels::MMA_N_TILES.len() - 1] as usize;
 /// Rows per launch up to which ranking rows keep per-tile lists at any dimension.
 const LIST_ROWS_ANY_DIM: usize = 32;
 /// Above that, the dimension per row of the launch from which they keep them (the H100's
@@ -181,9 +179,11 @@ impl CudaBackend {
     /// top-k 50: at 64 rows slower than writing the scaled logits at D = 2048, faster from 2880; at
     /// 128 rows slower at 4096, faster at 8192).
     pub fn list_slots(&self, w: DType, h: DType, dim: usize, batch: usize) -> Option<u32> {
-        let rows = batch.min(MMA_MAX_ROWS);
-        let kept_up = rows <= LIST_ROWS_ANY_DIM || dim >= LIST_DIM_PER_ROW * rows;
-        self.mma_tiles_for(w, h, true).filter(|_| kept_up).map(|_| self.mma_norm_slots)
+        let kept_up = |max_tiles: &u32| {
+            let rows = batch.min(8 * *max_tiles as usize);
+            rows <= LIST_ROWS_ANY_DIM || dim >= LIST_DIM_PER_ROW * rows
+        };
+        self.mma_tiles_for(w, h, true).filter(kept_up).map(|_| self.mma_norm_slots)
     }
 
     /// The widest tensor-core variant for weights of `w` and hidden states of `h`, with or without
