@@ -1,9 +1,9 @@
 // ---- the most likely tokens of ranking rows: selection over their scaled logits or lists ------
 //
 // The `_ex` kernels write y = l̃ / T of the rows that rank their tokens (truncation, top-N), or keep
-// per-tile lists of their keys (below); this keeps, per such row, the `length` largest keys pack(y, token) — the rank order of the core's
-// `ranked.rs` (y descending, then token ascending; keys are unique). Masked tokens (y = -inf) are
-// never ranked, as in the core.
+// per-tile lists of their keys (below); this keeps, per such row, the `length` largest keys
+// pack(y, token) — the rank order of the core's `ranked.rs` (y descending, then token ascending;
+// keys are unique). Masked tokens (y = -inf) are never ranked, as in the core.
 //
 // Two launches over every row, many blocks per row (every launch between the fused kernel and the
 // decoding costs microseconds at small batches):
@@ -304,6 +304,18 @@ __device__ __forceinline__ void sort_set(u64* set, u32 filled) {
     bitonic_sort_descending(set, n);
 }
 
+// The `need` largest of ranking row `r`'s keys key_at(0) … key_at(n − 1) (`live` of them not 0) by
+// the radix select, written to keys[] and sorted into `set` (shared); returns how many.
+template <typename KeyAt>
+__device__ u32 radix_into_set(const SelectArgs& a, u32 r, KeyAt key_at, u32 n, u32 live, u32 need, u64* set,
+                              u32* hist) {
+    u64* out = a.keys + a.out_start[r];
+    const u32 written = radix_select(key_at, n, live, need, out, hist);
+    for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
+    sort_set(set, written);
+    return written;
+}
+
 // Finishes truncated row `b` from its whole row (finish_whole.cu). One block of WHOLE_THREADS.
 __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r);
 
@@ -341,10 +353,7 @@ __device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
     if (p.need > 0 && p.rung < 0) {
         const float* y = a.scaled + (size_t)r * a.v_rows;
         const auto key_at = [&](u32 i) { return rank_key(y, i, a.vocab_offset); };
-        u64* out = a.keys + a.out_start[r];
-        written = radix_select(key_at, a.v_rows, live, p.need, out, hist);
-        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
-        sort_set(set, written);
+        written = radix_into_set(a, r, key_at, a.v_rows, live, p.need, set, hist);
     } else if (p.need > 0) {
         // Other blocks appended these: read past L1.
         const u32 filled = min(__ldcg(&a.counters[r].filled), (u32)SELECT_CAP);
@@ -451,10 +460,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const 
             const u32 s = i / LIST_SLOTS;
             return i % LIST_SLOTS < heads[s].kept ? lists[i] : 0;
         };
-        u64* out = a.keys + a.out_start[r];
-        written = radix_select(key_at, a.slots * LIST_SLOTS, kept, need, out, hist);
-        for (u32 i = threadIdx.x; i < written; i += blockDim.x) set[i] = out[i];
-        sort_set(set, written);
+        written = radix_into_set(a, r, key_at, a.slots * LIST_SLOTS, kept, need, set, hist);
     }
     __syncthreads();
     finish_keys(a, b, r, set, written, live);

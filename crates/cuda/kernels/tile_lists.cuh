@@ -9,10 +9,11 @@
 //
 // A list is LIST_SLOTS keys in global memory, written by the one epilogue warp that owns the row.
 // Its first step sets the floor from the step's own keys; a step appends at most LIST_STEP_MAX keys
-// (four per lane: fused_mma.cu's steps are at most that long); before a step that may not fit, the warp raises the floor (list_compact) and
-// keeps only the keys at or above it. A step whose y are all below the floor's y costs one
-// comparison each and a vote. (On the H100 the upkeep still costs the tensor-core kernel time when
-// a launch has many rows and short steps: src/backend.rs `list_slots` says where lists are kept.)
+// (four per lane: fused_mma.cu's steps are at most that long); before a step that may not fit, the
+// warp raises the floor (list_compact) and keeps only the keys at or above it. A step whose y are
+// all below the floor's y costs one comparison each and a vote. (On the H100 the upkeep still costs
+// the tensor-core kernel time when a launch has many rows and short steps: src/backend.rs
+// `list_slots` says where lists are kept.)
 
 #define LIST_SLOTS 256
 #define LIST_STEP_MAX 128
@@ -32,8 +33,8 @@ struct ListState {
     u32 kept;
 };
 
-// The y of the floor's upper word: a y below it has a key below the floor (-inf before the first
-// compaction).
+// The y of the floor's upper word: a y below it has a key below the floor (-inf while the floor is
+// 0).
 __device__ __forceinline__ float floor_y(u64 floor) { return floor ? unpack_score(floor) : NEG_INF; }
 
 // The lists live in global memory, which the stream of W would push out of L2 between two steps of

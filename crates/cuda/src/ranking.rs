@@ -72,9 +72,9 @@ impl RankingRows {
             starts.push(starts[i] + plans[b].list_length.min(v_rows as usize) as u32);
         }
         let n = rows.len();
-        // A list certifies top-k (the k largest keys) and top-N; top-p and min-p alone may need
-        // more keys than any list keeps.
-        let listed = |p: &RowPlan<'_>| p.list_length <= LIST_KEEP_MAX && p.truncation.is_none_or(|t| t.top_k.is_some());
+        // A list certifies top-k (the k largest keys) and top-N; top-p and min-p without top-k ask
+        // for MAX_TOP_K keys, more than any list keeps.
+        let listed = |p: &RowPlan<'_>| p.list_length <= LIST_KEEP_MAX;
         let keys_from = match list_slots {
             Some(slots) if slots <= crate::kernels::SELECT_THREADS && rows.iter().all(|&b| listed(&plans[b])) => {
                 let per_row = slots as usize;
@@ -82,7 +82,7 @@ impl RankingRows {
                     lists: layout.scratch(8 * n * per_row * LIST_SLOTS),
                     heads: layout.scratch(n * per_row * LIST_HEAD_BYTES),
                     slots,
-                    keep: rows.iter().map(|&b| plans[b].list_length as u32).max().unwrap_or(1).max(1),
+                    keep: rows.iter().map(|&b| plans[b].list_length as u32).max().unwrap_or(1),
                 }
             }
             _ => Keys::Scaled {
