@@ -296,6 +296,17 @@ typedef struct fs_cuda_outputs {
   float *logprobs;
   // `batch` log-normalisers `logZ`, in units of `y`, 4-byte aligned, or NULL.
   float *log_normalizer;
+  // N ≤ 20 most likely tokens per row to report, as `fs_sample_outputs.top_n`; 0: none
+  // (`top_tokens` and `top_logprobs` are then ignored). Both buffers hold `batch * top_n`,
+  // row-major, 4-byte aligned, most likely first, ties by lower token id; the logprobs are of the
+  // distribution each row samples from (a truncated row's list holds only its survivors). A row
+  // with fewer than N tokens of positive probability is padded with token 0 and logprob
+  // -INFINITY; a bad row has tokens 0 and logprobs NaN. Ranks every row on the device: the head
+  // must be the whole vocabulary, the batch at most 65,535 rows, and the workspace as large as
+  // with truncation (`flashsampling_cuda_workspace_bytes` with this `top_n`).
+  uint32_t top_n;
+  uint32_t *top_tokens;
+  float *top_logprobs;
 } fs_cuda_outputs;
 
 #ifdef __cplusplus
@@ -479,8 +490,9 @@ enum fs_status flashsampling_sample_cuda(const struct fs_context *ctx,
 
 // Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
 // of `samples` samples on `head` with hidden states of `dtype_code`, the inputs of `options`
-// (NULL: none; its device pointers are only compared with NULL) and, with `logprobs`, logprobs or
-// log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+// (NULL: none; its device pointers are only compared with NULL), with `logprobs` logprobs or
+// log-normalisers, and top-N lists of `top_n` tokens (`fs_cuda_outputs.top_n`; 0: none).
+// FS_ERROR_UNSUPPORTED for a context that is not CUDA, FS_ERROR_PARAM for `top_n` > 20.
 //
 // # Safety
 // `options` must be NULL or valid to read; `bytes` NULL or valid for one write.
@@ -491,15 +503,21 @@ enum fs_status flashsampling_cuda_workspace_bytes(const struct fs_context *ctx,
                                                   uint32_t samples,
                                                   const struct fs_cuda_options *options,
                                                   bool logprobs,
+                                                  uint32_t top_n,
                                                   size_t *bytes);
 
 // As `flashsampling_sample_cuda`, with the inputs of `options` (NULL: none), a workspace of
 // `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
 // aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
-// tokens and each row's log-normaliser when asked for, computed on the device as
-// `flashsampling_sample_ex` computes them (of the distribution each row samples from: constraints
-// and truncation applied). Everything is enqueued on
-// `stream`: no allocation, copy or synchronisation.
+// tokens, each row's log-normaliser and its top-N tokens with their logprobs when asked for,
+// computed on the device as `flashsampling_sample_ex` computes them (of the distribution each row
+// samples from: constraints and truncation applied). Everything is enqueued on `stream`: no
+// allocation, copy or synchronisation.
+//
+// Refusals, before anything is enqueued: FS_ERROR_SHAPE (a NULL or misaligned device buffer,
+// including `top_tokens` or `top_logprobs` when `top_n` > 0; a workspace too small for the call),
+// FS_ERROR_PARAM (`top_n` > 20; truncation or top-N on a vocabulary shard), FS_ERROR_UNSUPPORTED
+// (truncation or top-N over more than 65,535 rows).
 //
 // # Safety
 // As for `flashsampling_sample_cuda`; `options` must be NULL or valid to read, `outputs` valid to

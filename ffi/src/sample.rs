@@ -311,6 +311,17 @@ pub struct fs_cuda_outputs {
     pub logprobs: *mut f32,
     /// `batch` log-normalisers `logZ`, in units of `y`, 4-byte aligned, or NULL.
     pub log_normalizer: *mut f32,
+    /// N ≤ 20 most likely tokens per row to report, as `fs_sample_outputs.top_n`; 0: none
+    /// (`top_tokens` and `top_logprobs` are then ignored). Both buffers hold `batch * top_n`,
+    /// row-major, 4-byte aligned, most likely first, ties by lower token id; the logprobs are of the
+    /// distribution each row samples from (a truncated row's list holds only its survivors). A row
+    /// with fewer than N tokens of positive probability is padded with token 0 and logprob
+    /// -INFINITY; a bad row has tokens 0 and logprobs NaN. Ranks every row on the device: the head
+    /// must be the whole vocabulary, the batch at most 65,535 rows, and the workspace as large as
+    /// with truncation (`flashsampling_cuda_workspace_bytes` with this `top_n`).
+    pub top_n: u32,
+    pub top_tokens: *mut u32,
+    pub top_logprobs: *mut f32,
 }
 
 /// Optional device inputs of `flashsampling_sample_cuda_ex`. Zero-initialise it (`{0}`) and set
@@ -368,25 +379,30 @@ fn device_lists(options: &fs_cuda_options) -> Result<Option<DeviceLists>, Failur
     }))
 }
 
-/// What a call with `options` (NULL: none) and `logprobs` uses.
-unsafe fn device_uses(options: *const fs_cuda_options, logprobs: bool) -> Result<DeviceUses, Failure> {
-    let Some(o) = (unsafe { options.as_ref() }) else { return Ok(DeviceUses { logprobs, ..Default::default() }) };
+/// What a call with `options` (NULL: none), `logprobs` and top-N lists of `top_n` tokens uses.
+unsafe fn device_uses(options: *const fs_cuda_options, logprobs: bool, top_n: u32) -> Result<DeviceUses, Failure> {
+    let Some(o) = (unsafe { options.as_ref() }) else {
+        return Ok(DeviceUses { logprobs, top_n, ..Default::default() });
+    };
     Ok(DeviceUses {
         mask: !o.mask.is_null(),
         lists: device_lists(o)?.map(|l| l.len),
         logprobs,
         truncation: !o.truncation.is_null(),
+        top_n,
     })
 }
 
 /// Writes into `*bytes` the device workspace `flashsampling_sample_cuda_ex` needs for `batch` rows
 /// of `samples` samples on `head` with hidden states of `dtype_code`, the inputs of `options`
-/// (NULL: none; its device pointers are only compared with NULL) and, with `logprobs`, logprobs or
-/// log-normalisers. FS_ERROR_UNSUPPORTED for a context that is not CUDA.
+/// (NULL: none; its device pointers are only compared with NULL), with `logprobs` logprobs or
+/// log-normalisers, and top-N lists of `top_n` tokens (`fs_cuda_outputs.top_n`; 0: none).
+/// FS_ERROR_UNSUPPORTED for a context that is not CUDA, FS_ERROR_PARAM for `top_n` > 20.
 ///
 /// # Safety
 /// `options` must be NULL or valid to read; `bytes` NULL or valid for one write.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
     ctx: *const fs_context,
     head: *const fs_lm_head,
@@ -395,13 +411,14 @@ pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
     samples: u32,
     options: *const fs_cuda_options,
     logprobs: bool,
+    top_n: u32,
     bytes: *mut usize,
 ) -> fs_status {
     boundary(|| {
         let (cuda, head) = cuda_head(ctx, head)?;
         let batch = u32::try_from(batch).map_err(|_| shape(format!("batch {batch} exceeds u32")))?;
-        let uses = unsafe { device_uses(options, logprobs) }?;
-        let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, uses);
+        let uses = unsafe { device_uses(options, logprobs, top_n) }?;
+        let needed = cuda.device_workspace_bytes(head, dtype(dtype_code)?, batch, samples, uses)?;
         non_null(bytes, "bytes")?;
         unsafe { *bytes = needed };
         Ok(())
@@ -411,10 +428,15 @@ pub unsafe extern "C" fn flashsampling_cuda_workspace_bytes(
 /// As `flashsampling_sample_cuda`, with the inputs of `options` (NULL: none), a workspace of
 /// `workspace_bytes` bytes (at least what `flashsampling_cuda_workspace_bytes` says, 8-byte
 /// aligned) and the buffers of `outputs`: besides tokens and statuses, the logprobs of the sampled
-/// tokens and each row's log-normaliser when asked for, computed on the device as
-/// `flashsampling_sample_ex` computes them (of the distribution each row samples from: constraints
-/// and truncation applied). Everything is enqueued on
-/// `stream`: no allocation, copy or synchronisation.
+/// tokens, each row's log-normaliser and its top-N tokens with their logprobs when asked for,
+/// computed on the device as `flashsampling_sample_ex` computes them (of the distribution each row
+/// samples from: constraints and truncation applied). Everything is enqueued on `stream`: no
+/// allocation, copy or synchronisation.
+///
+/// Refusals, before anything is enqueued: FS_ERROR_SHAPE (a NULL or misaligned device buffer,
+/// including `top_tokens` or `top_logprobs` when `top_n` > 0; a workspace too small for the call),
+/// FS_ERROR_PARAM (`top_n` > 20; truncation or top-N on a vocabulary shard), FS_ERROR_UNSUPPORTED
+/// (truncation or top-N over more than 65,535 rows).
 ///
 /// # Safety
 /// As for `flashsampling_sample_cuda`; `options` must be NULL or valid to read, `outputs` valid to
@@ -449,6 +471,9 @@ pub unsafe extern "C" fn flashsampling_sample_cuda_ex(
             statuses: out.statuses as u64,
             logprobs: out.logprobs as u64,
             log_normalizer: out.log_normalizer as u64,
+            top_n: out.top_n,
+            top_tokens: out.top_tokens as u64,
+            top_logprobs: out.top_logprobs as u64,
             ..device_call(hidden, dtype_code, batch, rows, samples, workspace)?
         };
         unsafe { cuda.sample_head_raw(head, &call, stream.cast()) }?;
@@ -490,5 +515,8 @@ fn device_call(
         mask: 0,
         lists: None,
         truncation: 0,
+        top_n: 0,
+        top_tokens: 0,
+        top_logprobs: 0,
     })
 }

@@ -353,9 +353,9 @@ int main(int argc, char **argv) {
            FS_ERROR_UNSUPPORTED);
     size_t ws_bytes = 0;
     expect("CUDA workspace size on another backend",
-           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_F32, BATCH, SAMPLES, NULL, true, &ws_bytes),
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_F32, BATCH, SAMPLES, NULL, true, 0, &ws_bytes),
            FS_ERROR_UNSUPPORTED);
-    fs_cuda_outputs dev_out = {tokens, statuses, NULL, NULL};
+    fs_cuda_outputs dev_out = {tokens, statuses, NULL, NULL, 0, NULL, NULL};
     expect("CUDA device-pointer path with options on another backend",
            flashsampling_sample_cuda_ex(ctx, head, h, FS_DTYPE_F32, BATCH, rows, SAMPLES, NULL, workspace,
                                         sizeof workspace, &dev_out, NULL),

@@ -17,7 +17,7 @@ struct RankParams {
 };
 
 // counts[4r + 3]: whether the row's samples and log-normaliser are final (a row that ranks only for
-// its top-N never is: the host copies its list).
+// its top-N never is: the host copies its list, or decode_top reads it).
 #define UNFINISHED 0u
 #define FINISHED_ON_DEVICE 1u
 

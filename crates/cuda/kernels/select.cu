@@ -468,12 +468,14 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const 
 
 // ---- the device path's ranking tables ------------------------------------------------------------
 //
-// A caller's per-row truncation in device memory (`fs_truncation` of flashsampling.h) becomes the
-// tables above: a row that truncates ranks (scaled_row[b] = b) and keeps top_k keys, or
-// SELECT_MAX_KEPT without top-k (out_start, summed by one thread); one that truncates nothing ranks
-// nothing. Values outside the domains of `Truncation::check` in the core flag the row `invalid`
-// (FS_ROW_INVALID_PARAMS after decoding), which then ranks nothing; with `merge`, the flags of
-// device_adjustments are kept. One block.
+// A caller's per-row truncation in device memory (`fs_truncation` of flashsampling.h; null: none)
+// and top-N lists of `top_n` tokens (0: none) become the tables above: a row that truncates or asks
+// for top-N ranks (scaled_row[b] = b) and keeps the longer of top_k keys (SELECT_MAX_KEPT without
+// top-k) and top_n (out_start, summed by one thread), as `Truncation::list_length` of the core; one
+// that does neither ranks nothing. A row that ranks without truncating is not `truncated`: its
+// selection only keeps its keys. Values outside the domains of `Truncation::check` in the core flag
+// the row `invalid` (FS_ROW_INVALID_PARAMS after decoding), which then ranks nothing; with `merge`,
+// the flags of device_adjustments are kept. One block.
 struct DeviceTruncation {
     u32 top_k;
     float top_p;
@@ -481,17 +483,18 @@ struct DeviceTruncation {
 };
 
 extern "C" __global__ void __launch_bounds__(256) device_rank_rows(const DeviceTruncation* __restrict__ truncation,
-                                                                 u32 batch, u32 merge, u32* __restrict__ scaled_row,
+                                                                 u32 top_n, u32 batch, u32 merge,
+                                                                 u32* __restrict__ scaled_row,
                                                                  u32* __restrict__ out_start,
                                                                  RankParams* __restrict__ ranks,
                                                                  unsigned char* __restrict__ invalid) {
     for (u32 b = threadIdx.x; b < batch; b += blockDim.x) {
-        const DeviceTruncation t = truncation[b];
+        const DeviceTruncation t = truncation ? truncation[b] : DeviceTruncation{0, 1.0f, 0.0f};
         const bool bad = t.top_k > SELECT_MAX_KEPT || !(t.top_p > 0.0f && t.top_p <= 1.0f) ||
                          !(t.min_p >= 0.0f && t.min_p <= 1.0f);
         const bool cuts = t.top_k > 0 || t.top_p < 1.0f || t.min_p > 0.0f;
-        scaled_row[b] = !bad && cuts ? b : NO_MASK;
-        ranks[b] = RankParams{t.top_k, t.top_p, t.min_p, 1u};
+        scaled_row[b] = !bad && (cuts || top_n > 0) ? b : NO_MASK;
+        ranks[b] = RankParams{t.top_k, t.top_p, t.min_p, cuts ? 1u : 0u};
         invalid[b] = (merge && invalid[b]) || bad ? 1 : 0;
     }
     __syncthreads();
@@ -499,8 +502,46 @@ extern "C" __global__ void __launch_bounds__(256) device_rank_rows(const DeviceT
         u32 at = 0;
         for (u32 b = 0; b < batch; ++b) {
             out_start[b] = at;
-            if (scaled_row[b] != NO_MASK) at += truncation[b].top_k ? truncation[b].top_k : SELECT_MAX_KEPT;
+            const RankParams q = ranks[b];
+            const u32 cut = q.truncated ? (q.top_k ? q.top_k : SELECT_MAX_KEPT) : 0;
+            if (scaled_row[b] != NO_MASK) at += max(cut, top_n);
         }
         out_start[batch] = at;
+    }
+}
+
+// ---- the device path's top-N lists --------------------------------------------------------------
+//
+// Each row's `n` most likely tokens and their logprobs, from the keys its selection kept (sorted
+// descending from out_start[r]), as `SampleOutput::with_top_logprobs` of the core writes them: of a
+// row finished on the device only its survivors; logprob = y − logZ in f64 with the row's final
+// log-normaliser (its survivors' when truncated); past the kept keys token 0 and -inf; a row whose
+// status is not OK tokens 0 and NaN. Runs after decode_candidates on the same stream (it reads the
+// statuses).
+extern "C" __global__ void __launch_bounds__(256) decode_top(const SelectArgs a,
+                                                            const unsigned char* __restrict__ statuses,
+                                                            u32* __restrict__ tokens, float* __restrict__ logprobs,
+                                                            u32 batch, u32 n) {
+    const size_t total = (size_t)batch * n;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
+        const u32 b = (u32)(i / n), j = (u32)(i % n), r = a.scaled_row[b];
+        u32 token = 0;
+        float logprob = __int_as_float(0x7FC00000);
+        if (statuses[b] == ROW_OK) {
+            u32 kept = 0;
+            if (r != NO_MASK) {
+                const u32* c = a.counts + 4 * (size_t)r;
+                kept = c[3] == FINISHED_ON_DEVICE ? min(c[0], c[2]) : c[0];
+            }
+            logprob = NEG_INF;
+            if (j < kept) {
+                const u64 key = a.keys[a.out_start[r] + j];
+                const double log_z = (double)a.norms[b].max + log(a.norms[b].sum);
+                token = key_token(key);
+                logprob = (float)((double)unpack_score(key) - log_z);
+            }
+        }
+        tokens[i] = token;
+        logprobs[i] = logprob;
     }
 }

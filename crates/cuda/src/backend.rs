@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
-use flashsampling_core::truncation::MAX_TOP_K;
+use flashsampling_core::truncation::{MAX_TOP_K, MAX_TOP_LOGPROBS};
 use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{
     logsumexp::LogSumExp, survivors::RowPlan, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature,
@@ -203,60 +203,19 @@ impl CudaBackend {
     }
 
     /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device
-    /// memory: [`CudaBackend::sample_raw`] on the head's weights, then with truncation the selection
-    /// and finishing of the truncated rows, then the candidates decoded into tokens and statuses
-    /// (rows whose device inputs were bad get `FS_ROW_INVALID_PARAMS`) and, when asked, logprobs.
-    /// Checks what can be checked without reading device memory, then enqueues on `stream`.
+    /// memory: [`CudaBackend::sample_raw`] on the head's weights, then with truncation or top-N the
+    /// selection of the ranking rows' keys and the finishing of the truncated rows, then the
+    /// candidates decoded into tokens and statuses (rows whose device inputs were bad get
+    /// `FS_ROW_INVALID_PARAMS`) and, when asked, logprobs and the top-N lists. Checks what can be
+    /// checked without reading device memory, then enqueues on `stream`.
     ///
     /// # Safety
     /// The pointers of `call` must be device memory of this context of the sizes [`DeviceCall`]
     /// states, alive until the stream has run the call.
     pub unsafe fn sample_head_raw(&self, head: &LmHead, call: &DeviceCall, stream: sys::CUstream) -> Result<()> {
         let dev = head.storage::<DeviceHead>(NAME)?;
-        let aligned = |p: sys::CUdeviceptr, to: u64| p != 0 && p % to == 0;
-        let optional = |p: sys::CUdeviceptr| p == 0 || p % 4 == 0;
-        if !aligned(call.hidden, 16)
-            || !aligned(call.rows, 8)
-            || !aligned(call.workspace, 8)
-            || !aligned(call.tokens, 4)
-            || !optional(call.logprobs)
-            || !optional(call.log_normalizer)
-            || !optional(call.mask)
-            || !optional(call.truncation)
-            || !call.lists.is_none_or(|l| {
-                aligned(l.offsets, 4)
-                    && (l.len == 0 || aligned(l.tokens, 4))
-                    && optional(l.counts)
-                    && optional(l.bias)
-                    && optional(l.penalties)
-            })
-        {
-            return Err(Error::Shape(
-                "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4 \
-                 (logprobs, log-normalisers, mask, token lists and truncation, when given, 4)"
-                    .into(),
-            ));
-        }
-        if call.statuses == 0 {
-            return Err(Error::Shape("the statuses buffer is NULL".into()));
-        }
-        if call.batch == 0 || call.samples == 0 || call.samples > MAX_SAMPLES {
-            return Err(Error::Param {
-                row: None,
-                what: format!(
-                    "batch {} and samples {} must be positive, samples at most {MAX_SAMPLES}",
-                    call.batch, call.samples
-                ),
-            });
-        }
+        call.check(head)?;
         let words = head.vocab_size.div_ceil(32);
-        if call.mask != 0 && u64::from(call.batch) * u64::from(words) > u64::from(u32::MAX) {
-            return Err(Error::Shape(format!("a mask of {} rows × {words} words exceeds u32 words", call.batch)));
-        }
-        if call.truncation != 0 {
-            validate::whole_vocabulary(head.vocab_offset, head.rows, head.vocab_size)?;
-            launch::check_select_batch(call.batch)?;
-        }
         let scratch = self.device_scratch(head, call.hidden_dtype, call.batch, call.samples, call.uses());
         if call.workspace_bytes < scratch.bytes {
             return Err(Error::Shape(format!(
@@ -316,7 +275,7 @@ impl CudaBackend {
         }
         if let Some(a) = &select {
             let f = self.function(kernels::DEVICE_RANK_ROWS)?;
-            let input = (call.truncation, call.batch, call.lists.is_some());
+            let input = ((call.truncation, call.top_n), (call.batch, call.lists.is_some()));
             unsafe { launch::device_rank_rows(f, input, (a.scaled_row, a.out_start, a.ranks, invalid), stream)? };
         }
         let args = FusedArgs {
@@ -350,14 +309,19 @@ impl CudaBackend {
             let outputs = (call.logprobs, call.log_normalizer);
             unsafe { launch::decode_logprobs(f, inputs, outputs, (call.batch, call.samples), stream)? };
         }
+        if let Some(a) = select.as_ref().filter(|_| call.top_n > 0) {
+            let f = self.function(kernels::DECODE_TOP)?;
+            let outputs = (call.top_tokens, call.top_logprobs);
+            unsafe { launch::decode_top(f, (a, call.statuses), outputs, (call.batch, call.top_n), stream)? };
+        }
         Ok(())
     }
 
     /// Bytes of device workspace a [`CudaBackend::sample_head_raw`] call on `head` needs: the
-    /// candidates; with a mask its row table; with token lists their tables; with token lists or
-    /// truncation a flag per row; with logprobs, log-normalisers or truncation the log-normaliser
-    /// partials and their merge; with truncation every row's scaled logits and the selection's
-    /// buffers.
+    /// candidates; with a mask its row table; with token lists their tables; with token lists,
+    /// truncation or top-N a flag per row; with logprobs, log-normalisers, truncation or top-N the
+    /// log-normaliser partials and their merge; with truncation or top-N every row's scaled logits
+    /// and the selection's buffers. `Error::Param` for top-N lists over [`MAX_TOP_LOGPROBS`].
     pub fn device_workspace_bytes(
         &self,
         head: &LmHead,
@@ -365,8 +329,9 @@ impl CudaBackend {
         batch: u32,
         samples: u32,
         uses: DeviceUses,
-    ) -> usize {
-        self.device_scratch(head, hidden, batch, samples, uses).bytes
+    ) -> Result<usize> {
+        check_top_n(uses.top_n)?;
+        Ok(self.device_scratch(head, hidden, batch, samples, uses).bytes)
     }
 
     fn device_scratch(
@@ -386,15 +351,15 @@ impl CudaBackend {
         let rows = batch as usize;
         let mask_rows = uses.mask.then(|| place(rows * 4));
         let lists = uses.lists.map(|len| (place((rows + 1) * 4), place(len as usize * 12)));
-        let invalid = (uses.lists.is_some() || uses.truncation).then(|| place(rows));
-        let (norms, merged) = if uses.logprobs || uses.truncation {
+        let invalid = (uses.lists.is_some() || uses.ranks()).then(|| place(rows));
+        let (norms, merged) = if uses.logprobs || uses.ranks() {
             let slots = self.norm_slots(head.dtype, hidden, head.rows as u32);
             let parts = place(rows * slots as usize * 8);
             (Some((parts, slots)), place(rows * 16))
         } else {
             (None, 0)
         };
-        let ranking = uses.truncation.then(|| RankingScratch {
+        let ranking = uses.ranks().then(|| RankingScratch {
             scaled: place(rows * head.rows * 4),
             scaled_row: place(rows * 4),
             out_start: place((rows + 1) * 4),
@@ -572,6 +537,13 @@ pub struct DeviceCall {
     /// `batch` rows of truncation (`fs_truncation`: u32 top-k, f32 top-p, f32 min-p; 4-byte
     /// aligned), or 0 for none.
     pub truncation: sys::CUdeviceptr,
+    /// Each row's `top_n` (at most [`MAX_TOP_LOGPROBS`]; 0: none) most likely tokens, of the
+    /// distribution it samples from, with their logprobs: `batch × top_n` u32 `top_tokens` and f32
+    /// `top_logprobs`, row-major, most likely first (ties by lower token id); past a row's tokens of
+    /// positive probability token 0 and -inf, a bad row tokens 0 and NaN. Both 4-byte aligned.
+    pub top_n: u32,
+    pub top_tokens: sys::CUdeviceptr,
+    pub top_logprobs: sys::CUdeviceptr,
 }
 
 impl DeviceCall {
@@ -581,8 +553,69 @@ impl DeviceCall {
             lists: self.lists.map(|l| l.len),
             logprobs: self.logprobs != 0 || self.log_normalizer != 0,
             truncation: self.truncation != 0,
+            top_n: self.top_n,
         }
     }
+
+    /// What can be checked on `head` without reading device memory: pointers, sizes, parameters.
+    fn check(&self, head: &LmHead) -> Result<()> {
+        let aligned = |p: sys::CUdeviceptr, to: u64| p != 0 && p % to == 0;
+        let optional = |p: sys::CUdeviceptr| p == 0 || p % 4 == 0;
+        if !aligned(self.hidden, 16)
+            || !aligned(self.rows, 8)
+            || !aligned(self.workspace, 8)
+            || !aligned(self.tokens, 4)
+            || !optional(self.logprobs)
+            || !optional(self.log_normalizer)
+            || !optional(self.mask)
+            || !optional(self.truncation)
+            || !self.lists.is_none_or(|l| {
+                aligned(l.offsets, 4)
+                    && (l.len == 0 || aligned(l.tokens, 4))
+                    && optional(l.counts)
+                    && optional(l.bias)
+                    && optional(l.penalties)
+            })
+            || (self.top_n > 0 && !(aligned(self.top_tokens, 4) && aligned(self.top_logprobs, 4)))
+        {
+            return Err(Error::Shape(
+                "device buffers must be non-NULL and aligned: hidden 16 bytes, rows and workspace 8, tokens 4, \
+                 top-N tokens and logprobs 4 when top_n > 0 (logprobs, log-normalisers, mask, token lists and \
+                 truncation, when given, 4)"
+                    .into(),
+            ));
+        }
+        if self.statuses == 0 {
+            return Err(Error::Shape("the statuses buffer is NULL".into()));
+        }
+        if self.batch == 0 || self.samples == 0 || self.samples > MAX_SAMPLES {
+            return Err(Error::Param {
+                row: None,
+                what: format!(
+                    "batch {} and samples {} must be positive, samples at most {MAX_SAMPLES}",
+                    self.batch, self.samples
+                ),
+            });
+        }
+        check_top_n(self.top_n)?;
+        let words = head.vocab_size.div_ceil(32);
+        if self.mask != 0 && u64::from(self.batch) * u64::from(words) > u64::from(u32::MAX) {
+            return Err(Error::Shape(format!("a mask of {} rows × {words} words exceeds u32 words", self.batch)));
+        }
+        if self.uses().ranks() {
+            validate::whole_vocabulary(head.vocab_offset, head.rows, head.vocab_size)?;
+            launch::check_select_batch(self.batch)?;
+        }
+        Ok(())
+    }
+}
+
+/// Top-N lists of at most [`MAX_TOP_LOGPROBS`] tokens.
+fn check_top_n(n: u32) -> Result<()> {
+    if n > MAX_TOP_LOGPROBS {
+        return Err(Error::Param { row: None, what: format!("top_n: at most {MAX_TOP_LOGPROBS} per row, got {n}") });
+    }
+    Ok(())
 }
 
 /// What a device call uses beyond tokens and statuses: it decides the call's workspace.
@@ -596,12 +629,22 @@ pub struct DeviceUses {
     pub logprobs: bool,
     /// Truncation ([`DeviceCall::truncation`]).
     pub truncation: bool,
+    /// Top-N lists of this many tokens per row ([`DeviceCall::top_n`]; 0: none).
+    pub top_n: u32,
+}
+
+impl DeviceUses {
+    /// Whether rows rank their tokens (truncation, top-N): the selection's buffers and launches.
+    fn ranks(&self) -> bool {
+        self.truncation || self.top_n > 0
+    }
 }
 
 /// Where a device call keeps its scratch in the caller's workspace (offsets): the candidates at 0,
 /// then with a mask its row table, with token lists their starts and coefficients, with token
-/// lists or truncation a flag per row, with logprobs or truncation the log-normaliser partials
-/// (and slots per row) and their merge, with truncation the selection's buffers.
+/// lists or ranking rows (truncation, top-N) a flag per row, with logprobs or ranking rows the
+/// log-normaliser partials (and slots per row) and their merge, with ranking rows the selection's
+/// buffers.
 struct DeviceScratch {
     mask_rows: Option<usize>,
     lists: Option<(usize, usize)>,

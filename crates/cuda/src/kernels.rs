@@ -36,6 +36,10 @@ pub const MERGE_NORMS: &str = "merge_norms";
 /// Entry point that writes the logprobs of decoded samples and the rows' log-normalisers (norms.cu).
 pub const DECODE_LOGPROBS: &str = "decode_logprobs";
 
+/// Entry point that writes each row's top-N tokens and logprobs from the selection's kept keys
+/// (select.cu).
+pub const DECODE_TOP: &str = "decode_top";
+
 /// Entry point that writes the per-row table of a caller's `[batch][words]` device mask (decode.cu).
 pub const DEVICE_MASK_ROWS: &str = "device_mask_rows";
 
@@ -43,8 +47,8 @@ pub const DEVICE_MASK_ROWS: &str = "device_mask_rows";
 /// adjustment tables and flags bad rows (decode.cu).
 pub const DEVICE_ADJUSTMENTS: &str = "device_adjustments";
 
-/// Entry point that writes the ranking tables of a caller's per-row truncation in device memory
-/// (select.cu).
+/// Entry point that writes the ranking tables of a caller's per-row truncation in device memory and
+/// top-N lists (select.cu).
 pub const DEVICE_RANK_ROWS: &str = "device_rank_rows";
 
 /// Threads per block of the gathering entry point of [`SELECT`] (`SELECT_THREADS` in select.cu).
@@ -172,6 +176,7 @@ pub fn entry_points() -> Vec<String> {
     names.extend(SELECT.map(String::from));
     names.push(MERGE_NORMS.to_string());
     names.push(DECODE_LOGPROBS.to_string());
+    names.push(DECODE_TOP.to_string());
     names.push(DEVICE_MASK_ROWS.to_string());
     names.push(DEVICE_RANK_ROWS.to_string());
     names.push(DEVICE_ADJUSTMENTS.to_string());

@@ -478,7 +478,8 @@ pub unsafe fn decode_logprobs(
 ///   keys `pack(y, vocab_offset + i)`, masked tokens left out, from `keys + out_start[r]`, sorted
 ///   descending; `counts`: per ranking row, (keys written, tokens of y above -inf (from lists:
 ///   `u32::MAX` when some list left keys out, so more than it keeps), survivors, 1 when
-///   finished on the device, 0 for a row that ranks only for its top-N, whose list the host copies);
+///   finished on the device, 0 for a row that ranks only for its top-N, whose list the host copies
+///   or [`decode_top`] reads);
 /// - `rows`: per batch row, its [`RowArgs`]; `ranks`: per ranking row, its [`RankParams`];
 ///   `cands`: `[batch row][samples]` candidates, which a row finished on the device overwrites;
 /// - `counters`: [`SELECT_COUNTER_BYTES`] per ranking row, `set`: [`SELECT_SET_KEYS`] `u64` per
@@ -608,21 +609,23 @@ pub unsafe fn select_top(
 }
 
 /// Turns a caller's `batch` rows of truncation in device memory (`truncation`: `fs_truncation`,
-/// 12 bytes each) into the selection's `scaled_row`, `out_start` and `ranks` tables and flags bad
-/// rows in `invalid` (with `merge`, keeping the flags already there), in one block on `stream`.
+/// 12 bytes each, or 0 for none) and top-N lists of `top_n` tokens (0: none) into the selection's
+/// `scaled_row`, `out_start` and `ranks` tables and flags bad rows in `invalid` (with `merge`,
+/// keeping the flags already there), in one block on `stream`.
 ///
 /// # Safety
 /// Device pointers of the current context of those sizes, alive until the stream has run it.
 pub unsafe fn device_rank_rows(
     f: &CudaFunction,
-    (truncation, batch, merge): (sys::CUdeviceptr, u32, bool),
+    ((truncation, top_n), (batch, merge)): ((sys::CUdeviceptr, u32), (u32, bool)),
     (scaled_row, out_start, ranks, invalid): (sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr, sys::CUdeviceptr),
     stream: sys::CUstream,
 ) -> Result<()> {
-    let (mut t, mut b, mut m) = (truncation, batch, u32::from(merge));
+    let (mut t, mut n, mut b, mut m) = (truncation, top_n, batch, u32::from(merge));
     let (mut sr, mut os, mut rk, mut inv) = (scaled_row, out_start, ranks, invalid);
-    let mut params: [*mut c_void; 7] = [
+    let mut params: [*mut c_void; 8] = [
         (&mut t as *mut sys::CUdeviceptr).cast(),
+        (&mut n as *mut u32).cast(),
         (&mut b as *mut u32).cast(),
         (&mut m as *mut u32).cast(),
         (&mut sr as *mut sys::CUdeviceptr).cast(),
@@ -632,6 +635,35 @@ pub unsafe fn device_rank_rows(
     ];
     result::launch_kernel(f.cu_function(), (1, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
         .map_err(|e| device_error("launching the ranking table kernel", e))
+}
+
+/// Writes each of `batch` rows' `n` most likely tokens (`tokens`, u32) and their logprobs
+/// (`logprobs`, f32), `[row][n]`, from the keys the selection `select` kept and the log-normalisers
+/// it left, after [`decode`] wrote `statuses`, on `stream`.
+///
+/// # Safety
+/// Device pointers of the current context of those sizes, alive until the stream has run it; the
+/// selection `select` enqueued before it on `stream`.
+pub unsafe fn decode_top(
+    f: &CudaFunction,
+    (select, statuses): (&SelectArgs, sys::CUdeviceptr),
+    (tokens, logprobs): (sys::CUdeviceptr, sys::CUdeviceptr),
+    (batch, n): (u32, u32),
+    stream: sys::CUstream,
+) -> Result<()> {
+    let mut a = *select;
+    let (mut st, mut t, mut lp, mut b, mut per_row) = (statuses, tokens, logprobs, batch, n);
+    let mut params: [*mut c_void; 6] = [
+        (&mut a as *mut SelectArgs).cast(),
+        (&mut st as *mut sys::CUdeviceptr).cast(),
+        (&mut t as *mut sys::CUdeviceptr).cast(),
+        (&mut lp as *mut sys::CUdeviceptr).cast(),
+        (&mut b as *mut u32).cast(),
+        (&mut per_row as *mut u32).cast(),
+    ];
+    let blocks = (u64::from(batch) * u64::from(n)).div_ceil(u64::from(THREADS)).clamp(1, u64::from(MAX_GRID_Y));
+    result::launch_kernel(f.cu_function(), (blocks as u32, 1, 1), (THREADS, 1, 1), 0, stream, &mut params)
+        .map_err(|e| device_error("launching the top-N kernel", e))
 }
 
 /// Merges each of `batch` rows' `slots` log-normaliser partials (`parts`, `[row][slot]` f32 pairs
