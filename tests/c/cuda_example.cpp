@@ -1,9 +1,10 @@
 // C++17 consumer of the CUDA device-pointer path, as an inference engine uses it: the program owns
 // every device buffer (cudaMalloc) and its stream; the library borrows its LM head, enqueues on
 // that stream, copies nothing and synchronises nothing. Checks the tokens, and the logprobs, device
-// grammar mask, token lists and truncation of flashsampling_sample_cuda_ex, against the CPU backend
-// on the same data, a row with a bad temperature, and bad input. Needs a GPU and the CUDA runtime:
-// tools/gpu-check.sh builds and runs it on the GPU machine. Exit codes as example.c (77: no CUDA).
+// grammar mask, token lists, truncation and top-N lists of flashsampling_sample_cuda_ex, against the
+// CPU backend on the same data, a row with a bad temperature, and bad input. Needs a GPU and the
+// CUDA runtime: tools/gpu-check.sh builds and runs it on the GPU machine. Exit codes as example.c
+// (77: no CUDA).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -52,6 +53,50 @@ static float max_abs_diff(const std::vector<float> &a, const std::vector<float> 
     worst = std::isfinite(d) ? std::fmax(worst, d) : INFINITY;
   }
   return worst;
+}
+
+// The top-N lists of one call: `n` tokens and logprobs per row, row-major.
+struct TopLists {
+  size_t n;
+  std::vector<uint32_t> tokens;
+  std::vector<float> logprobs;
+  TopLists(size_t rows, size_t per_row) : n(per_row), tokens(rows * per_row), logprobs(rows * per_row) {}
+};
+
+// How many of row `b`'s slots are padding (logprob -inf).
+static size_t padded(const TopLists &t, size_t b) {
+  return static_cast<size_t>(std::count(t.logprobs.begin() + b * t.n, t.logprobs.begin() + (b + 1) * t.n, -INFINITY));
+}
+
+// Whether row `b` is a bad row's list: tokens 0, logprobs NaN.
+static bool bad_list(const TopLists &t, size_t b) {
+  bool bad = true;
+  for (size_t i = b * t.n; i < (b + 1) * t.n; i++) bad = bad && t.tokens[i] == 0 && std::isnan(t.logprobs[i]);
+  return bad;
+}
+
+// Whether the device's lists are the CPU's: tokens identical, logprobs within `tol` (NaN with NaN,
+// -inf with -inf). Prints each differing slot (the first 20) with both sides; `worst` gets the
+// largest logprob difference of the slots that agree.
+static bool same_top(const char *what, const TopLists &dev, const TopLists &cpu, float tol, float &worst) {
+  worst = 0.0f;
+  int differing = 0;
+  for (size_t i = 0; i < cpu.tokens.size(); i++) {
+    const float a = dev.logprobs[i], b = cpu.logprobs[i];
+    const bool equal = a == b || (std::isnan(a) && std::isnan(b));
+    // NaN or infinite where only one side is NaN or -inf: never within `tol`.
+    const float d = equal ? 0.0f : std::fabs(a - b);
+    if (dev.tokens[i] == cpu.tokens[i] && d <= tol) {
+      worst = std::fmax(worst, d);
+      continue;
+    }
+    if (differing++ < 20) {
+      std::fprintf(stderr, "  %s: row %zu slot %zu: device token %u logprob %.9g, CPU token %u logprob %.9g\n", what,
+                   i / cpu.n, i % cpu.n, dev.tokens[i], a, cpu.tokens[i], b);
+    }
+  }
+  if (differing > 20) std::fprintf(stderr, "  %s: %d differing slots in all\n", what, differing);
+  return differing == 0;
 }
 
 // A device buffer the program owns.
@@ -227,8 +272,9 @@ int main() {
     std::vector<float> logprobs = std::vector<float>(batch * samples);
     std::vector<float> log_z = std::vector<float>(batch);
   };
-  // sample_ex with `opt`, on `rp` (the program's rows unless given).
-  auto sample_ex = [&](fs_context *c, fs_lm_head *hd, Result &r, const fs_row_params *rp = nullptr) {
+  // sample_ex with `opt`, on `rp` (the program's rows unless given), with `top`'s lists when given.
+  auto sample_ex = [&](fs_context *c, fs_lm_head *hd, Result &r, const fs_row_params *rp = nullptr,
+                       TopLists *top = nullptr) {
     fs_sample_outputs out = {};
     out.tokens = r.tokens.data();
     out.tokens_len = r.tokens.size();
@@ -238,6 +284,13 @@ int main() {
     out.logprobs_len = r.logprobs.size();
     out.log_normalizer = r.log_z.data();
     out.log_normalizer_len = batch;
+    if (top) {
+      out.top_n = static_cast<uint32_t>(top->n);
+      out.top_tokens = top->tokens.data();
+      out.top_tokens_len = top->tokens.size();
+      out.top_logprobs = top->logprobs.data();
+      out.top_logprobs_len = top->logprobs.size();
+    }
     return flashsampling_sample_ex(c, hd, h.data(), h.size() * 2, FS_DTYPE_BF16, batch, rp ? rp : rows.data(), batch,
                                    samples, &opt, &out);
   };
@@ -259,7 +312,8 @@ int main() {
              "rows again");
   size_t ws_bytes = 0;
   expect("workspace bytes with logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, nullptr, true, &ws_bytes), FS_OK);
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, nullptr, true, 0, &ws_bytes),
+         FS_OK);
   DeviceBuffer<uint8_t> d_ws(ws_bytes);
   DeviceBuffer<float> d_logprobs(batch * samples), d_log_z(batch);
   const fs_cuda_outputs dev_out = {d_tokens.ptr, d_statuses.ptr, d_logprobs.ptr, d_log_z.ptr};
@@ -319,7 +373,9 @@ int main() {
   const fs_cuda_options dev_opt = {d_grammar.ptr};
   size_t mask_ws_bytes = 0;
   expect("workspace bytes with a mask and logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &dev_opt, true, &mask_ws_bytes), FS_OK);
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &dev_opt, true, 0,
+                                            &mask_ws_bytes),
+         FS_OK);
   expect("a mask in a workspace sized without one", sample_dev(ws_bytes, &dev_opt), FS_ERROR_SHAPE);
   DeviceBuffer<uint8_t> d_mask_ws(mask_ws_bytes);
   expect("sample_cuda_ex with a device mask and logprobs", sample_dev(mask_ws_bytes, &dev_opt, d_mask_ws.ptr), FS_OK);
@@ -378,7 +434,8 @@ int main() {
   lists_opt.penalties = d_pen.ptr;
   size_t lists_ws_bytes = 0;
   expect("workspace bytes with token lists and logprobs",
-         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &lists_opt, true, &lists_ws_bytes),
+         flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &lists_opt, true, 0,
+                                            &lists_ws_bytes),
          FS_OK);
   DeviceBuffer<uint8_t> d_lists_ws(lists_ws_bytes);
   auto sample_lists = [&](const fs_cuda_options *o) {
@@ -427,6 +484,117 @@ int main() {
     std::printf("ok   decreasing offsets -> every row FS_ROW_INVALID_PARAMS\n");
   }
 
+  // Top-N lists (N = 5) on the device path, with logprobs and a device mask: every row ranks its
+  // tokens on the device (greedy rows 0 and 3 report the untempered distribution), row 2 allows
+  // nothing (its list: tokens 0, logprobs NaN) and row 4 only three tokens (its list padded with
+  // token 0 and -inf). The tokens, statuses, logprobs, logZ and lists sample_ex gives on the CPU
+  // with the same mask; the lists are poisoned before each call, so every slot must be written.
+  constexpr uint32_t top_n = 5;
+  std::vector<uint32_t> few = grammar;
+  std::fill(few.begin() + 4 * words, few.begin() + 5 * words, 0u);
+  for (uint32_t t : {10u, 200u, 3000u}) few[4 * words + t / 32] |= 1u << (t % 32);
+  DeviceBuffer<uint32_t> d_few(few.size());
+  cuda_check(cudaMemcpyAsync(d_few.ptr, few.data(), few.size() * 4, cudaMemcpyHostToDevice, stream), "mask, few");
+  DeviceBuffer<uint32_t> d_top_tokens(batch * top_n);
+  DeviceBuffer<float> d_top_logprobs(batch * top_n);
+  fs_cuda_outputs top_out = dev_out;
+  top_out.top_n = top_n;
+  top_out.top_tokens = d_top_tokens.ptr;
+  top_out.top_logprobs = d_top_logprobs.ptr;
+  auto poison_top = [&] {
+    cuda_check(cudaMemsetAsync(d_top_tokens.ptr, 0xFF, batch * top_n * 4, stream), "poison top tokens");
+    cuda_check(cudaMemsetAsync(d_top_logprobs.ptr, 0xFF, batch * top_n * 4, stream), "poison top logprobs");
+  };
+  // The device call on the device rows `d_rp` with the options `o`, into `ws` of `bytes` bytes.
+  auto sample_top = [&](const fs_row_params *d_rp, const fs_cuda_options *o, void *ws, size_t bytes,
+                        const fs_cuda_outputs *out) {
+    return flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rp, samples, o, ws, bytes, out,
+                                        stream);
+  };
+  auto download_top = [&](TopLists &t) {
+    cuda_check(cudaMemcpyAsync(t.tokens.data(), d_top_tokens.ptr, t.tokens.size() * 4, cudaMemcpyDeviceToHost, stream),
+               "top tokens");
+    cuda_check(cudaMemcpyAsync(t.logprobs.data(), d_top_logprobs.ptr, t.logprobs.size() * 4, cudaMemcpyDeviceToHost,
+                               stream),
+               "top logprobs");
+    cuda_check(cudaStreamSynchronize(stream), "sync");
+  };
+  // Whether a call with top-N on the device gave what sample_ex gave on the CPU (tokens and statuses
+  // identical, logprobs, logZ and the lists' logprobs within 1e-5); prints what differs.
+  auto same_as_cpu = [&](const char *what, const Result &d, const Result &c, const TopLists &dt, const TopLists &ct) {
+    float top_lp = 0.0f;
+    const bool lists = same_top(what, dt, ct, 1e-5f, top_lp);
+    const float lp = max_abs_diff(d.logprobs, c.logprobs), z = max_abs_diff(d.log_z, c.log_z);
+    if (lists && d.tokens == c.tokens && d.statuses == c.statuses && lp <= 1e-5f && z <= 1e-5f) {
+      std::printf("ok   %s = CPU: lists' logprobs within %.1e, logprobs within %.1e, logZ within %.1e\n", what, top_lp,
+                  lp, z);
+      return;
+    }
+    std::fprintf(stderr, "FAIL %s differs from the CPU: tokens %s, statuses %s, logprobs by %g, logZ by %g, lists %s\n",
+                 what, d.tokens == c.tokens ? "same" : "differ", d.statuses == c.statuses ? "same" : "differ", lp, z,
+                 lists ? "same" : "differ (above)");
+    for (size_t b = 0; b < batch; b++) {
+      std::fprintf(stderr, "  row %zu: status %u (CPU %u), first token %u (CPU %u)\n", b, d.statuses[b], c.statuses[b],
+                   d.tokens[b * samples], c.tokens[b * samples]);
+    }
+    failures++;
+  };
+  {
+    fs_cuda_options few_opt = {};
+    few_opt.mask = d_few.ptr;
+    size_t top_bytes = 0;
+    expect("workspace bytes with a mask, logprobs and top-N",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &few_opt, true, top_n,
+                                              &top_bytes),
+           FS_OK);
+    expect("top-N in a workspace sized without it",
+           sample_top(d_rows.ptr, &few_opt, d_mask_ws.ptr, mask_ws_bytes, &top_out), FS_ERROR_SHAPE);
+    DeviceBuffer<uint8_t> d_top_ws(top_bytes);
+    poison_top();
+    expect("sample_cuda_ex with top-N, logprobs and a device mask",
+           sample_top(d_rows.ptr, &few_opt, d_top_ws.ptr, top_bytes, &top_out), FS_OK);
+    Result top_dev, top_host;
+    TopLists top_dev_lists(batch, top_n), top_host_lists(batch, top_n);
+    download(top_dev);
+    download_top(top_dev_lists);
+    opt = {};
+    opt.mask = few.data();
+    opt.mask_len = few.size();
+    expect("sample_ex with the same mask and top-N on the CPU",
+           sample_ex(cpu, cpu_head, top_host, nullptr, &top_host_lists), FS_OK);
+    if (top_host.statuses[2] != FS_ROW_ALL_MASKED || !bad_list(top_host_lists, 2) || padded(top_host_lists, 4) != 2 ||
+        padded(top_host_lists, 1) != 0) {
+      std::fprintf(stderr, "FAIL the CPU's lists are not what this check means to compare (row 2 status %u, row 4 "
+                   "padded %zu)\n", top_host.statuses[2], padded(top_host_lists, 4));
+      failures++;
+    }
+    same_as_cpu("sample_cuda_ex with top-N and a device mask (row 2 all masked, row 4 three tokens)", top_dev, top_host,
+                top_dev_lists, top_host_lists);
+
+    // Bad top-N requests are refused before anything is enqueued.
+    fs_cuda_outputs too_many = top_out, no_tokens = top_out, no_logprobs = top_out;
+    too_many.top_n = 21;
+    no_tokens.top_tokens = nullptr;
+    no_logprobs.top_logprobs = nullptr;
+    size_t unused = 0;
+    expect("workspace bytes for top-N 21",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &few_opt, true, 21, &unused),
+           FS_ERROR_PARAM);
+    expect("top-N 21", sample_top(d_rows.ptr, &few_opt, d_top_ws.ptr, top_bytes, &too_many), FS_ERROR_PARAM);
+    expect("top-N without a tokens buffer", sample_top(d_rows.ptr, &few_opt, d_top_ws.ptr, top_bytes, &no_tokens),
+           FS_ERROR_SHAPE);
+    expect("top-N without a logprobs buffer", sample_top(d_rows.ptr, &few_opt, d_top_ws.ptr, top_bytes, &no_logprobs),
+           FS_ERROR_SHAPE);
+    fs_lm_head *shard = nullptr;
+    expect("borrow the weights as a shard for top-N",
+           flashsampling_lm_head_borrow_cuda(ctx, d_w.ptr, FS_DTYPE_BF16, vocab, dim, 0, vocab + 100, &shard), FS_OK);
+    expect("top-N on a shard head",
+           flashsampling_sample_cuda_ex(ctx, shard, d_h.ptr, FS_DTYPE_BF16, batch, d_rows.ptr, samples, nullptr,
+                                        d_top_ws.ptr, top_bytes, &top_out, stream),
+           FS_ERROR_PARAM);
+    flashsampling_lm_head_destroy(shard);
+  }
+
   // Truncation in device memory, finished on the device: top-k; top-p; all three on a greedy row
   // (its logprobs); and on two nearly flat rows (temperature 5) top-p 0.95 and min-p 0.2, whose
   // survivors outnumber the 1024 tokens the selection keeps, so that the exact fallback over the
@@ -472,7 +640,8 @@ int main() {
     t_opt.truncation = d_tr.ptr;
     size_t t_bytes = 0;
     expect("workspace bytes with truncation and logprobs",
-           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &t_opt, true, &t_bytes), FS_OK);
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &t_opt, true, 0, &t_bytes),
+           FS_OK);
     DeviceBuffer<uint8_t> d_t_ws(t_bytes);
     auto sample_truncated = [&](Result &r) {
       fs_status s = flashsampling_sample_cuda_ex(ctx, head, d_h.ptr, FS_DTYPE_BF16, batch, d_rt.ptr, samples, &t_opt,
@@ -516,6 +685,88 @@ int main() {
     } else {
       std::printf("ok   a top-k over 1024 -> FS_ROW_INVALID_PARAMS, other rows unchanged\n");
     }
+
+    // Top-N with truncation in the same call: the rows above with row 1 plain (it ranks for its list
+    // only) and row 5 a top-k 3, below N (its list padded with token 0 and -inf). Each row's list is
+    // of the distribution it samples from: greedy rows 0 and 2 truncated too, rows 3 and 4 (finished
+    // from their whole row) of their survivors. As sample_ex gives them on the CPU, and the same
+    // when the call is replayed from a CUDA graph. Then a top-k over 1024 on row 5: its list tokens 0
+    // and NaN, the other rows' lists unchanged.
+    tr[1] = {0, 1.0f, 0.0f};
+    tr[5] = {3, 1.0f, 0.0f};
+    cuda_check(cudaMemcpyAsync(d_tr.ptr, tr.data(), batch * sizeof(fs_truncation), cudaMemcpyHostToDevice, stream),
+               "truncation with top-N");
+    size_t tn_bytes = 0;
+    expect("workspace bytes with truncation, logprobs and top-N",
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, batch, samples, &t_opt, true, top_n, &tn_bytes),
+           FS_OK);
+    DeviceBuffer<uint8_t> d_tn_ws(tn_bytes);
+    poison_top();
+    expect("sample_cuda_ex with truncation and top-N", sample_top(d_rt.ptr, &t_opt, d_tn_ws.ptr, tn_bytes, &top_out),
+           FS_OK);
+    Result tn_dev, tn_host, tn_replayed, tn_bad;
+    TopLists tn_dev_lists(batch, top_n), tn_host_lists(batch, top_n), tn_replayed_lists(batch, top_n),
+        tn_bad_lists(batch, top_n);
+    download(tn_dev);
+    download_top(tn_dev_lists);
+    opt = {};
+    opt.truncation = tr.data();
+    opt.truncation_len = batch;
+    expect("sample_ex with the same truncation and top-N on the CPU",
+           sample_ex(cpu, cpu_head, tn_host, rt.data(), &tn_host_lists), FS_OK);
+    if (padded(tn_host_lists, 5) != 2 || padded(tn_host_lists, 1) != 0 || padded(tn_host_lists, 3) != 0 ||
+        padded(tn_host_lists, 4) != 0) {
+      std::fprintf(stderr, "FAIL the CPU's lists are not what this check means to compare (rows 1, 3, 4, 5 padded "
+                   "%zu, %zu, %zu, %zu; expected 0, 0, 0, 2)\n", padded(tn_host_lists, 1), padded(tn_host_lists, 3),
+                   padded(tn_host_lists, 4), padded(tn_host_lists, 5));
+      failures++;
+    }
+    same_as_cpu("sample_cuda_ex with truncation and top-N (plain, greedy, whole-row and top-k 3 rows)", tn_dev, tn_host,
+                tn_dev_lists, tn_host_lists);
+    poison_top();
+    cudaGraph_t tn_graph;
+    cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    const fs_status tn_captured = sample_top(d_rt.ptr, &t_opt, d_tn_ws.ptr, tn_bytes, &top_out);
+    cuda_check(cudaStreamEndCapture(stream, &tn_graph), "end capture");
+    expect("sample_cuda_ex with truncation and top-N captured in a CUDA graph", tn_captured, FS_OK);
+    cudaGraphExec_t tn_exec;
+    cuda_check(cudaGraphInstantiate(&tn_exec, tn_graph, 0), "instantiate");
+    cuda_check(cudaGraphLaunch(tn_exec, stream), "replay");
+    download(tn_replayed);
+    download_top(tn_replayed_lists);
+    if (tn_replayed.tokens != tn_dev.tokens || tn_replayed_lists.tokens != tn_dev_lists.tokens ||
+        tn_replayed_lists.logprobs != tn_dev_lists.logprobs) {
+      std::fprintf(stderr, "FAIL the replayed graph's top-N lists differ from the direct call's\n");
+      failures++;
+    } else {
+      std::printf("ok   graph replay of sample_cuda_ex with top-N = direct call\n");
+    }
+    cudaGraphExecDestroy(tn_exec);
+    cudaGraphDestroy(tn_graph);
+    tr[5] = {2000, 1.0f, 0.0f};
+    cuda_check(cudaMemcpyAsync(d_tr.ptr + 5, &tr[5], sizeof(fs_truncation), cudaMemcpyHostToDevice, stream), "top-k");
+    poison_top();
+    expect("sample_cuda_ex with top-N and a top-k over 1024",
+           sample_top(d_rt.ptr, &t_opt, d_tn_ws.ptr, tn_bytes, &top_out), FS_OK);
+    download(tn_bad);
+    download_top(tn_bad_lists);
+    const size_t first_rows = 5 * top_n;
+    const bool unchanged = std::equal(tn_bad_lists.tokens.begin(), tn_bad_lists.tokens.begin() + first_rows,
+                                      tn_dev_lists.tokens.begin()) &&
+                           std::equal(tn_bad_lists.logprobs.begin(), tn_bad_lists.logprobs.begin() + first_rows,
+                                      tn_dev_lists.logprobs.begin());
+    if (tn_bad.statuses[5] != FS_ROW_INVALID_PARAMS || !bad_list(tn_bad_lists, 5) || !unchanged) {
+      std::fprintf(stderr, "FAIL top-N with a top-k over 1024: status %u, row 5's list %s, other rows' lists %s\n",
+                   tn_bad.statuses[5], bad_list(tn_bad_lists, 5) ? "tokens 0 and NaN" : "not tokens 0 and NaN",
+                   unchanged ? "unchanged" : "changed");
+      for (size_t i = 0; i < top_n; i++) {
+        std::fprintf(stderr, "  row 5 slot %zu: token %u logprob %.9g\n", i, tn_bad_lists.tokens[5 * top_n + i],
+                     tn_bad_lists.logprobs[5 * top_n + i]);
+      }
+      failures++;
+    } else {
+      std::printf("ok   top-N with a top-k over 1024: that row's list tokens 0 and NaN, the others unchanged\n");
+    }
   }
 
   // More rows than the tensor-core kernel takes in one pass (128), with a device mask and no
@@ -542,7 +793,8 @@ int main() {
     big_opt.mask = d_mb.ptr;
     size_t big_bytes = 0;
     expect("workspace bytes, 130 rows with a mask",
-           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, big, samples, &big_opt, false, &big_bytes), FS_OK);
+           flashsampling_cuda_workspace_bytes(ctx, head, FS_DTYPE_BF16, big, samples, &big_opt, false, 0, &big_bytes),
+           FS_OK);
     DeviceBuffer<uint8_t> d_big_ws(big_bytes);
     const fs_cuda_outputs big_out = {d_tb.ptr, d_sb.ptr, nullptr, nullptr};
     expect("sample_cuda_ex, 130 rows with a device mask",
