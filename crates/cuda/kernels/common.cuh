@@ -238,8 +238,9 @@ struct Extras {
     const u32* scaled_row;    // per row: its ranking row (in `scaled` or `lists`), NO_MASK when it ranks nothing
     u64* lists;               // instead of `scaled`: [ranking row][slot][LIST_SLOTS] keys (tile_lists.cuh)
     ListHead* heads;          // [ranking row][slot]: what each list holds
-    u32 norm_slots;           // slots per row of `norms`, and of `lists` and `heads`
-    u32 list_keep;            // keys each list keeps at least (≤ LIST_KEEP_MAX)
+    u32 norm_slots;           // slots per row of `norms`, and of `lists`, `heads` and `tops`
+    u32 list_keep;            // the most keys a ranking row keeps (≤ LIST_KEEP_MAX)
+    u32* tops;                // with `lists`: [ranking row][slot], the board of the lists' tops, zero between launches
 };
 
 // l̃ of `count` logits `l[i · stride]` of global tokens `first + i`, in place: `RowTransform::apply`

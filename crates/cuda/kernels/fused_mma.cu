@@ -348,6 +348,66 @@ struct WarpLists {
         return ex.lists + ((size_t)r * ex.norm_slots + blockIdx.x) * LIST_SLOTS;
     }
 
+    // Ranking row `r`'s board (tile_lists.cuh): a word per block.
+    static __device__ __forceinline__ u32* board_of(const Extras& ex, u32 r) {
+        return ex.tops + (size_t)r * ex.norm_slots;
+    }
+
+    // The block steps before which the lists read their boards: once every block has published
+    // its first step, and again when the words are the maxima of three times as many tokens.
+    static __device__ __forceinline__ bool refreshes(u32 step) { return step == 1 || step == 3; }
+
+    // Before the block's step `step`, the floors of the epilogue warp's rows of a launch of `rows`
+    // raised from their boards. With AHEAD (when registers allow it), each row's words are loaded
+    // while the previous row's are ranked.
+    template <bool AHEAD>
+    __device__ __forceinline__ void refresh(const Extras& ex, u32 rows, u32 step) {
+        if (!refreshes(step)) return;
+        const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
+        auto ranked = [&](u32 row) { return row < rows && ex.scaled_row[row] != NO_MASK; };
+        auto load = [&](BoardWords& words, u32 row) {
+            if (ranked(row)) words.load(board_of(ex, ex.scaled_row[row]), ex.norm_slots);
+        };
+        auto raise = [&](const BoardWords& words, u32 row) {
+            ListState st = of(row);
+            list_refresh(words, ex.list_keep, st);
+            if (lane == row / MMA_EPI_WARPS) state = st;
+        };
+        if constexpr (AHEAD) {
+            BoardWords next;
+            load(next, e);
+            for (u32 row = e; row < rows; row += MMA_EPI_WARPS) {
+                const BoardWords words = next;
+                load(next, row + MMA_EPI_WARPS);
+                if (ranked(row)) raise(words, row);
+            }
+        } else {
+            for (u32 row = e; row < rows; row += MMA_EPI_WARPS) {
+                if (!ranked(row)) continue;
+                BoardWords words;
+                load(words, row);
+                raise(words, row);
+            }
+        }
+    }
+
+    // After the block's steps whose maxima a refresh reads (the one before each refresh), the
+    // epilogue warp's rows publish their largest y so far: the maximum of their log-normaliser
+    // partials `norms`.
+    __device__ __forceinline__ void publish(const Extras& ex, const float2* norms, u32 rows, u32 step) const {
+        if (!refreshes(step + 1)) return;
+        const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
+        // Lanes l + 16 wrote the partials last.
+        __syncwarp();
+        for (u32 row = e; row < rows; row += MMA_EPI_WARPS) {
+            if (ex.scaled_row[row] == NO_MASK) continue;
+            float m = lane < MMA_NORM_LANES ? norms[row * MMA_NORM_LANES + lane].x : NEG_INF;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+            list_publish(m, board_of(ex, ex.scaled_row[row]) + blockIdx.x);
+        }
+    }
+
     // One step of row `row` (ranking row `r`): the lanes' four logits from `l`, tokens from `first`.
     // Only a step where some token may reach the floor reads the rest of the state.
     __device__ __forceinline__ void step(const Extras& ex, u32 row, u32 r, const float* l, u32 tokens, u32 first,
@@ -369,9 +429,8 @@ struct WarpLists {
 
     // The head of row `row`'s list (ranking row `r`) in slot blockIdx.x.
     __device__ __forceinline__ void finish(const Extras& ex, u32 row, u32 r) const {
-        const ListState st = of(row);
         ListHead* heads = ex.heads + (size_t)r * ex.norm_slots;
-        list_finish(list_of(ex, r), st, heads + blockIdx.x);
+        list_finish(list_of(ex, r), of(row), heads + blockIdx.x, board_of(ex, r) + blockIdx.x);
         empty_slots_past_grid(heads, ex.norm_slots, ListHead{0, 0, 0}, threadIdx.x & 31, 32);
     }
 };
@@ -558,8 +617,11 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         mbar_wait(full, k);
         const u32 tile0 = first + k * MMA_WARPS, tok0 = tile0 * 16;
         const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
+        // The registers of the two-block widths leave no room for a second row's words.
+        if (EX && ex.lists) lists.refresh<MMA_MIN_BLOCKS(NT) == 1>(ex, min(batch, (u32)Shared::ROWS), k);
         score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,
                        norms, lists);
+        if (EX && ex.lists) lists.publish(ex, norms, min(batch, (u32)Shared::ROWS), k);
     }
     if (EX && ex.lists) {
         for (u32 r = e; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS) {

@@ -434,8 +434,9 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const 
     // Not every live token is in a list once one was compacted: then there are more than any row
     // keeps.
     const u32 live = __syncthreads_or(mine.compacted) ? 0xFFFFFFFFu : kept;
-    // A list that left keys out holds at least `keep` (≥ any row's need), so the lists hold the
-    // need largest keys whichever way `live` is known.
+    // Every list holds the row's keys at or above its floor, which is never above the row's keep-th
+    // largest (keep ≥ any row's need): the lists hold the need largest keys whichever way `live`
+    // is known.
     const u32 need = min(a.out_start[r + 1] - a.out_start[r], kept);
     if (mine.top != 0 && need > 0 && rank_of(mine.top, set, a.slots) == need - 1) floor = mine.top;
     __syncthreads();

@@ -3,17 +3,24 @@
 // Where every ranking row of a launch keeps at most LIST_KEEP_MAX keys (top-k ≤ 64, top-N), the
 // tensor-core `_ex` kernel keeps, per (ranking row, block), a list of the keys pack(y, token) of
 // its tokens instead of writing every y out: the keys at or above the list's floor, which is never
-// above the block's `keep`-th largest key, so the list always holds the block's `keep` most likely
-// tokens. select_lists (select.cu) merges the blocks' lists of each row; a token in the row's top
-// `keep` is in its block's top `keep`, so the merge sees it.
+// above the row's `keep`-th largest key, so the lists hold the row's `keep` most likely tokens.
+// select_lists (select.cu) merges the blocks' lists of each row.
 //
 // A list is LIST_SLOTS keys in global memory, written by the one epilogue warp that owns the row.
 // Its first step sets the floor from the step's own keys; a step appends at most LIST_STEP_MAX keys
 // (four per lane: fused_mma.cu's steps are at most that long); before a step that may not fit, the
 // warp raises the floor (list_compact) and keeps only the keys at or above it. A step whose y are
-// all below the floor's y costs one comparison each and a vote. (On the H100 the upkeep still costs
-// the tensor-core kernel time when a launch has many rows and short steps: src/backend.rs
-// `list_slots` says where lists are kept.)
+// all below the floor's y costs one comparison each and a vote.
+//
+// The blocks share what they have seen: each publishes on a board (`Extras::tops`, a word per
+// (row, block)) the upper word of its largest key so far, and a list raises its floor to the
+// keep-th largest word it reads there (list_refresh): `keep` words of distinct blocks are the upper
+// words of `keep` keys of the row, so that floor never passes the row's keep-th largest. A block's
+// floor alone is the keep-th largest of the few tokens it has seen, and nearly every step would
+// append and every few steps compact; after a refresh far fewer do. The board is zero between
+// launches: a block clears its own words when it finishes, and a word read as 0 (not yet
+// published, or cleared) only weakens the floor. (src/backend.rs `list_slots` says where lists are
+// kept.)
 
 #define LIST_SLOTS 256
 #define LIST_STEP_MAX 128
@@ -22,8 +29,8 @@
 // What a list holds at the end of the launch: `ListHead` in src/launch.rs (16 bytes).
 struct ListHead {
     u32 kept;       // keys in the list
-    u32 compacted;  // 1 when the list left keys out (it then keeps at least `keep`); 0 when it holds
-                    // every token of the block whose y is above -inf
+    u32 compacted;  // 1 when the list may have left keys out (its row then has at least `keep` tokens
+                    // above -inf); 0 when it holds every token of the block whose y is above -inf
     u64 top;        // the largest key (0 when none)
 };
 
@@ -51,11 +58,11 @@ __device__ __forceinline__ void list_store(u64* p, u64 v) {
 // and at most `target` unless fewer would leave fewer than `keep`; 0 when there are fewer than
 // `keep`. Built bit by bit from the top, as a radix select of the `keep`-th largest key, stopping
 // as soon as few enough keys are above it. Called by the whole warp.
-template <int N>
-__device__ u64 floor_of(const u64 (&k)[N], u32 keep, u32 target) {
-    u64 f = 0;
-    for (int bit = 63; bit >= 0; --bit) {
-        const u64 up = f | ((u64)1 << bit);
+template <typename K, int N>
+__device__ K floor_of(const K (&k)[N], u32 keep, u32 target) {
+    K f = 0;
+    for (int bit = 8 * sizeof(K) - 1; bit >= 0; --bit) {
+        const K up = f | ((K)1 << bit);
         u32 n = 0;
 #pragma unroll
         for (int j = 0; j < N; ++j) n += k[j] >= up;
@@ -72,10 +79,10 @@ __device__ u64 floor_of(const u64 (&k)[N], u32 keep, u32 target) {
 // needs (the nearer to `keep`, the fewer later compactions, the more bits to find the floor).
 __device__ __forceinline__ u32 list_target(u32 keep) { return keep + (LIST_SLOTS - LIST_STEP_MAX - keep) / 4; }
 
-// Raises the floor of the warp's list of `kept` keys (more than LIST_SLOTS − LIST_STEP_MAX, all at
-// or above the floor) to floor_of's, and moves the keys at or above it to the front; returns how
-// many. The floor only rises, since every key in the list is at or above the old one. Called by
-// the whole warp.
+// Raises the floor of the warp's list of `kept` keys (more than LIST_SLOTS − LIST_STEP_MAX) to
+// floor_of's over the keys at or above it, and moves those at or above the new floor to the front;
+// returns how many. (Keys appended before a refresh may lie below the floor.) Called by the whole
+// warp.
 __device__ u32 list_compact(u64* list, u32 kept, u32 keep, u64& floor) {
     constexpr int PER_LANE = LIST_SLOTS / 32;
     const u32 lane = threadIdx.x & 31;
@@ -86,7 +93,7 @@ __device__ u32 list_compact(u64* list, u32 kept, u32 keep, u64& floor) {
         const u32 i = j * 32 + lane;
         k[j] = i < kept ? list[i] : 0;
     }
-    const u64 f = floor_of(k, keep, list_target(keep));
+    const u64 f = max(floor, floor_of(k, keep, list_target(keep)));
     floor = f;
     __syncwarp();
     u32 at = 0;
@@ -111,7 +118,7 @@ __device__ __forceinline__ bool may_reach(float y, float floor_y) { return y != 
 __device__ __forceinline__ void list_append(u64* list, const float (&y)[4], u32 first, u32 keep, ListState& st) {
     const u32 lane = threadIdx.x & 31;
     if (st.kept > LIST_SLOTS - LIST_STEP_MAX) st.kept = list_compact(list, st.kept, keep, st.floor);
-    if (st.kept == 0) {
+    if (st.kept == 0 && st.floor == 0) {
         // A list's first step: the floor from the step's own keys, rather than all of them written
         // (none, so that `floor != 0` keeps meaning that keys were left out, when it would leave
         // none out).
@@ -154,9 +161,41 @@ __device__ __forceinline__ void list_append(u64* list, const float (&y)[4], u32 
     st.kept += total;
 }
 
+// Publishes `y_max`, the largest y of the block's tokens of a row so far (-inf: none), as the
+// block's word `board_word` of the row's board: the upper word of that token's key. Lane 0 writes
+// every word of a block, so that list_finish's clearing comes after them. Called by the whole
+// warp, `y_max` in lane 0.
+__device__ __forceinline__ void list_publish(float y_max, u32* board_word) {
+    if ((threadIdx.x & 31) == 0 && y_max != NEG_INF) {
+        *reinterpret_cast<volatile u32*>(board_word) = (u32)(pack(y_max, 0) >> 32);
+    }
+}
+
+// A row's board as the lanes hold it for list_refresh: `slots` words (the first 32 · BOARD_READS,
+// when there are more), 0 past them.
+#define BOARD_READS 9
+struct BoardWords {
+    u32 w[BOARD_READS];
+    __device__ __forceinline__ void load(const u32* board, u32 slots) {
+        const u32 lane = threadIdx.x & 31;
+#pragma unroll
+        for (int j = 0; j < BOARD_READS; ++j) {
+            const u32 i = j * 32 + lane;
+            w[j] = i < slots ? *reinterpret_cast<const volatile u32*>(board + i) : 0;
+        }
+    }
+};
+
+// Raises the floor of the list `st` describes to the keep-th largest of its row's board words:
+// the smallest key of that word. Called by the whole warp.
+__device__ __forceinline__ void list_refresh(const BoardWords& board, u32 keep, ListState& st) {
+    st.floor = max(st.floor, (u64)floor_of(board.w, keep, list_target(keep)) << 32);
+}
+
 // The head of the list `st` describes, at the end of the launch: its largest key read back, every
-// lane's loads in flight together. Called by the whole warp.
-__device__ __forceinline__ void list_finish(const u64* list, const ListState& st, ListHead* head) {
+// lane's loads in flight together. Its word of the board is cleared for the next launch, by the
+// lane that published it. Called by the whole warp.
+__device__ __forceinline__ void list_finish(const u64* list, const ListState& st, ListHead* head, u32* board_word) {
     const u32 lane = threadIdx.x & 31;
     __syncwarp();
     u64 top = 0;
@@ -166,5 +205,8 @@ __device__ __forceinline__ void list_finish(const u64* list, const ListState& st
         top = max(top, i < st.kept ? list[i] : 0);
     }
     top = warp_max_u64(top);
-    if (lane == 0) *head = ListHead{st.kept, st.floor != 0, top};
+    if (lane == 0) {
+        *head = ListHead{st.kept, st.floor != 0, top};
+        *reinterpret_cast<volatile u32*>(board_word) = 0;
+    }
 }

@@ -135,6 +135,16 @@ impl Call<'_> {
         self.base + (part + region.offset) as u64
     }
 
+    /// Waits for the stream, downloading the bytes of any `region`.
+    pub fn read(&self, region: Region, stream: &Arc<CudaStream>) -> Result<Vec<u8>> {
+        let start = (self.ptr(region) - self.base) as usize;
+        let mut bytes = vec![0u8; region.len];
+        stream
+            .memcpy_dtoh(&self.memory().slice(start..start + region.len), &mut bytes)
+            .map_err(|e| device_error("download", e))?;
+        Ok(bytes)
+    }
+
     /// Waits for the stream, downloading every output region: their bytes, in one buffer.
     pub fn download(&self, stream: &Arc<CudaStream>) -> Result<Outputs> {
         let mut bytes = vec![0u8; self.layout.output_len];

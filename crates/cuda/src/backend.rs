@@ -16,11 +16,6 @@ use crate::constraints::ConstraintTables;
 use crate::driver::{device_error, driver_present, nvrtc_present, unavailable};
 use crate::kernels;
 
-/// Rows per launch up to which ranking rows keep per-tile lists at any dimension.
-const LIST_ROWS_ANY_DIM: usize = 32;
-/// Above that, the dimension per row of the launch from which they keep them (the H100's
-/// crossovers, see `list_slots`).
-const LIST_DIM_PER_ROW: usize = 40;
 use crate::launch::{self, Extras, FusedArgs, LogitsArgs, MmaKernel, RowArgs};
 use crate::ranking::RankingRows;
 use crate::NAME;
@@ -170,20 +165,13 @@ impl CudaBackend {
         }
     }
 
-    /// The log-normaliser slots per row of a fused launch over `batch` rows of dimension `dim`
-    /// whose ranking rows keep per-tile candidate lists ([`launch::Extras::lists`]); `None` where
-    /// they write their scaled logits instead: where the CUDA-core kernel runs, and where the
-    /// lists' upkeep would hold the tensor-core kernel back. Each epilogue warp keeps the lists of
-    /// its rows step by step, and a step lasts as long as `dim` makes it: with more than
-    /// `LIST_ROWS_ANY_DIM` rows per launch, the lists need `LIST_DIM_PER_ROW` · rows of `dim` (H100,
-    /// top-k 50: at 64 rows slower than writing the scaled logits at D = 2048, faster from 2880; at
-    /// 128 rows slower at 4096, faster at 8192).
-    pub fn list_slots(&self, w: DType, h: DType, dim: usize, batch: usize) -> Option<u32> {
-        let kept_up = |max_tiles: &u32| {
-            let rows = batch.min(8 * *max_tiles as usize);
-            rows <= LIST_ROWS_ANY_DIM || dim >= LIST_DIM_PER_ROW * rows
-        };
-        self.mma_tiles_for(w, h, true).filter(kept_up).map(|_| self.mma_norm_slots)
+    /// The log-normaliser slots per row of a fused launch of weights `w` and hidden states `h` whose
+    /// ranking rows keep per-tile candidate lists ([`launch::Extras::lists`]): wherever the
+    /// tensor-core kernel runs (H100, top-k 50: faster than writing the scaled logits at every
+    /// shape and batch of DESIGN.md §6 since the lists raise their floors from each other's
+    /// maxima); `None` where the CUDA-core kernel runs, which writes the scaled logits instead.
+    pub fn list_slots(&self, w: DType, h: DType) -> Option<u32> {
+        self.mma_tiles_for(w, h, true).map(|_| self.mma_norm_slots)
     }
 
     /// The widest tensor-core variant for weights of `w` and hidden states of `h`, with or without
@@ -426,7 +414,7 @@ impl CudaBackend {
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = layout.input(&RowArgs::to_bytes(&rows));
         let tables = ConstraintTables::new(&transforms).map(|t| t.stage(&mut layout));
-        let list_slots = self.list_slots(head.dtype, h_dtype, head.dim, req.hidden.batch);
+        let list_slots = self.list_slots(head.dtype, h_dtype);
         let ranking = RankingRows::stage(&plans, v_rows, list_slots, &mut layout);
         let normalize = outputs.is_some() || ranking.is_some();
         let norm_parts = normalize.then(|| layout.scratch(8 * batch as usize * slots as usize));

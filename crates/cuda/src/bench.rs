@@ -115,7 +115,7 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             // the finishing run.
             let plan = RowPlan { truncation: Some(&top50), top_n: 0, list_length: RANKED_KEPT as usize };
             let mut layout = Layout::default();
-            let list_slots = cuda.list_slots(DType::Bf16, DType::Bf16, dim, batch);
+            let list_slots = cuda.list_slots(DType::Bf16, DType::Bf16);
             let ranked =
                 RankingRows::stage(&vec![plan; batch], vocab as u32, list_slots, &mut layout).expect("every row ranks");
             let call = arena.bind(&stream, layout)?;
@@ -128,6 +128,10 @@ pub fn run(shapes: &[(usize, usize)], batches: &[usize], iters: usize) -> Result
             let t_select = time(&ctx, &stream, iters, || {
                 ranked.select(cuda.select_functions()?, (&call, &stream), (rp, op, 1), 0, ((np, slots), mp))
             })?;
+            // The timed launches each began from a clear board only if each left it clear.
+            if !ranked.board_is_clear(&call, &stream)? {
+                return Err(device_error("the ranked launches", "left the board of the lists' tops set"));
+            }
             drop(call);
             let t_gemm = time(&ctx, &stream, iters, gemm)?;
             let t_unfused = time(&ctx, &stream, iters, || {

@@ -44,7 +44,7 @@ impl RowArgs {
 }
 
 /// Per-row constraints and log-normaliser partials of a fused launch (`Extras` in
-/// kernels/common.cuh: 88 bytes, passed by value). A zero pointer means "none".
+/// kernels/common.cuh: 96 bytes, passed by value). A zero pointer means "none".
 ///
 /// - `mask`: the rows' allowed-token bitmasks concatenated (bit `t % 32` of word `t / 32` for
 ///   global token `t`); `mask_start`: per row, its first word, [`NO_MASK`] for none;
@@ -59,9 +59,11 @@ impl RowArgs {
 ///   `scaled_row`: per row, its ranking row or [`NO_MASK`] when it ranks nothing;
 /// - or, instead of `scaled` (tensor-core kernels only, rows that keep at most [`LIST_KEEP_MAX`]
 ///   keys): `lists`, `[ranking row][norm_slots][`[`LIST_SLOTS`]`]` keys, each block's list of the
-///   row's keys, which always holds the block's `list_keep` largest; `heads`, `[ranking
+///   row's keys, which together always hold the row's `list_keep` largest; `heads`, `[ranking
 ///   row][norm_slots]` of [`LIST_HEAD_BYTES`] (keys kept, whether the list left keys out, largest
-///   key), every one written by the launch (block 0 empties the slots past the grid).
+///   key), every one written by the launch (block 0 empties the slots past the grid); and `tops`,
+///   `[ranking row][norm_slots]` u32, the board on which the blocks share their lists' tops
+///   (tile_lists.cuh): it must be zero before the first launch, and each launch leaves it zero.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Extras {
@@ -77,10 +79,11 @@ pub struct Extras {
     pub heads: sys::CUdeviceptr,
     pub norm_slots: u32,
     pub list_keep: u32,
+    pub tops: sys::CUdeviceptr,
 }
 
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<Extras>() == 88);
+const _: () = assert!(std::mem::size_of::<Extras>() == 96);
 
 /// Keys of one per-tile list (`LIST_SLOTS` in tile_lists.cuh).
 pub const LIST_SLOTS: usize = 256;
@@ -174,11 +177,15 @@ fn check_fused(a: &FusedArgs) -> Result<()> {
     Ok(())
 }
 
-/// Checks that a launch of `blocks` blocks has a log-normaliser slot for each.
+/// Checks that a launch of `blocks` blocks has a log-normaliser slot for each, and that lists have
+/// their board and the partials (a block publishes the maximum of its partials).
 fn check_slots(extras: Option<&Extras>, blocks: u32) -> Result<()> {
     match extras {
         Some(e) if e.norms != 0 && e.norm_slots < blocks => {
             Err(Error::Shape(format!("{} log-normaliser slots per row for a launch of {blocks} blocks", e.norm_slots)))
+        }
+        Some(e) if e.lists != 0 && (e.tops == 0 || e.norms == 0) => {
+            Err(Error::Shape("per-tile lists without their board or the log-normaliser partials".into()))
         }
         _ => Ok(()),
     }

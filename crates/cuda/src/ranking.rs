@@ -14,6 +14,8 @@
 //! device from its whole row (`finish_whole.cu`): the exact fallback. The host copies the top-N
 //! lists.
 
+use std::sync::Arc;
+
 use cudarc::driver::{sys, CudaFunction, CudaStream};
 use flashsampling_core::candidate::EMPTY;
 use flashsampling_core::logsumexp::LogSumExp;
@@ -31,8 +33,9 @@ use crate::launch::{
 enum Keys {
     /// `[ranking row][v_rows]` f32 `y`, and the selection's counters and sets (scratch).
     Scaled { scaled: Region, counters: Region, set: Region },
-    /// Per-tile lists and their heads, `slots` per ranking row, each keeping at least `keep` keys.
-    Lists { lists: Region, heads: Region, slots: u32, keep: u32 },
+    /// Per-tile lists, their heads and the board of their tops (zeros, uploaded), `slots` per
+    /// ranking row; the lists hold each row's `keep` largest keys.
+    Lists { lists: Region, heads: Region, tops: Region, slots: u32, keep: u32 },
 }
 
 /// Where one call's ranking rows live in its arena.
@@ -81,6 +84,7 @@ impl RankingRows {
                 Keys::Lists {
                     lists: layout.scratch(8 * n * per_row * LIST_SLOTS),
                     heads: layout.scratch(n * per_row * LIST_HEAD_BYTES),
+                    tops: layout.input(&vec![0; 4 * n * per_row]),
                     slots,
                     keep: rows.iter().map(|&b| plans[b].list_length as u32).max().unwrap_or(1),
                 }
@@ -112,12 +116,22 @@ impl RankingRows {
         extras.scaled_row = call.ptr(self.scaled_row);
         match self.keys_from {
             Keys::Scaled { scaled, .. } => extras.scaled = call.ptr(scaled),
-            Keys::Lists { lists, heads, slots, keep } => {
+            Keys::Lists { lists, heads, tops, slots, keep } => {
                 debug_assert_eq!(extras.norm_slots, slots, "the lists have the launch's slots");
                 extras.lists = call.ptr(lists);
                 extras.heads = call.ptr(heads);
+                extras.tops = call.ptr(tops);
                 extras.list_keep = keep;
             }
+        }
+    }
+
+    /// Whether the board of the lists' tops is zero, as every launch must leave it (downloaded, after
+    /// the stream's work); true without lists.
+    pub fn board_is_clear(&self, call: &Call<'_>, stream: &Arc<CudaStream>) -> Result<bool> {
+        match self.keys_from {
+            Keys::Lists { tops, .. } => Ok(call.read(tops, stream)?.iter().all(|&b| b == 0)),
+            Keys::Scaled { .. } => Ok(true),
         }
     }
 
