@@ -401,9 +401,7 @@ struct WarpLists {
         __syncwarp();
         for (u32 row = e; row < rows; row += MMA_EPI_WARPS) {
             if (ex.scaled_row[row] == NO_MASK) continue;
-            float m = lane < MMA_NORM_LANES ? norms[row * MMA_NORM_LANES + lane].x : NEG_INF;
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+            const float m = lane < MMA_NORM_LANES ? norms[row * MMA_NORM_LANES + lane].x : NEG_INF;
             list_publish(m, board_of(ex, ex.scaled_row[row]) + blockIdx.x);
         }
     }

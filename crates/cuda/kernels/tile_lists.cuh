@@ -54,6 +54,15 @@ __device__ __forceinline__ void list_store(u64* p, u64 v) {
         : "memory");
 }
 
+// Where the lanes whose `in` is set write their keys: from `kept` on, in lane order (the lane's
+// slot is returned); `kept` counts them in every lane. Called by the whole warp.
+__device__ __forceinline__ u32 list_slot(u32& kept, bool in) {
+    const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
+    const u32 at = kept + __popc(ballot & ((1u << (threadIdx.x & 31)) - 1));
+    kept += __popc(ballot);
+    return at;
+}
+
 // A floor for the warp's keys `k` (N per lane, 0: none): at least `keep` keys are at or above it,
 // and at most `target` unless fewer would leave fewer than `keep`; 0 when there are fewer than
 // `keep`. Built bit by bit from the top, as a radix select of the `keep`-th largest key, stopping
@@ -99,10 +108,8 @@ __device__ u32 list_compact(u64* list, u32 kept, u32 keep, u64& floor) {
     u32 at = 0;
 #pragma unroll
     for (int j = 0; j < PER_LANE; ++j) {
-        const bool in = k[j] >= f;
-        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
-        if (in) list_store(list + at + __popc(ballot & ((1u << lane) - 1)), k[j]);
-        at += __popc(ballot);
+        const u32 slot = list_slot(at, k[j] >= f);
+        if (k[j] >= f) list_store(list + slot, k[j]);
     }
     return at;
 }
@@ -113,10 +120,10 @@ __device__ __forceinline__ bool may_reach(float y, float floor_y) { return y != 
 
 // Appends the keys of the lane's four scaled logits `y` (tokens `first` …; -inf past the step) that
 // reach the floor of the list `st` describes, compacting first when the step may not fit. A y
-// above the floor's y reaches it; only a tie (or a NaN) compares keys. Each lane writes its keys
-// at its offset in the warp (a prefix sum of the counts). Called by the whole warp.
+// above the floor's y reaches it; only a tie (or a NaN) compares keys. The keys go in order of
+// their place among the lane's four, then of lane: a vote each, no prefix sum. Called by the whole
+// warp.
 __device__ __forceinline__ void list_append(u64* list, const float (&y)[4], u32 first, u32 keep, ListState& st) {
-    const u32 lane = threadIdx.x & 31;
     if (st.kept > LIST_SLOTS - LIST_STEP_MAX) st.kept = list_compact(list, st.kept, keep, st.floor);
     if (st.kept == 0 && st.floor == 0) {
         // A list's first step: the floor from the step's own keys, rather than all of them written
@@ -137,38 +144,21 @@ __device__ __forceinline__ void list_append(u64* list, const float (&y)[4], u32 
         st.floor = leaves_out ? f : 0;
     }
     const float fy = floor_y(st.floor);
-    bool in[4];
-    u32 n = 0;
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
-        in[q] = may_reach(y[q], fy) && (y[q] > fy || pack(y[q], first + q) >= st.floor);
-        n += in[q];
+        const bool in = may_reach(y[q], fy) && (y[q] > fy || pack(y[q], first + q) >= st.floor);
+        const u32 slot = list_slot(st.kept, in);
+        if (in) list_store(list + slot, pack(y[q], first + q));
     }
-    u32 at = n;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const u32 below = __shfl_up_sync(0xFFFFFFFFu, at, o);
-        if (lane >= (u32)o) at += below;
-    }
-    const u32 total = __shfl_sync(0xFFFFFFFFu, at, 31);
-    if (n) {
-        u64* to = list + st.kept + at - n;
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            if (in[q]) list_store(to++, pack(y[q], first + q));
-        }
-    }
-    st.kept += total;
 }
 
-// Publishes `y_max`, the largest y of the block's tokens of a row so far (-inf: none), as the
-// block's word `board_word` of the row's board: the upper word of that token's key. Lane 0 writes
-// every word of a block, so that list_finish's clearing comes after them. Called by the whole
-// warp, `y_max` in lane 0.
-__device__ __forceinline__ void list_publish(float y_max, u32* board_word) {
-    if ((threadIdx.x & 31) == 0 && y_max != NEG_INF) {
-        *reinterpret_cast<volatile u32*>(board_word) = (u32)(pack(y_max, 0) >> 32);
-    }
+// Publishes the largest of the lanes' `y` (y of tokens of the block, -inf: none) as the block's
+// word `board_word` of the row's board: the upper word of that token's key (the words order as the
+// y). Lane 0 writes every word of a block, so that list_finish's clearing comes after them. Called
+// by the whole warp.
+__device__ __forceinline__ void list_publish(float y, u32* board_word) {
+    const u32 word = __reduce_max_sync(0xFFFFFFFFu, y == NEG_INF ? 0u : (u32)(pack(y, 0) >> 32));
+    if ((threadIdx.x & 31) == 0 && word) *reinterpret_cast<volatile u32*>(board_word) = word;
 }
 
 // A row's board as the lanes hold it for list_refresh: `slots` words (the first 32 · BOARD_READS,
