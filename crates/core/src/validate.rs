@@ -68,14 +68,20 @@ pub fn truncation(req: &Request<'_>, vocab_offset: u32, rows: usize, vocab_size:
         }
         t.iter().enumerate().try_for_each(|(b, t)| t.check(b))?;
     }
-    if req.top_logprobs > MAX_TOP_LOGPROBS {
-        return Err(Error::Param {
-            row: None,
-            what: format!("top logprobs: at most {MAX_TOP_LOGPROBS} per row, got {}", req.top_logprobs),
-        });
-    }
+    top_logprobs(req.top_logprobs)?;
     if req.truncation.is_some() || req.top_logprobs > 0 {
         whole_vocabulary(vocab_offset, rows, vocab_size)?;
+    }
+    Ok(())
+}
+
+/// Checks a count of top-N logprobs per row: at most [`MAX_TOP_LOGPROBS`].
+pub fn top_logprobs(n: u32) -> Result<()> {
+    if n > MAX_TOP_LOGPROBS {
+        return Err(Error::Param {
+            row: None,
+            what: format!("top logprobs: at most {MAX_TOP_LOGPROBS} per row, got {n}"),
+        });
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
-use flashsampling_core::truncation::{MAX_TOP_K, MAX_TOP_LOGPROBS};
+use flashsampling_core::truncation::MAX_TOP_K;
 use flashsampling_core::validate::MAX_SAMPLES;
 use flashsampling_core::{
     logsumexp::LogSumExp, survivors::RowPlan, validate, Backend, BackendInfo, DType, DeviceInfo, Error, Feature,
@@ -309,7 +309,8 @@ impl CudaBackend {
     /// candidates; with a mask its row table; with token lists their tables; with token lists,
     /// truncation or top-N a flag per row; with logprobs, log-normalisers, truncation or top-N the
     /// log-normaliser partials and their merge; with truncation or top-N every row's scaled logits
-    /// and the selection's buffers. `Error::Param` for top-N lists over [`MAX_TOP_LOGPROBS`].
+    /// and the selection's buffers. `Error::Param` for top-N lists over
+    /// [`flashsampling_core::truncation::MAX_TOP_LOGPROBS`].
     pub fn device_workspace_bytes(
         &self,
         head: &LmHead,
@@ -318,7 +319,7 @@ impl CudaBackend {
         samples: u32,
         uses: DeviceUses,
     ) -> Result<usize> {
-        check_top_n(uses.top_n)?;
+        validate::top_logprobs(uses.top_n)?;
         Ok(self.device_scratch(head, hidden, batch, samples, uses).bytes)
     }
 
@@ -525,10 +526,11 @@ pub struct DeviceCall {
     /// `batch` rows of truncation (`fs_truncation`: u32 top-k, f32 top-p, f32 min-p; 4-byte
     /// aligned), or 0 for none.
     pub truncation: sys::CUdeviceptr,
-    /// Each row's `top_n` (at most [`MAX_TOP_LOGPROBS`]; 0: none) most likely tokens, of the
-    /// distribution it samples from, with their logprobs: `batch × top_n` u32 `top_tokens` and f32
-    /// `top_logprobs`, row-major, most likely first (ties by lower token id); past a row's tokens of
-    /// positive probability token 0 and -inf, a bad row tokens 0 and NaN. Both 4-byte aligned.
+    /// Each row's `top_n` (at most [`flashsampling_core::truncation::MAX_TOP_LOGPROBS`]; 0: none)
+    /// most likely tokens, of the distribution it samples from, with their logprobs: `batch × top_n`
+    /// u32 `top_tokens` and f32 `top_logprobs`, row-major, most likely first (ties by lower token
+    /// id); past a row's tokens of positive probability token 0 and -inf, a bad row tokens 0 and
+    /// NaN. Both 4-byte aligned.
     pub top_n: u32,
     pub top_tokens: sys::CUdeviceptr,
     pub top_logprobs: sys::CUdeviceptr,
@@ -585,7 +587,7 @@ impl DeviceCall {
                 ),
             });
         }
-        check_top_n(self.top_n)?;
+        validate::top_logprobs(self.top_n)?;
         let words = head.vocab_size.div_ceil(32);
         if self.mask != 0 && u64::from(self.batch) * u64::from(words) > u64::from(u32::MAX) {
             return Err(Error::Shape(format!("a mask of {} rows × {words} words exceeds u32 words", self.batch)));
@@ -596,14 +598,6 @@ impl DeviceCall {
         }
         Ok(())
     }
-}
-
-/// Top-N lists of at most [`MAX_TOP_LOGPROBS`] tokens.
-fn check_top_n(n: u32) -> Result<()> {
-    if n > MAX_TOP_LOGPROBS {
-        return Err(Error::Param { row: None, what: format!("top_n: at most {MAX_TOP_LOGPROBS} per row, got {n}") });
-    }
-    Ok(())
 }
 
 /// What a device call uses beyond tokens and statuses: it decides the call's workspace.
