@@ -204,6 +204,7 @@ struct SyncTiles {
     // Stores of a float2 per lane at row g, token 2t: a row stride of 8 (mod 32) words puts each
     // half-warp's 16 stores in distinct banks.
     static constexpr int BUF_PAD = 8;
+    static constexpr bool WGMMA = false;
     static constexpr int IN_FLIGHT = 0;
     float acc[M16][2][4];
 
@@ -248,6 +249,7 @@ struct WgmmaTiles {
     // Stores of one float per lane at rows 2t, 2t + 1 and token g: a row stride of 4 (mod 32)
     // words puts a warp's 32 stores in distinct banks.
     static constexpr int BUF_PAD = 4;
+    static constexpr bool WGMMA = true;
     static constexpr int IN_FLIGHT = MMA_WGMMA_IN_FLIGHT;
     float acc[NT][4];
 
@@ -279,18 +281,25 @@ struct WgmmaTiles {
         wgmma_hold(acc);
     }
 
-    // The tile's logits into `buf` (as SyncTiles'): this thread holds tokens g and g + 8 of the
-    // warp's tile, rows 8n + 2t and 8n + 2t + 1.
-    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
-        const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, tok = 16 * (threadIdx.x >> 5) + g;
+    // The logits of n-tiles n0 … n0 + COUNT − 1 into `buf` ([row][token], row stride `stride`) from
+    // its row 0, this thread's tokens g and g + 8 of the warp's tile at `tok` and `tok` + 8: it
+    // holds rows 8n + 2t and 8n + 2t + 1 of them.
+    template <int COUNT>
+    __device__ __forceinline__ void rows_to(float* buf, int stride, int n0, int tok) const {
+        const int t = threadIdx.x & 3;
 #pragma unroll
-        for (int n = 0; n < NT; ++n) {
+        for (int n = 0; n < COUNT; ++n) {
             float* r = buf + (8 * n + 2 * t) * stride + tok;
-            r[0] = acc[n][0];
-            r[stride] = acc[n][1];
-            r[8] = acc[n][2];
-            r[stride + 8] = acc[n][3];
+            r[0] = acc[n0 + n][0];
+            r[stride] = acc[n0 + n][1];
+            r[8] = acc[n0 + n][2];
+            r[stride + 8] = acc[n0 + n][3];
         }
+    }
+
+    // The tile's logits into `buf` (as SyncTiles').
+    __device__ __forceinline__ void to_buffer(float* buf, int stride) const {
+        rows_to<NT>(buf, stride, 0, 16 * (threadIdx.x >> 5) + ((threadIdx.x & 31) >> 2));
     }
 };
 
@@ -303,30 +312,45 @@ struct Pick<false, A, B> {
     typedef B type;
 };
 
-// The block's shared state for one launch shape; `PAD`: the step buffer's row padding,
-// `IN_FLIGHT`: the K chunks whose products may still be running.
-template <int NT, bool EX, int PAD, int IN_FLIGHT>
-struct MmaShared {
+// The pipeline's stages for a launch of 8·NT rows.
+template <int NT>
+struct StageShape {
     static constexpr int ROWS = 8 * NT;
     // Rows of H in shared memory: whole m-tiles of 16, zero past the batch.
     static constexpr int H_ROWS = ROWS < 16 ? 16 : ROWS;
-    // A stage: H_ROWS rows of H, then each warp's 16 rows of W; MMA_KC elements per row.
+    // A stage: H_ROWS rows of H, then each multiplying warp's 16 rows of W; MMA_KC elements per row.
     static constexpr int H_STAGE = H_ROWS * MMA_KC;
     static constexpr int W_TILE = 16 * MMA_KC;
     static constexpr int STAGE_ELEMS = H_STAGE + MMA_WARPS * W_TILE;
+    // The stages that fit in `budget` bytes beside `rest` bytes of other state, at most `most`.
+    __host__ __device__ static constexpr int fitting(int budget, int rest, int most) {
+        return (budget - rest) / (STAGE_ELEMS * 2) < most ? (budget - rest) / (STAGE_ELEMS * 2) : most;
+    }
+};
+
+// A kernel's dynamic shared memory, its start raised to 1024 bytes (wgmma's swizzle atoms); the
+// launch asks for 1024 bytes of slack.
+__device__ __forceinline__ unsigned char* aligned_shared() {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    return smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
+}
+
+// The block's shared state for one launch shape; `PAD`: the step buffer's row padding,
+// `IN_FLIGHT`: the K chunks whose products may still be running.
+template <int NT, bool EX, int PAD, int IN_FLIGHT>
+struct MmaShared : StageShape<NT> {
     // The step buffer: the step's logits, [row][token].
     static constexpr int BUF_STRIDE = MMA_STEP_TOKENS + PAD;
     // EX: each row's log-normaliser partials.
-    static constexpr int NORMS = EX ? ROWS * MMA_NORM_LANES : 0;
+    static constexpr int NORMS = EX ? 8 * NT * MMA_NORM_LANES : 0;
     // Stages of the pipeline: as many as fit beside the rest in a block's share of an SM (Hopper's
     // 228 KB for MMA_MIN_BLOCKS blocks, less the 1 KB the hardware keeps for each), at most
     // MMA_STAGES (MMA_STAGES_IN_FLIGHT with products in flight); the slack starts them on a
     // 1024-byte boundary (wgmma's swizzle atoms).
-    static constexpr int REST = ROWS * BUF_STRIDE * 4 + NORMS * 8 + 1024;
+    static constexpr int REST = 8 * NT * BUF_STRIDE * 4 + NORMS * 8 + 1024;
     static constexpr int BUDGET = (228 / MMA_MIN_BLOCKS(NT) - 1) * 1024;
-    static constexpr int MAX_STAGES = IN_FLIGHT ? MMA_STAGES_IN_FLIGHT : MMA_STAGES;
-    static constexpr int FIT = (BUDGET - REST) / (STAGE_ELEMS * 2);
-    static constexpr int STAGES = FIT < MAX_STAGES ? FIT : MAX_STAGES;
+    static constexpr int STAGES =
+        StageShape<NT>::fitting(BUDGET, REST, IN_FLIGHT ? MMA_STAGES_IN_FLIGHT : MMA_STAGES);
 };
 
 // The per-tile lists of an epilogue warp's ranking rows (EX with lists): lane j holds the state of
@@ -433,6 +457,27 @@ struct WarpLists {
     }
 };
 
+// The best candidate of (row `r`, sample `s`) over the logits `l[i]` of global tokens `first` + i,
+// for i = i0, i0 + step, … below `count`, four tokens at a time (16-byte aligned `l`, `step` a
+// multiple of 4); 0 when none may reach `to_beat`.
+__device__ __forceinline__ u64 best_of_groups(const float* l, u32 i0, u32 step, u32 count, u32 first, const Row& r,
+                                              u32 s, float to_beat) {
+    u64 best = 0;
+    for (u32 i = i0; i < count; i += step) {
+        const u32 t = first + i;
+        const u64 c = i + 4 <= count && t % 4 == 0
+                          ? best_of_four(*reinterpret_cast<const float4*>(l + i), t, r, s, to_beat)
+                          : best_over(l + i, 1, (int)min(4u, count - i), t, r, s, to_beat);
+        best = max(best, c);
+    }
+    return best;
+}
+
+// Whether candidate `best` may beat what out[] held, `to_beat` (a NaN: nothing yet).
+__device__ __forceinline__ bool may_beat(u64 best, float to_beat) {
+    return best != 0 && !(unpack_score(best) < to_beat);
+}
+
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
 // tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
 // epilogue warp e; it walks their (row, sample) pairs in order.
@@ -480,18 +525,9 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
                 }
             }
         }
-        u64 best = 0;
-        for (u32 i = 4 * lane; i < tokens; i += 128) {
-            const u32 first = vocab_offset + tok0 + i;
-            // The step buffer's rows start on 16 bytes: four logits in one load.
-            const u64 c = i + 4 <= tokens && first % 4 == 0
-                              ? best_of_four(*reinterpret_cast<const float4*>(l + i), first, p, s, to_beat)
-                              : best_over(l + i, 1, (int)min(4u, tokens - i), first, p, s, to_beat);
-            best = max(best, c);
-        }
-        // Whether this lane's candidate may beat what out[] held (a NaN to_beat: nothing yet).
-        const bool may_beat = best != 0 && !(unpack_score(best) < to_beat);
-        if (__any_sync(0xFFFFFFFFu, may_beat)) {
+        // The step buffer's rows start on 16 bytes: four logits in one load.
+        u64 best = best_of_groups(l, 4 * lane, 128, tokens, vocab_offset + tok0, p, s, to_beat);
+        if (__any_sync(0xFFFFFFFFu, may_beat(best, to_beat))) {
             best = warp_max_u64(best);
             if (lane == 0) atomicMax(&out[(size_t)row * samples + s], best);
         }
@@ -516,6 +552,86 @@ struct ChunkCursor {
     }
 };
 
+// The block's share of the 16-token tiles of `v_rows` (a persistent grid: contiguous and balanced)
+// and its steps of one tile per multiplying warp.
+struct BlockTiles {
+    u32 first, end, steps;
+    __device__ __forceinline__ explicit BlockTiles(u32 v_rows) {
+        const u32 tiles = (v_rows + 15) / 16;
+        first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
+        end = (u32)((u64)tiles * (blockIdx.x + 1) / gridDim.x);
+        steps = (end - first + MMA_WARPS - 1) / MMA_WARPS;
+    }
+    // The first token of warp `warp`'s tile in step `k`, and how many of its 16 tokens are live.
+    __device__ __forceinline__ u32 tile_of(u32 k, u32 warp) const { return first + k * MMA_WARPS + warp; }
+    __device__ __forceinline__ u32 live_tokens(u32 tile, u32 v_rows) const {
+        return tile < end ? min(16u, v_rows - 16 * tile) : 0;
+    }
+};
+
+// The multiplying warps' side of the pipeline: the block's (step, chunk) pairs staged in order
+// into the ring of `Shared::STAGES` stages, one commit group each (empty past the end), and
+// multiplied from it. Constructing it stages the first chunks.
+template <typename Shared, typename Tiles>
+struct ChunkRing {
+    // Chunks staged ahead of the one multiplied: the stages left once it and the chunks whose
+    // products may still be running have theirs.
+    static constexpr int AHEAD = Shared::STAGES - 1 - Tiles::IN_FLIGHT;
+    static_assert(AHEAD >= 1, "the pipeline needs a stage to load into");
+    u16* stages;
+    const u16* __restrict__ w;
+    const u16* __restrict__ h;
+    u32 v_rows, dim, batch, end, chunks, total;
+    ChunkCursor load;
+    u32 issued = 0;
+    u32 slot = 0;  // the stage the next chunk multiplies from
+
+    __device__ __forceinline__ ChunkRing(u16* stages_, const u16* w_, const u16* h_, u32 v_rows_, u32 dim_, u32 batch_,
+                                         const BlockTiles& bt)
+        : stages(stages_), w(w_), h(h_), v_rows(v_rows_), dim(dim_), batch(batch_), end(bt.end) {
+        chunks = (dim + MMA_KC - 1) / MMA_KC;
+        total = bt.steps * chunks;
+        load = ChunkCursor{bt.first + (threadIdx.x >> 5), 0, 0};
+#pragma unroll
+        for (int s = 0; s < AHEAD; ++s) issue();
+    }
+
+    __device__ __forceinline__ void issue() {
+        if (issued < total) {
+            u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
+            stage_rows<false, Shared::H_ROWS, MMA_WARPS * 32>(stage, h, 0, load.c, dim, threadIdx.x,
+                                                                [&](u32 r) { return r < batch; });
+            const u32 tok0 = load.tile * 16;
+            stage_rows<true, 16, 32>(stage + Shared::H_STAGE + (threadIdx.x >> 5) * Shared::W_TILE, w, tok0, load.c,
+                                     dim, threadIdx.x & 31,
+                                     [&](u32 r) { return load.tile < end && tok0 + r < v_rows; });
+            load.advance(chunks, Shared::STAGES);
+        }
+        ++issued;
+        cp_async_commit();
+    }
+
+    // One step's chunks into `acc`; the last chunk's products may still be running (acc.drain()).
+    __device__ __forceinline__ void multiply_step(Tiles& acc) {
+        for (u32 c = 0; c < chunks; ++c) {
+            cp_async_wait<AHEAD - 1>();
+            // wgmma reads shared memory through the async proxy: make this thread's copies visible
+            // to it.
+            if constexpr (Tiles::WGMMA) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            // Every multiplying warp is done with the stage the next line refills: the previous
+            // chunk's, or with products in flight the one before.
+            ring_sync();
+            issue();
+            const u16* stage = stages + slot * Shared::STAGE_ELEMS;
+            acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
+            if (++slot == Shared::STAGES) slot = 0;
+        }
+    }
+
+    // No copy left in flight.
+    __device__ __forceinline__ void finish() { cp_async_wait<0>(); }
+};
+
 template <typename E, int NT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
@@ -523,8 +639,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
     typedef MmaShared<NT, EX, Tiles::BUF_PAD, Tiles::IN_FLIGHT> Shared;
     static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    unsigned char* smem = smem_raw + ((1024 - ((u32)__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
+    unsigned char* smem = aligned_shared();
     u16* stages = reinterpret_cast<u16*>(smem);
     float* buf = reinterpret_cast<float*>(smem + Shared::STAGES * Shared::STAGE_ELEMS * 2);
     float2* norms = reinterpret_cast<float2*>(buf + Shared::ROWS * Shared::BUF_STRIDE);
@@ -539,58 +654,17 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         mbar_init(empty, MMA_EPI_WARPS * 32);
     }
     __syncthreads();
+    const BlockTiles bt(v_rows);
 
-    const u32 tiles = (v_rows + 15) / 16;
-    const u32 first = (u32)((u64)tiles * blockIdx.x / gridDim.x);
-    const u32 end = (u32)((u64)tiles * (blockIdx.x + 1) / gridDim.x);
-    const u32 steps = (end - first + MMA_WARPS - 1) / MMA_WARPS;
-    const u32 chunks = (dim + MMA_KC - 1) / MMA_KC;
-    const u32 total = steps * chunks;
-
-    // Multiplying warps: stage (step, chunk) pairs in order, one commit group each (empty past the
-    // end).
-    ChunkCursor load{first + warp, 0, 0};
-    u32 issued = 0;
-    auto issue = [&]() {
-        if (issued < total) {
-            u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
-            stage_rows<false, Shared::H_ROWS, MMA_WARPS * 32>(stage, h, 0, load.c, dim, threadIdx.x,
-                                                                [&](u32 r) { return r < batch; });
-            const u32 tok0 = load.tile * 16;
-            stage_rows<true, 16, 32>(stage + Shared::H_STAGE + warp * Shared::W_TILE, w, tok0, load.c, dim, lane,
-                                     [&](u32 r) { return load.tile < end && tok0 + r < v_rows; });
-            load.advance(chunks, Shared::STAGES);
-        }
-        ++issued;
-        cp_async_commit();
-    };
     // Hand-over k: the multiplying warps have run step k's chunks and the epilogue warps have
     // scored step k − 1 (EMPTY); then the multiplying warps write step k into the step buffer
     // (FULL). Each kind of warp runs its own loop, so that neither holds the other's registers.
     if (multiplies) {
+        ChunkRing<Shared, Tiles> ring(stages, w, h, v_rows, dim, batch, bt);
         Tiles acc;
-        u32 slot = 0;  // the stage the next chunk multiplies from
-        // Chunks staged ahead of the one multiplied: the stages left once it and the chunks whose
-        // products may still be running have theirs.
-        constexpr int AHEAD = Shared::STAGES - 1 - Tiles::IN_FLIGHT;
-        static_assert(AHEAD >= 1, "the pipeline needs a stage to load into");
-#pragma unroll
-        for (int s = 0; s < AHEAD; ++s) issue();
         acc.zero();
-        for (u32 k = 0; k < steps; ++k) {
-            for (u32 c = 0; c < chunks; ++c) {
-                cp_async_wait<AHEAD - 1>();
-                // wgmma reads shared memory through the async proxy: make this thread's copies
-                // visible to it.
-                if constexpr (wgmma_variant<NT>()) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                // Every multiplying warp is done with the stage the next line refills: the previous
-                // chunk's, or with products in flight the one before.
-                ring_sync();
-                issue();
-                const u16* stage = stages + slot * Shared::STAGE_ELEMS;
-                acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
-                if (++slot == Shared::STAGES) slot = 0;
-            }
+        for (u32 k = 0; k < bt.steps; ++k) {
+            ring.multiply_step(acc);
             acc.drain();
             mbar_wait(empty, k);
             acc.to_buffer(buf, Shared::BUF_STRIDE);
@@ -598,7 +672,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
             acc.zero();
             mbar_arrive(full);
         }
-        cp_async_wait<0>();
+        ring.finish();
         return;
     }
     if (lse) {
@@ -609,12 +683,12 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         __syncwarp();
     }
     WarpLists lists;
-    for (u32 k = 0; k < steps; ++k) {
+    for (u32 k = 0; k < bt.steps; ++k) {
         // The buffer is free for step k: at first, then once step k − 1 is scored.
         mbar_arrive(empty);
         mbar_wait(full, k);
-        const u32 tile0 = first + k * MMA_WARPS, tok0 = tile0 * 16;
-        const u32 tokens = min(min(16 * (end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
+        const u32 tile0 = bt.tile_of(k, 0), tok0 = tile0 * 16;
+        const u32 tokens = min(min(16 * (bt.end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
         // The registers of the two-block widths leave no room for a second row's words.
         if (EX && ex.lists) lists.refresh<MMA_MIN_BLOCKS(NT) == 1>(ex, min(batch, (u32)Shared::ROWS), k);
         score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,

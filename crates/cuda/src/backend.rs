@@ -32,6 +32,8 @@ pub struct CudaBackend {
     /// entry points and of the `_ex` ones (which need more: on a 99 KB device they stop at fewer
     /// n-tiles); None: none fits, and those 16-bit calls take the CUDA-core kernel.
     mma_max_tiles: [Option<u32>; 2],
+    /// Whether the wide variants run here (fused_wide.cu: sm_90a, and the shared memory for them).
+    wide: bool,
     /// The largest of `mma_blocks`: log-normaliser slots per row enough for any tensor-core launch.
     mma_norm_slots: u32,
     arch: String,
@@ -70,7 +72,7 @@ impl CudaBackend {
         let ptx = kernels::compile_cached(&arch)?;
         let module = ctx.load_module(ptx).map_err(|e| device_error("loading the kernels", e))?;
         let mut functions = HashMap::new();
-        for name in kernels::entry_points() {
+        for name in kernels::entry_points(&arch) {
             let f = module.load_function(&name).map_err(|e| device_error(&format!("kernel {name}"), e))?;
             functions.insert(name, f);
         }
@@ -88,22 +90,33 @@ impl CudaBackend {
             .flat_map(|extras| kernels::MMA_N_TILES.map(|nt| (nt, extras)))
             .filter(|&(nt, extras)| Some(nt) <= mma_max_tiles[usize::from(extras)])
             .collect();
-        let mut mma_blocks = HashMap::new();
-        for e in [DType::Bf16, DType::F16] {
-            for &(nt, extras) in &fitting {
-                let name = mma_entry(e, nt, extras);
-                let f = &functions[&name];
-                let shared = kernels::mma_shared_bytes(&arch, nt, extras);
-                f.set_attribute(
-                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    shared as i32,
-                )
-                .map_err(|e| device_error(&format!("shared memory of {name}"), e))?;
-                let per_sm = f
-                    .occupancy_max_active_blocks_per_multiprocessor(kernels::MMA_THREADS, shared as usize, None)
-                    .map_err(|e| device_error(&format!("occupancy of {name}"), e))?;
-                mma_blocks.insert(name, sms * per_sm.max(1));
+        let wide = kernels::has_wide(&arch)
+            && kernels::WIDE_N_TILES.iter().all(|&nt| kernels::wide_shared_bytes(nt) <= shared_limit);
+        // Every tensor-core entry point the device runs: name, threads, dynamic shared memory.
+        let mut launched: Vec<(String, u32, u32)> = [DType::Bf16, DType::F16]
+            .into_iter()
+            .flat_map(|e| fitting.iter().map(move |&(nt, extras)| (e, nt, extras)))
+            .map(|(e, nt, extras)| {
+                (mma_entry(e, nt, extras), kernels::MMA_THREADS, kernels::mma_shared_bytes(&arch, nt, extras))
+            })
+            .collect();
+        if wide {
+            for e in [DType::Bf16, DType::F16] {
+                launched.extend(
+                    kernels::WIDE_N_TILES
+                        .map(|nt| (kernels::wide_name(e, nt), kernels::WIDE_THREADS, kernels::wide_shared_bytes(nt))),
+                );
             }
+        }
+        let mut mma_blocks = HashMap::new();
+        for (name, threads, shared) in launched {
+            let f = &functions[&name];
+            f.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared as i32)
+                .map_err(|e| device_error(&format!("shared memory of {name}"), e))?;
+            let per_sm = f
+                .occupancy_max_active_blocks_per_multiprocessor(threads, shared as usize, None)
+                .map_err(|e| device_error(&format!("occupancy of {name}"), e))?;
+            mma_blocks.insert(name, sms * per_sm.max(1));
         }
         let stream = ctx.default_stream();
         let mma_norm_slots = mma_blocks.values().copied().max().unwrap_or(1);
@@ -113,6 +126,7 @@ impl CudaBackend {
             functions,
             mma_blocks,
             mma_max_tiles,
+            wide,
             mma_norm_slots,
             arch,
             arena: Mutex::default(),
@@ -183,11 +197,17 @@ impl CudaBackend {
     /// The tensor-core variant of at most `max_tiles` n-tiles for a pass over `rows` hidden rows
     /// of 16-bit type `e`.
     fn mma_kernel(&self, e: DType, rows: u32, max_tiles: u32, extras: bool) -> Result<MmaKernel<'_>> {
-        let nt = kernels::mma_n_tiles(rows, max_tiles);
-        let name = mma_entry(e, nt, extras);
+        let wide = self.wide && !extras && rows > 8 * max_tiles;
+        let (name, threads, shared_bytes, nt) = if wide {
+            let nt = kernels::WIDE_N_TILES[0];
+            (kernels::wide_name(e, nt), kernels::WIDE_THREADS, kernels::wide_shared_bytes(nt), nt)
+        } else {
+            let nt = kernels::mma_n_tiles(rows, max_tiles);
+            (mma_entry(e, nt, extras), kernels::MMA_THREADS, kernels::mma_shared_bytes(&self.arch, nt, extras), nt)
+        };
         let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
-        let shared_bytes = kernels::mma_shared_bytes(&self.arch, nt, extras);
-        Ok(MmaKernel { function: self.function(&name)?, resident_blocks, shared_bytes, rows: 8 * nt })
+        let function = self.function(&name)?;
+        Ok(MmaKernel { function, resident_blocks, threads, shared_bytes, rows: 8 * nt, maps: wide })
     }
 
     /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device

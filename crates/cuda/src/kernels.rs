@@ -12,7 +12,9 @@ pub const SOURCE: &str = concat!(
     include_str!("../kernels/fused_simt.cu"),
     include_str!("../kernels/wgmma.cuh"),
     include_str!("../kernels/tile_lists.cuh"),
+    include_str!("../kernels/tma.cuh"),
     include_str!("../kernels/fused_mma.cu"),
+    include_str!("../kernels/fused_wide.cu"),
     include_str!("../kernels/logits.cu"),
     include_str!("../kernels/decode.cu"),
     include_str!("../kernels/norms.cu"),
@@ -108,6 +110,33 @@ pub fn mma_name(e: DType, n_tiles: u32) -> String {
     format!("fused_mma_{}_n{n_tiles}", dtype_tag(e))
 }
 
+/// n-tiles of the wide variants (`NT` in fused_wide.cu, sm_90a only): one pass of up to 8·NT rows,
+/// scored by the multiplying warps themselves; plain launches only (no extras).
+pub const WIDE_N_TILES: [u32; 1] = [32];
+/// Threads per block of the wide variants: the 8 multiplying warps.
+pub const WIDE_THREADS: u32 = 8 * 32;
+
+/// Whether `arch` has the wide variants (they multiply with wgmma).
+pub fn has_wide(arch: &str) -> bool {
+    arch == "sm_90a"
+}
+
+/// Entry point of the wide variant for 16-bit type `e` and `n_tiles`.
+pub fn wide_name(e: DType, n_tiles: u32) -> String {
+    format!("fused_wide_{}_n{n_tiles}", dtype_tag(e))
+}
+
+/// Dynamic shared memory of a wide variant, as `WideShared` in fused_wide.cu computes it: each
+/// warp's scratch of 32 rows × 20 floats, the rows' parameters (24 bytes each), 64 bytes of
+/// barriers, 1024 bytes of
+/// slack to align the stages, and as many stages as fit in one block per SM (227 KB), at most 6.
+pub fn wide_shared_bytes(n_tiles: u32) -> u32 {
+    let rest = 8 * 32 * 20 * 4 + 8 * n_tiles * 24 + 64 + 1024;
+    let stage = 64 * (8 * n_tiles + 8 * 16) * 2;
+    let stages = ((227 * 1024 - rest) / stage).min(6);
+    stages * stage + rest
+}
+
 /// The NVRTC target of a device of compute capability `major.minor`: Hopper's own (`sm_90a`, where
 /// wgmma lives) on 9.0.
 pub fn target_arch(major: i32, minor: i32) -> String {
@@ -163,8 +192,8 @@ pub fn logits_name(d: LogitsDType) -> &'static str {
     }
 }
 
-/// Every entry point in [`SOURCE`].
-pub fn entry_points() -> Vec<String> {
+/// Every entry point in [`SOURCE`] compiled for `arch`.
+pub fn entry_points(arch: &str) -> Vec<String> {
     let all = [DType::Bf16, DType::F16, DType::F32];
     let mut fused: Vec<String> =
         all.iter().flat_map(|&w| all.iter().flat_map(move |&h| FUSED_ROWS.map(|r| fused_name(w, h, r)))).collect();
@@ -180,6 +209,9 @@ pub fn entry_points() -> Vec<String> {
     names.push(DEVICE_MASK_ROWS.to_string());
     names.push(DEVICE_RANK_ROWS.to_string());
     names.push(DEVICE_ADJUSTMENTS.to_string());
+    if has_wide(arch) {
+        names.extend([DType::Bf16, DType::F16].iter().flat_map(|&e| WIDE_N_TILES.map(|nt| wide_name(e, nt))));
+    }
     names
 }
 

@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams, Truncation};
 
 use crate::driver::device_error;
-use crate::kernels::{LogitsDType, MMA_THREADS, SELECT_CHUNK_THREADS, SELECT_THREADS};
+use crate::kernels::{LogitsDType, SELECT_CHUNK_THREADS, SELECT_THREADS};
 
 /// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
 /// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
@@ -212,6 +212,8 @@ struct FusedParams {
     out: sys::CUdeviceptr,
     values: [u32; 5],
     extras: Option<Extras>,
+    /// The wide variants' tensor maps of W and H (their last parameters).
+    maps: Option<[sys::CUtensorMap; 2]>,
 }
 
 impl FusedParams {
@@ -223,6 +225,7 @@ impl FusedParams {
             out: a.out,
             values: [a.v_rows, a.dim, a.batch, a.samples, a.vocab_offset],
             extras: a.extras,
+            maps: None,
         }
     }
 
@@ -252,6 +255,10 @@ impl FusedParams {
         if let Some(extras) = self.extras.as_mut() {
             params.push((extras as *mut Extras).cast());
         }
+        if let Some([w, h]) = self.maps.as_mut() {
+            params.push((w as *mut sys::CUtensorMap).cast());
+            params.push((h as *mut sys::CUtensorMap).cast());
+        }
         result::launch_kernel(f.cu_function(), grid, (threads, 1, 1), shared, stream, &mut params)
             .map_err(|e| device_error("launching the fused kernel", e))
     }
@@ -276,7 +283,10 @@ pub struct MmaKernel<'a> {
     pub function: &'a CudaFunction,
     /// Blocks that run at once on the whole device (multiprocessors × blocks per multiprocessor).
     pub resident_blocks: u32,
+    pub threads: u32,
     pub shared_bytes: u32,
+    /// Whether the variant takes tensor maps of W and H (the wide ones, fused_wide.cu).
+    pub maps: bool,
     /// Hidden rows one launch takes (8 per n-tile).
     pub rows: u32,
 }
@@ -309,10 +319,45 @@ pub unsafe fn fused_mma<'a>(
             ..*a
         };
         let blocks = k.resident_blocks.clamp(1, tiles);
-        FusedParams::new(&pass).launch(k.function, (blocks, 1, 1), MMA_THREADS, k.shared_bytes, stream)?;
+        let mut params = FusedParams::new(&pass);
+        if k.maps {
+            params.maps = Some([tensor_map(pass.w, a.dim, a.v_rows, 128)?, tensor_map(pass.h, a.dim, rows, k.rows)?]);
+        }
+        params.launch(k.function, (blocks, 1, 1), k.threads, k.shared_bytes, stream)?;
         b0 += rows;
     }
     Ok(())
+}
+
+/// `rows` rows of `dim` 16-bit elements at `base` as a TMA tensor map whose box is one 64-element K
+/// chunk of `box_rows` rows, with the 128-byte swizzle of the stages (fused_mma.cu's `swizzled`);
+/// what lies past the rows or past `dim` reads as zero. Host work only: nothing is enqueued.
+fn tensor_map(base: sys::CUdeviceptr, dim: u32, rows: u32, box_rows: u32) -> Result<sys::CUtensorMap> {
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+    let extent = [u64::from(dim), u64::from(rows)];
+    let row_bytes = [u64::from(dim) * 2];
+    let tile = [64u32, box_rows];
+    let step = [1u32, 1];
+    // SAFETY: every array has the length the rank (2) asks for; `map` receives the encoding.
+    unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+            2,
+            base as *mut c_void,
+            extent.as_ptr(),
+            row_bytes.as_ptr(),
+            tile.as_ptr(),
+            step.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()
+        .map_err(|e| device_error("encoding a tensor map", e))?;
+        Ok(map.assume_init())
+    }
 }
 
 /// Zeroes `out`, then samples from the logits into it; both on `stream`.

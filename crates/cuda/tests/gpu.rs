@@ -175,15 +175,18 @@ fn agrees_with_the_cpu_reference() {
 }
 
 /// The tensor-core kernel's variants (8 to 128 rows per launch; wgmma from 32 rows on sm_90a) and
-/// its passes over `W` for larger batches (200: two, 300: three), with D not a multiple of its K chunk and a
-/// shard that starts inside a Philox group.
+/// its passes over `W` for larger batches (on sm_90a the wide variant takes up to 256 rows in one:
+/// 200 in one pass, 300 in two; elsewhere two and three), with D not a multiple of its K chunk and
+/// a shard that starts inside a Philox group; and whole Philox groups (a shard from token 0) for the
+/// wide variant's four-token path.
 #[test]
 fn tensor_core_variants_agree_with_the_cpu_reference() {
     let Some(cuda) = open_cuda() else { return };
+    let cases = [1, 8, 9, 16, 17, 40, 64, 65, 128, 200, 300].map(|b| (b, 502)).into_iter().chain([(256, 0)]);
     for dtype in [DType::Bf16, DType::F16] {
-        for batch in [1, 8, 9, 16, 17, 40, 64, 65, 128, 200, 300] {
-            let a = agreement(cuda.as_ref(), (dtype, dtype), batch, 200, 1001, 502, 3, false);
-            eprintln!("{} B={batch}: {} of {} tokens identical", dtype.name(), a.same, a.total);
+        for (batch, offset) in cases.clone() {
+            let a = agreement(cuda.as_ref(), (dtype, dtype), batch, 200, 1001, offset, 3, false);
+            eprintln!("{} B={batch} from token {offset}: {} of {} tokens identical", dtype.name(), a.same, a.total);
             assert!(a.same * 100 >= a.total * 99, "{} B={batch}: {} of {} identical", dtype.name(), a.same, a.total);
         }
     }
