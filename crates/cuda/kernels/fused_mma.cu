@@ -8,9 +8,10 @@
 // - Two kinds of warps. MMA_WARPS multiplying warps: a block step gives each one tile, and K is
 //   walked in MMA_KC chunks. MMA_EPI_WARPS epilogue warps: they score a step's logits while the
 //   multiplying warps go on with the next step, so sampling overlaps the stream of W.
-// - One cp.async pipeline, `STAGES` deep, feeds both operands through shared memory: each stage
-//   holds one chunk of H (all rows, read by every warp) and one chunk of every warp's W tile. The
-//   pipeline runs on across the block's steps.
+// - One pipeline, `STAGES` deep, feeds both operands through shared memory: each stage holds one
+//   chunk of H (all rows, read by every warp) and one chunk of every warp's W tile. The pipeline
+//   runs on across the block's steps. Its copies are cp.async (ChunkRing), or on the 16-n-tile
+//   wgmma variant TMA copies from tensor maps (TmaRing, tma.cuh).
 // - The mma's A operand is H (16 rows per m-tile: 8·NT rows, at least 16) and its B operand is W
 //   (8 tokens per n-group, two per tile). Both sit in shared memory as rows of MMA_KC elements whose
 //   16-byte pieces are XOR-swizzled by the row's low 3 bits, so that ldmatrix reads every fragment
@@ -569,6 +570,20 @@ struct BlockTiles {
     }
 };
 
+// What a ring of stages needs; each kind of ring reads its part.
+struct RingArgs {
+    u16* stages;
+    const u16* w;
+    const u16* h;
+    u32 v_rows, dim, batch;
+    BlockTiles bt;
+    // TMA: stage s's mbarrier at bars[s · bar_stride], and the tensor maps of W and H.
+    u64* bars;
+    u32 bar_stride;
+    const TensorMap* w_map;
+    const TensorMap* h_map;
+};
+
 // The multiplying warps' side of the pipeline: the block's (step, chunk) pairs staged in order
 // into the ring of `Shared::STAGES` stages, one commit group each (empty past the end), and
 // multiplied from it. Constructing it stages the first chunks.
@@ -586,12 +601,11 @@ struct ChunkRing {
     u32 issued = 0;
     u32 slot = 0;  // the stage the next chunk multiplies from
 
-    __device__ __forceinline__ ChunkRing(u16* stages_, const u16* w_, const u16* h_, u32 v_rows_, u32 dim_, u32 batch_,
-                                         const BlockTiles& bt)
-        : stages(stages_), w(w_), h(h_), v_rows(v_rows_), dim(dim_), batch(batch_), end(bt.end) {
+    __device__ __forceinline__ explicit ChunkRing(const RingArgs& a)
+        : stages(a.stages), w(a.w), h(a.h), v_rows(a.v_rows), dim(a.dim), batch(a.batch), end(a.bt.end) {
         chunks = (dim + MMA_KC - 1) / MMA_KC;
-        total = bt.steps * chunks;
-        load = ChunkCursor{bt.first + (threadIdx.x >> 5), 0, 0};
+        total = a.bt.steps * chunks;
+        load = ChunkCursor{a.bt.first + (threadIdx.x >> 5), 0, 0};
 #pragma unroll
         for (int s = 0; s < AHEAD; ++s) issue();
     }
@@ -632,10 +646,87 @@ struct ChunkRing {
     __device__ __forceinline__ void finish() { cp_async_wait<0>(); }
 };
 
+#if WGMMA_AVAILABLE
+// The ring of stages filled by TMA (tma.cuh): per chunk one copy of H's rows and one of the step's
+// 128 rows of W, issued by thread 0 once every warp is done with the stage, and counted on the
+// stage's mbarrier, which the warps wait on. The multiplying warps (all MMA_WARPS of them) build it.
+// H100, sixteenth session: the cp.async ring took 1.2× as long in fused_wide.cu at B = 256.
+template <typename Shared, typename Tiles>
+struct TmaRing {
+    static constexpr int AHEAD = Shared::STAGES - 1 - Tiles::IN_FLIGHT;
+    static_assert(AHEAD >= 1, "the pipeline needs a stage to load into");
+    u16* stages;
+    u64* bars;  // stage s's at bars[s · bar_stride]: its chunk has landed (phase n / STAGES for the n-th)
+    u32 bar_stride;
+    const TensorMap& w_map;
+    const TensorMap& h_map;
+    u32 chunks, total;
+    ChunkCursor load;
+    u32 issued = 0, used = 0, slot = 0;
+
+    __device__ __forceinline__ explicit TmaRing(const RingArgs& a)
+        : stages(a.stages), bars(a.bars), bar_stride(a.bar_stride), w_map(*a.w_map), h_map(*a.h_map) {
+        chunks = (a.dim + MMA_KC - 1) / MMA_KC;
+        total = a.bt.steps * chunks;
+        load = ChunkCursor{a.bt.first, 0, 0};
+        if (threadIdx.x == 0) {
+            for (int s = 0; s < Shared::STAGES; ++s) mbar_init(bars + s * bar_stride, 1);
+            mbar_init_fence();
+        }
+        ring_sync();
+#pragma unroll
+        for (int s = 0; s < AHEAD; ++s) issue();
+    }
+
+    __device__ __forceinline__ void issue() {
+        if (issued < total) {
+            if (threadIdx.x == 0) {
+                u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
+                u64* bar = bars + load.slot * bar_stride;
+                mbar_expect_bytes(bar, Shared::STAGE_ELEMS * 2);
+                tma_load(stage, h_map, load.c * MMA_KC, 0, bar);
+                tma_load(stage + Shared::H_STAGE, w_map, load.c * MMA_KC, load.tile * 16, bar);
+            }
+            load.advance(chunks, Shared::STAGES);
+        }
+        ++issued;
+    }
+
+    __device__ __forceinline__ void multiply_step(Tiles& acc) {
+        for (u32 c = 0; c < chunks; ++c) {
+            mbar_wait(bars + slot * bar_stride, used / Shared::STAGES);
+            // Every multiplying warp is done with the stage the next line refills.
+            ring_sync();
+            issue();
+            const u16* stage = stages + slot * Shared::STAGE_ELEMS;
+            acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
+            ++used;
+            if (++slot == Shared::STAGES) slot = 0;
+        }
+    }
+
+    // Nothing to wait for: every copy issued was waited for by the chunk it holds.
+    __device__ __forceinline__ void finish() {}
+};
+
+#endif
+
+// The ring of a variant: TMA for the widest wgmma variant (16 n-tiles), cp.async for the others.
+// H100, sixteenth session: with TMA, B = 128 took 0.92–0.98 of the cp.async ring's time on every
+// shape of DESIGN.md §6, but B = 64 (8 n-tiles) 1.036 of it at D = 8192; 4 n-tiles spilled.
+#if WGMMA_AVAILABLE
+template <typename Shared, typename Tiles>
+using RingOf =
+    typename Pick<Tiles::WGMMA && Shared::ROWS == 128, TmaRing<Shared, Tiles>, ChunkRing<Shared, Tiles>>::type;
+#else
+template <typename Shared, typename Tiles>
+using RingOf = ChunkRing<Shared, Tiles>;
+#endif
+
 template <typename E, int NT, bool EX>
 __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, const RowParams* __restrict__ rows,
                           u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset,
-                          const Extras& ex) {
+                          const Extras& ex, const TensorMap& w_map, const TensorMap& h_map) {
     typedef typename Pick<wgmma_variant<NT>(), WgmmaTiles<E, NT>, SyncTiles<E, NT>>::type Tiles;
     typedef MmaShared<NT, EX, Tiles::BUF_PAD, Tiles::IN_FLIGHT> Shared;
     static_assert(Shared::STAGES >= 2, "the pipeline needs two stages");
@@ -660,7 +751,11 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
     // scored step k − 1 (EMPTY); then the multiplying warps write step k into the step buffer
     // (FULL). Each kind of warp runs its own loop, so that neither holds the other's registers.
     if (multiplies) {
-        ChunkRing<Shared, Tiles> ring(stages, w, h, v_rows, dim, batch, bt);
+        // TMA: stage s's barrier in the padding of step-buffer row 1 + s, which no step uses.
+        static_assert(!Tiles::WGMMA || Shared::ROWS > Shared::STAGES, "a padded row per stage's barrier");
+        u64* bars = reinterpret_cast<u64*>(buf + Shared::BUF_STRIDE + MMA_STEP_TOKENS);
+        RingOf<Shared, Tiles> ring(
+            RingArgs{stages, w, h, v_rows, dim, batch, bt, bars, Shared::BUF_STRIDE / 2, &w_map, &h_map});
         Tiles acc;
         acc.zero();
         for (u32 k = 0; k < bt.steps; ++k) {
@@ -720,13 +815,15 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
 #define FUSED_MMA_NT(E, NT)                                                                                     \
     extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT))                               \
         fused_mma_##E##_n##NT(const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows, u32 dim, \
-                              u32 batch, u32 samples, u32 vocab_offset) {                                       \
-        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{});          \
+                              u32 batch, u32 samples, u32 vocab_offset, const __grid_constant__ TensorMap w_map,  \
+                              const __grid_constant__ TensorMap h_map) {                                       \
+        fused_mma<E, NT, false>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, Extras{}, w_map, h_map); \
     }                                                                                                           \
     extern "C" __global__ void __launch_bounds__(MMA_THREADS, MMA_MIN_BLOCKS(NT))                               \
         fused_mma_##E##_n##NT##_ex(const u16* w, const u16* h, const RowParams* rows, u64* out, u32 v_rows,     \
-                                   u32 dim, u32 batch, u32 samples, u32 vocab_offset, Extras ex) {              \
-        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex);                 \
+                                   u32 dim, u32 batch, u32 samples, u32 vocab_offset, Extras ex,                \
+                                   const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap h_map) { \
+        fused_mma<E, NT, true>(w, h, rows, out, v_rows, dim, batch, samples, vocab_offset, ex, w_map, h_map);   \
     }
 #define FUSED_MMA(E)                                                                                           \
     FUSED_MMA_NT(E, 1) FUSED_MMA_NT(E, 2) FUSED_MMA_NT(E, 4) FUSED_MMA_NT(E, 8) FUSED_MMA_NT(E, 16)

@@ -2,8 +2,9 @@
 //
 // A block owns TILE consecutive vocabulary rows; each warp computes TOKENS_PER_WARP of them against
 // R hidden rows at a time (register tile; R = 4 or 16, chosen by batch size), so each 16-byte W
-// load feeds several rows and each H load several tokens. Logits land in shared memory, then every (row, sample) of the pass
-// scans the tile and folds its winner into out[] with atomicMax (out must be zeroed first).
+// load feeds several rows and each H load several tokens. Logits land in shared memory, then every
+// (row, sample) of the pass scans the tile and folds its winner into out[] with atomicMax (out
+// must be zeroed first).
 // EX (the `_ex` entry points): the tile's logits are constrained first, the scaled logits of ranking
 // rows are written out, and the block writes its log-normaliser partial of every row to slot
 // blockIdx.x.

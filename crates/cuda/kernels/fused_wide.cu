@@ -5,7 +5,7 @@
 // logits would take 128 KB of shared memory and leave no room for the stages, so fused_mma.cu
 // takes at most 128 rows per pass and reads W twice for 256.
 //
-// - The stages are filled by TMA (TmaRing below), W and H both through tensor maps.
+// - The stages are filled by TMA (fused_mma.cu's TmaRing), W and H both through tensor maps.
 // - The multiplying warps score each step themselves once its products are in their registers,
 //   32 rows at a time: a warp writes its tile's 16 tokens × 32 rows of logits to its own 2.5 KB of
 //   shared memory, and each lane scores one row's 16 tokens (best_of_groups: the same rule and the
@@ -34,65 +34,6 @@ struct WideShared : StageShape<NT> {
     static constexpr int STAGES = StageShape<NT>::fitting(227 * 1024, REST, MMA_STAGES_IN_FLIGHT);
 };
 
-// The ring of stages filled by TMA (tma.cuh): per chunk one copy of H's rows and one of the step's
-// 128 rows of W, issued by thread 0 once every warp is done with the stage, and counted on the
-// stage's mbarrier, which the warps wait on. (fused_mma.cu's cp.async ring measured 1.2× slower
-// at B = 256: H100, sixteenth session.)
-template <typename Shared, typename Tiles>
-struct TmaRing {
-    static constexpr int AHEAD = Shared::STAGES - 1 - Tiles::IN_FLIGHT;
-    static_assert(AHEAD >= 1, "the pipeline needs a stage to load into");
-    u16* stages;
-    u64* full;  // per stage: its chunk has landed (phase n / STAGES for the n-th chunk)
-    const TensorMap& w_map;
-    const TensorMap& h_map;
-    u32 chunks, total;
-    ChunkCursor load;
-    u32 issued = 0, used = 0, slot = 0;
-
-    __device__ __forceinline__ TmaRing(u16* stages_, u64* full_, const TensorMap& w_map_, const TensorMap& h_map_,
-                                       u32 dim, const BlockTiles& bt)
-        : stages(stages_), full(full_), w_map(w_map_), h_map(h_map_) {
-        chunks = (dim + MMA_KC - 1) / MMA_KC;
-        total = bt.steps * chunks;
-        load = ChunkCursor{bt.first, 0, 0};
-        if (threadIdx.x == 0) {
-            for (int s = 0; s < Shared::STAGES; ++s) mbar_init(full + s, 1);
-            mbar_init_fence();
-        }
-        __syncthreads();
-#pragma unroll
-        for (int s = 0; s < AHEAD; ++s) issue();
-    }
-
-    __device__ __forceinline__ void issue() {
-        if (issued < total) {
-            if (threadIdx.x == 0) {
-                u16* stage = stages + load.slot * Shared::STAGE_ELEMS;
-                u64* bar = full + load.slot;
-                mbar_expect_bytes(bar, Shared::STAGE_ELEMS * 2);
-                tma_load(stage, h_map, load.c * MMA_KC, 0, bar);
-                tma_load(stage + Shared::H_STAGE, w_map, load.c * MMA_KC, load.tile * 16, bar);
-            }
-            load.advance(chunks, Shared::STAGES);
-        }
-        ++issued;
-    }
-
-    __device__ __forceinline__ void multiply_step(Tiles& acc) {
-        for (u32 c = 0; c < chunks; ++c) {
-            mbar_wait(full + slot, used / Shared::STAGES);
-            // Every multiplying warp is done with the stage the next line refills.
-            ring_sync();
-            issue();
-            const u16* stage = stages + slot * Shared::STAGE_ELEMS;
-            acc.chunk(stage, stage + Shared::H_STAGE, Shared::W_TILE);
-            ++used;
-            if (++slot == Shared::STAGES) slot = 0;
-        }
-    }
-};
-
 template <typename E, int NT>
 __device__ void fused_wide(const TensorMap& w_map, const TensorMap& h_map, const RowParams* __restrict__ rows,
                            u64* __restrict__ out, u32 v_rows, u32 dim, u32 batch, u32 samples, u32 vocab_offset) {
@@ -111,8 +52,9 @@ __device__ void fused_wide(const TensorMap& w_map, const TensorMap& h_map, const
     __syncthreads();
 
     const BlockTiles bt(v_rows);
-    u64* full = reinterpret_cast<u64*>(table + Shared::ROWS);
-    TmaRing<Shared, Tiles> ring(stages, full, w_map, h_map, dim, bt);
+    TmaRing<Shared, Tiles> ring(
+        RingArgs{stages, nullptr, nullptr, v_rows, dim, batch, bt, reinterpret_cast<u64*>(table + Shared::ROWS), 1,
+                 &w_map, &h_map});
     Tiles acc;
     acc.zero();
     for (u32 k = 0; k < bt.steps; ++k) {

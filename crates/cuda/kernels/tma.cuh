@@ -5,12 +5,13 @@
 // swizzle the stages use, zero-filling what lies outside the array, and counts its bytes on an
 // mbarrier of the block. Waiting on that barrier's phase makes the box visible to the thread.
 
-#if WGMMA_AVAILABLE
-
-// `CUtensorMap`: 128 opaque bytes, passed by value as a kernel parameter.
+// `CUtensorMap`: 128 opaque bytes, passed by value as a kernel parameter (the kernels that use no
+// TMA take it too, zeroed: one parameter list for every tensor-core entry point).
 struct __align__(64) TensorMap {
     u64 opaque[16];
 };
+
+#if WGMMA_AVAILABLE
 
 // Makes barriers initialised by this thread visible to the asynchronous proxy (the copies).
 __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }

@@ -207,7 +207,8 @@ impl CudaBackend {
         };
         let resident_blocks = *self.mma_blocks.get(&name).ok_or_else(|| device_error("missing kernel", &name))?;
         let function = self.function(&name)?;
-        Ok(MmaKernel { function, resident_blocks, threads, shared_bytes, rows: 8 * nt, maps: wide })
+        let tma = wide || kernels::mma_uses_tma(&self.arch, nt);
+        Ok(MmaKernel { function, resident_blocks, threads, shared_bytes, rows: 8 * nt, tma })
     }
 
     /// One sampling call on `head` (loaded or borrowed by this backend) with every buffer in device

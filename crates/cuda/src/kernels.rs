@@ -150,6 +150,13 @@ pub fn mma_uses_wgmma(arch: &str, n_tiles: u32) -> bool {
     arch == "sm_90a" && n_tiles >= 4
 }
 
+/// Whether the tensor-core variant of `n_tiles` fills its stages by TMA when compiled for `arch`
+/// (`RingOf` in fused_mma.cu: the 16-n-tile wgmma variant); its launches pass tensor maps of W and
+/// H, the other variants' zeroed ones.
+pub fn mma_uses_tma(arch: &str, n_tiles: u32) -> bool {
+    mma_uses_wgmma(arch, n_tiles) && n_tiles == 16
+}
+
 /// Dynamic shared memory of a tensor-core variant compiled for `arch`, as `MmaShared` in
 /// fused_mma.cu computes it: the step buffer (8·NT rows × 128 tokens of f32 logits, rows padded by
 /// 4 floats on wgmma and 8 on mma.sync), for the `_ex` variants 16 log-normaliser partials of 8

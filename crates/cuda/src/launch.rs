@@ -212,7 +212,7 @@ struct FusedParams {
     out: sys::CUdeviceptr,
     values: [u32; 5],
     extras: Option<Extras>,
-    /// The wide variants' tensor maps of W and H (their last parameters).
+    /// The tensor-core kernels' tensor maps of W and H (their last parameters).
     maps: Option<[sys::CUtensorMap; 2]>,
 }
 
@@ -285,8 +285,9 @@ pub struct MmaKernel<'a> {
     pub resident_blocks: u32,
     pub threads: u32,
     pub shared_bytes: u32,
-    /// Whether the variant takes tensor maps of W and H (the wide ones, fused_wide.cu).
-    pub maps: bool,
+    /// Whether the variant fills its stages by TMA from tensor maps of W and H (the wgmma ones);
+    /// the others take zeroed maps.
+    pub tma: bool,
     /// Hidden rows one launch takes (8 per n-tile).
     pub rows: u32,
 }
@@ -320,9 +321,12 @@ pub unsafe fn fused_mma<'a>(
         };
         let blocks = k.resident_blocks.clamp(1, tiles);
         let mut params = FusedParams::new(&pass);
-        if k.maps {
-            params.maps = Some([tensor_map(pass.w, a.dim, a.v_rows, 128)?, tensor_map(pass.h, a.dim, rows, k.rows)?]);
-        }
+        params.maps = Some(if k.tma {
+            [tensor_map(pass.w, a.dim, a.v_rows, 128)?, tensor_map(pass.h, a.dim, rows, k.rows)?]
+        } else {
+            // SAFETY: CUtensorMap is plain bytes; a kernel without TMA never reads it.
+            unsafe { std::mem::zeroed() }
+        });
         params.launch(k.function, (blocks, 1, 1), k.threads, k.shared_bytes, stream)?;
         b0 += rows;
     }
