@@ -1,8 +1,9 @@
 //! The CUDA backend (DESIGN.md §4): cudarc with dynamic loading, so it builds without a CUDA
 //! toolkit and reports a missing driver, NVRTC or GPU as [`Error::Unavailable`], never a panic.
 //!
-//! Kernels (`kernels/*.cu`: `fused_mma.cu` on tensor cores for bf16 and f16, `fused_simt.cu` on
-//! CUDA cores for f32 and mixed dtypes, `logits.cu` for the unfused path) are compiled by NVRTC for
+//! Kernels (`kernels/*.cu`: `fused_mma.cu` on tensor cores for bf16 and f16, up to 128 rows per
+//! pass, and on sm_90a `fused_wide.cu` for plain passes of up to 256; `fused_simt.cu` on CUDA cores
+//! for f32 and mixed dtypes; `logits.cu` for the unfused path) are compiled by NVRTC for
 //! the device's architecture once per [`CudaBackend`] (one context). Two ways in:
 //! - the [`Backend`] trait, with LM heads uploaded once by [`Backend::load_lm_head`];
 //! - raw device pointers and the caller's stream: [`CudaBackend::sample_raw`] (fused LM head +
