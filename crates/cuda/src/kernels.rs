@@ -127,9 +127,9 @@ pub fn wide_name(e: DType, n_tiles: u32) -> String {
 }
 
 /// Dynamic shared memory of a wide variant, as `WideShared` in fused_wide.cu computes it: each
-/// warp's scratch of 32 rows × 20 floats, the rows' parameters (24 bytes each), 64 bytes of
-/// barriers, 1024 bytes of
-/// slack to align the stages, and as many stages as fit in one block per SM (227 KB), at most 6.
+/// warp's scratch of 32 rows × 20 floats, the rows' parameters (24 bytes each), 64 bytes of the
+/// stages' barriers, 1024 bytes of slack to align the stages, and as many stages as fit in one
+/// block per SM (227 KB), at most 6.
 pub fn wide_shared_bytes(n_tiles: u32) -> u32 {
     let rest = 8 * 32 * 20 * 4 + 8 * n_tiles * 24 + 64 + 1024;
     let stage = 64 * (8 * n_tiles + 8 * 16) * 2;

@@ -285,8 +285,8 @@ pub struct MmaKernel<'a> {
     pub resident_blocks: u32,
     pub threads: u32,
     pub shared_bytes: u32,
-    /// Whether the variant fills its stages by TMA from tensor maps of W and H (the wgmma ones);
-    /// the others take zeroed maps.
+    /// Whether the variant fills its stages by TMA from tensor maps of W and H (the wide variant
+    /// and the 16-n-tile wgmma one, `kernels::mma_uses_tma`); the others take zeroed maps.
     pub tma: bool,
     /// Hidden rows one launch takes (8 per n-tile).
     pub rows: u32,
