@@ -357,6 +357,7 @@ struct MmaShared : StageShape<NT> {
 // The per-tile lists of an epilogue warp's ranking rows (EX with lists): lane j holds the state of
 // the warp's j-th row (row e + j · MMA_EPI_WARPS).
 static_assert(MMA_STEP_TOKENS <= LIST_STEP_MAX, "a block step must fit in a list's room");
+static_assert(MMA_STEP_TOKENS <= 4 * 32, "an epilogue lane scores at most four tokens of a step");
 static_assert(128 / MMA_EPI_WARPS <= 32, "a lane per row of an epilogue warp");
 struct WarpLists {
     // An empty list: every token above -inf reaches it.
@@ -422,8 +423,7 @@ struct WarpLists {
     __device__ __forceinline__ void publish(const Extras& ex, const float2* norms, u32 rows, u32 step) const {
         if (!refreshes(step + 1)) return;
         const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
-        // Lanes l + 16 wrote the partials last.
-        __syncwarp();
+        // Lane l wrote partial l: no other lane's write to wait for.
         for (u32 row = e; row < rows; row += MMA_EPI_WARPS) {
             if (ex.scaled_row[row] == NO_MASK) continue;
             const float m = lane < MMA_NORM_LANES ? norms[row * MMA_NORM_LANES + lane].x : NEG_INF;
@@ -479,14 +479,35 @@ __device__ __forceinline__ bool may_beat(u64 best, float to_beat) {
     return best != 0 && !(unpack_score(best) < to_beat);
 }
 
+// The parameters of an epilogue warp's rows, computed once per launch: lane j holds those of the
+// warp's j-th row (row e + j · MMA_EPI_WARPS), which each step reads by shuffles rather than by a
+// load and a division.
+struct WarpRows {
+    Row mine;
+
+    __device__ __forceinline__ WarpRows(const RowParams* __restrict__ rows, u32 batch) {
+        const u32 row = (threadIdx.x >> 5) - MMA_WARPS + MMA_EPI_WARPS * (threadIdx.x & 31);
+        mine = row < batch ? row_of(rows[row]) : Row{};
+    }
+
+    __device__ __forceinline__ Row of(u32 row) const {
+        const u32 j = row / MMA_EPI_WARPS;
+        Row r;
+        r.seed = __shfl_sync(0xFFFFFFFFu, mine.seed, j);
+        r.offset = __shfl_sync(0xFFFFFFFFu, mine.offset, j);
+        r.inv_t = __shfl_sync(0xFFFFFFFFu, mine.inv_t, j);
+        r.greedy = __shfl_sync(0xFFFFFFFFu, (int)mine.greedy, j);
+        return r;
+    }
+};
+
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
 // tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
 // epilogue warp e; it walks their (row, sample) pairs in order.
 template <bool EX>
-__device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens,
-                                           const RowParams* __restrict__ rows, u64* __restrict__ out, u32 v_rows,
-                                           u32 batch, u32 samples, u32 vocab_offset, const Extras& ex,
-                                           float2* norms, WarpLists& lists) {
+__device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens, const WarpRows& rows,
+                                           u64* __restrict__ out, u32 v_rows, u32 batch, u32 samples,
+                                           u32 vocab_offset, const Extras& ex, float2* norms, WarpLists& lists) {
     const u32 lane = threadIdx.x & 31, e = (threadIdx.x >> 5) - MMA_WARPS;
     const u32 pairs = (batch > e ? (batch - e + MMA_EPI_WARPS - 1) / MMA_EPI_WARPS : 0) * samples;
     auto row_of_pair = [&](u32 k) { return e + MMA_EPI_WARPS * (k / samples); };
@@ -504,22 +525,28 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
         }
         const float to_beat = __shfl_sync(0xFFFFFFFFu, beat_lane, k % 32);
         if (s == 0) {
-            p = row_of(rows[row]);
+            p = rows.of(row);
             l = buf + row * stride;
             if constexpr (EX) {
-                float2 mine = make_float2(NEG_INF, 0.0f);
-                for (u32 i = 4 * lane; i < tokens; i += 128) {
-                    const int count = (int)min(4u, tokens - i);
+                // A step is at most 128 tokens: four a lane.
+                const u32 i = 4 * lane;
+                const int count = i < tokens ? (int)min(4u, tokens - i) : 0;
+                if (count > 0) {
                     constrain(l + i, 1, count, vocab_offset + tok0 + i, row, ex);
                     write_scaled(l + i, 1, count, tok0 + i, row, v_rows, p.inv_t, ex);
-                    if (ex.norms) mine = lse_merge(mine, lse_of(l + i, 1, count, p.inv_t));
                 }
                 if (ex.norms) {
-                    // Lanes l and l + 16 share a partial: one after the other.
+                    // Lanes l and l + 16 share a partial: each sums its values above the partial's
+                    // maximum, and lane l adds its sum, then lane l + 16's. (The step before wrote
+                    // the partial before its arrival on EMPTY; both lanes have read it before lane
+                    // l writes.)
                     float2& part = norms[row * MMA_NORM_LANES + lane % MMA_NORM_LANES];
-                    if (lane < MMA_NORM_LANES) part = lse_merge(part, mine);
+                    const float2 before = part;
+                    const float2 mine = lse_above(before.x, l + i, count, p.inv_t);
+                    const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, mine.x, MMA_NORM_LANES),
+                                                     __shfl_xor_sync(0xFFFFFFFFu, mine.y, MMA_NORM_LANES));
                     __syncwarp();
-                    if (lane >= MMA_NORM_LANES) part = lse_merge(part, mine);
+                    if (lane < MMA_NORM_LANES) part = lse_merge(lse_merge(before, mine), other);
                 }
                 if (ex.lists && ex.scaled_row[row] != NO_MASK) {
                     lists.step(ex, row, ex.scaled_row[row], l, tokens, vocab_offset + tok0, p.inv_t);
@@ -778,6 +805,7 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         __syncwarp();
     }
     WarpLists lists;
+    const WarpRows row_params(rows, min(batch, (u32)Shared::ROWS));
     for (u32 k = 0; k < bt.steps; ++k) {
         // The buffer is free for step k: at first, then once step k − 1 is scored.
         mbar_arrive(empty);
@@ -786,8 +814,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         const u32 tokens = min(min(16 * (bt.end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
         // The registers of the two-block widths leave no room for a second row's words.
         if (EX && ex.lists) lists.refresh<MMA_MIN_BLOCKS(NT) == 1>(ex, min(batch, (u32)Shared::ROWS), k);
-        score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, rows, out, v_rows, batch, samples, vocab_offset, ex,
-                       norms, lists);
+        score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, row_params, out, v_rows, batch, samples, vocab_offset,
+                       ex, norms, lists);
         if (EX && ex.lists) lists.publish(ex, norms, min(batch, (u32)Shared::ROWS), k);
     }
     if (EX && ex.lists) {
@@ -796,8 +824,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         }
     }
     if (lse) {
-        __syncwarp();
-        // Each row's partials, merged in a fixed tree (lse_merge is symmetric): deterministic.
+        // Each row's partials (lane l wrote partial l), merged in a fixed tree (lse_merge is
+        // symmetric): deterministic.
         for (u32 r = e; r < min(batch, (u32)Shared::ROWS); r += MMA_EPI_WARPS) {
             float2 part = lane < MMA_NORM_LANES ? norms[r * MMA_NORM_LANES + lane] : make_float2(NEG_INF, 0.0f);
 #pragma unroll
