@@ -319,12 +319,15 @@ __device__ u32 radix_into_set(const SelectArgs& a, u32 r, KeyAt key_at, u32 n, u
 // Finishes truncated row `b` from its whole row (finish_whole.cu). One block of WHOLE_THREADS.
 __device__ void finish_whole_row(const SelectArgs& a, u32 b, u32 r);
 
-// Row `b` (ranking row `r`) once its `written` most likely keys are sorted in `set` (shared): they
-// go to keys[], and a truncated row is finished (certified by its kept keys, or from its whole row);
-// `live`: the row's tokens of y above -inf (0xFFFFFFFF: more than any list keeps). Every thread of
-// the block calls it.
-__device__ void finish_keys(const SelectArgs& a, u32 b, u32 r, const u64* set, u32 written, u32 live) {
-    __shared__ double weight[SELECT_MAX_KEPT];
+// Row `b` (ranking row `r`) once its `written` most likely keys are sorted in `set` (shared,
+// SELECT_CAP keys): they go to keys[], and a truncated row is finished (certified by its kept keys,
+// or, with WHOLE, from its whole row: blocks of WHOLE_THREADS); `live`: the row's tokens of y above
+// -inf (0xFFFFFFFF: more than any list keeps). The finishing's weights take the set's room past the
+// kept keys. Every thread of the block calls it.
+template <bool WHOLE>
+__device__ void finish_keys(const SelectArgs& a, u32 b, u32 r, u64* set, u32 written, u32 live) {
+    static_assert(SELECT_CAP >= 2 * SELECT_MAX_KEPT, "no room for the weights");
+    double* weight = reinterpret_cast<double*>(set + SELECT_MAX_KEPT);
     const u32 capacity = a.out_start[r + 1] - a.out_start[r];
     u64* out = a.keys + a.out_start[r];
     for (u32 i = threadIdx.x; i < written; i += blockDim.x) out[i] = set[i];
@@ -340,7 +343,9 @@ __device__ void finish_keys(const SelectArgs& a, u32 b, u32 r, const u64* set, u
         a.counts[4 * r + 2] = survivors < 0 ? 0 : (u32)survivors;
         a.counts[4 * r + 3] = survivors < 0 ? UNFINISHED : FINISHED_ON_DEVICE;
     }
-    if (q.truncated && survivors < 0) finish_whole_row(a, b, r);
+    if constexpr (WHOLE) {
+        if (q.truncated && survivors < 0) finish_whole_row(a, b, r);
+    }
 }
 
 // Row `b` (ranking row `r`, plan `p`) once every block of its gathering pass is done: its kept
@@ -361,7 +366,7 @@ __device__ void top_keys(const SelectArgs& a, u32 b, u32 r, const Plan& p) {
         sort_set(set, filled);
     }
     __syncthreads();
-    finish_keys(a, b, r, set, written, live);
+    finish_keys<true>(a, b, r, set, written, live);
 }
 
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const SelectArgs a) {
@@ -404,51 +409,151 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const
     top_keys(a, b, r, p);
 }
 
-// Every batch row's log-normaliser partials merged (as select_count's first blocks), then each
-// ranking row's need most likely keys from its per-tile lists, finished as top_keys finishes them.
-// The floor of the keys gathered is the need-th largest of the lists' tops (need distinct keys are
-// at or above it); only lists whose top reaches it are read. Grid: y over the batch; a launch's
-// slots are at most SELECT_THREADS (one list top per thread).
-extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const SelectArgs a) {
+// Threads of select_lists, and the slots of a launch that one block merges (LISTS_PER_THREAD a
+// thread: src/kernels.rs `SELECT_LISTS_MAX_SLOTS`).
+#ifndef LISTS_THREADS
+#define LISTS_THREADS 256
+#endif
+#define LISTS_WARPS (LISTS_THREADS / 32)
+#define LISTS_PER_THREAD (1024 / LISTS_THREADS)
+#define LISTS_MAX_SLOTS (LISTS_THREADS * LISTS_PER_THREAD)
+
+// The sum of every thread's `v` over the block of LISTS_THREADS, in every thread: warp sums, then
+// the warps' in order. `scratch` holds a value per warp; calls alternate between two, so that one
+// barrier a call keeps a call's writes from the reads of the call before.
+__device__ __forceinline__ u32 lists_block_sum(u32 v, u32* scratch) {
+    v = __reduce_add_sync(0xFFFFFFFFu, v);
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x / 32] = v;
+    __syncthreads();
+    u32 sum = 0;
+#pragma unroll
+    for (int w = 0; w < LISTS_WARPS; ++w) sum += scratch[w];
+    return sum;
+}
+
+// Each batch row's log-normaliser partials merged, then each ranking row's need most likely keys
+// from its per-tile lists, finished as top_keys finishes them. One block of LISTS_THREADS per batch
+// row: every call that ranks waits for this launch, and at one block per row its time is the
+// length of one block's path, so the path is short and few warps walk it.
+// (1) Each thread loads its slots' partials and list heads together. Block sums give the row's
+//     maximum M, its keys kept and whether a list left keys out; then the merge Σ sum · exp(max − M)
+//     in f64, summed in a fixed order (as merged_norm).
+// (2) The floor: a word w with at least need of the lists' tops at or above w << 32 and not many
+//     more (bit by bit from the top: a radix select of the need-th largest top's upper word,
+//     stopping early). Need distinct keys are at or above it, so the need largest keys are.
+// (3) The keys at or above the floor, from the lists whose top reaches it: a warp per two lists,
+//     their loads in flight together; then sorted and finished.
+extern "C" __global__ void __launch_bounds__(LISTS_THREADS, 1) select_lists(const SelectArgs a) {
     __shared__ u64 set[SELECT_CAP];
+    __shared__ unsigned short lengths[LISTS_MAX_SLOTS], reaching[LISTS_MAX_SLOTS];
+    __shared__ float warp_max[LISTS_WARPS];
+    __shared__ double warp_mass[LISTS_WARPS];
+    __shared__ u32 scratch[2][LISTS_WARPS];
     __shared__ u32 hist[256];
-    __shared__ u32 kept, filled;
-    __shared__ u64 floor;
-    const u32 b = blockIdx.y, r = a.scaled_row[b];
-    if (threadIdx.x < 32) {
-        const RowNorm merged = merged_norm(a.parts, a.slots, b);
-        if (threadIdx.x == 0) a.norms[b] = merged;
+    __shared__ u32 filled, lists_reaching;
+    const u32 b = blockIdx.y, r = a.scaled_row[b], t = threadIdx.x, lane = t & 31, warp = t / 32;
+    const size_t row_slots = r == NO_MASK ? 0 : (size_t)r * a.slots;
+    const ListHead* heads = a.heads + row_slots;
+    const u64* lists = a.lists + row_slots * LIST_SLOTS;
+    float2 part[LISTS_PER_THREAD];
+    ListHead head[LISTS_PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < LISTS_PER_THREAD; ++j) {
+        const u32 s = t + j * LISTS_THREADS;
+        part[j] = s < a.slots ? a.parts[(size_t)b * a.slots + s] : make_float2(NEG_INF, 0.0f);
+        head[j] = s < a.slots && r != NO_MASK ? heads[s] : ListHead{0, 0, 0};
+    }
+    float m = NEG_INF;
+    u32 mine_kept = 0, mine_compacted = 0, word[LISTS_PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < LISTS_PER_THREAD; ++j) {
+        m = fmaxf(m, part[j].x);
+        mine_kept += head[j].kept;
+        mine_compacted |= head[j].compacted;
+        // A key's upper word orders its y; a real key's is never 0.
+        word[j] = (u32)(head[j].top >> 32);
+        lengths[t + j * LISTS_THREADS] = (unsigned short)head[j].kept;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+    if (lane == 0) warp_max[warp] = m;
+    if (t == 0) {
+        filled = 0;
+        lists_reaching = 0;
+    }
+    const u32 kept = lists_block_sum(mine_kept, scratch[0]);
+    const bool compacted = __syncthreads_or(mine_compacted);
+    float top = NEG_INF;
+#pragma unroll
+    for (int w = 0; w < LISTS_WARPS; ++w) top = fmaxf(top, warp_max[w]);
+    double mass = 0.0;
+#pragma unroll
+    for (int j = 0; j < LISTS_PER_THREAD; ++j) {
+        if (top != NEG_INF && part[j].y != 0.0f) mass += (double)part[j].y * exp((double)part[j].x - (double)top);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mass += __shfl_xor_sync(0xFFFFFFFFu, mass, o);
+    if (lane == 0) warp_mass[warp] = mass;
+    // Not every live token is in a list once one was compacted: then there are more than any row
+    // keeps. Every list holds the row's keys at or above its floor, which is never above the row's
+    // keep-th largest (keep ≥ any row's need): the lists hold the need largest keys whichever way
+    // `live` is known.
+    const u32 live = compacted ? 0xFFFFFFFFu : kept;
+    const u32 need = r == NO_MASK ? 0 : min(a.out_start[r + 1] - a.out_start[r], kept);
+    // (2) The same in every thread: the loop ends together.
+    u32 floor_word = 0;
+    for (int bit = 31, call = 1; need > 0 && bit >= 0; --bit, call ^= 1) {
+        const u32 up = floor_word | (1u << bit);
+        u32 n = 0;
+#pragma unroll
+        for (int j = 0; j < LISTS_PER_THREAD; ++j) n += word[j] >= up;
+        const u32 at_least = lists_block_sum(n, scratch[call]);
+        if (at_least >= need) {
+            floor_word = up;
+            if (at_least <= need + need / 4) break;
+        }
+    }
+    const u64 floor = max((u64)floor_word << 32, (u64)1);
+    // The lists whose top reaches the floor, in `reaching`.
+#pragma unroll
+    for (int j = 0; j < LISTS_PER_THREAD; ++j) {
+        const u32 s = t + j * LISTS_THREADS;
+        const bool in = need > 0 && word[j] >= floor_word && head[j].kept > 0;
+        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
+        u32 first = 0;
+        if (lane == 0 && ballot) first = atomicAdd(&lists_reaching, (u32)__popc(ballot));
+        first = __shfl_sync(0xFFFFFFFFu, first, 0);
+        if (in) reaching[first + __popc(ballot & ((1u << lane) - 1))] = (unsigned short)s;
+    }
+    __syncthreads();
+    if (t == 0) {
+        RowNorm merged = {top, 0, 0.0};
+        for (u32 w = 0; top != NEG_INF && w < LISTS_WARPS; ++w) merged.sum += warp_mass[w];
+        a.norms[b] = merged;
     }
     if (r == NO_MASK) return;
-    const ListHead* heads = a.heads + (size_t)r * a.slots;
-    const u64* lists = a.lists + (size_t)r * a.slots * LIST_SLOTS;
-    const ListHead mine = threadIdx.x < a.slots ? heads[threadIdx.x] : ListHead{0, 0, 0};
-    if (threadIdx.x == 0) {
-        kept = 0;
-        filled = 0;
-        floor = 1;
-    }
-    set[threadIdx.x] = mine.top;
-    __syncthreads();
-    if (mine.kept) atomicAdd(&kept, mine.kept);
-    // Not every live token is in a list once one was compacted: then there are more than any row
-    // keeps.
-    const u32 live = __syncthreads_or(mine.compacted) ? 0xFFFFFFFFu : kept;
-    // Every list holds the row's keys at or above its floor, which is never above the row's keep-th
-    // largest (keep ≥ any row's need): the lists hold the need largest keys whichever way `live`
-    // is known.
-    const u32 need = min(a.out_start[r + 1] - a.out_start[r], kept);
-    if (mine.top != 0 && need > 0 && rank_of(mine.top, set, a.slots) == need - 1) floor = mine.top;
-    __syncthreads();
-    // The keys at or above the floor, from the lists whose top reaches it: a warp per list.
-    for (u32 s = threadIdx.x / 32; need > 0 && s < a.slots; s += blockDim.x / 32) {
-        const ListHead head = heads[s];
-        if (head.top < floor) continue;
-        for (u32 i = threadIdx.x & 31; i < head.kept; i += 32) {
-            const u64 k = lists[(size_t)s * LIST_SLOTS + i];
-            if (k >= floor) {
+    // (3) Two lists a warp at a time.
+    constexpr int PER_LANE = LIST_SLOTS / 32;
+    for (u32 p = warp; p < lists_reaching; p += 2 * LISTS_WARPS) {
+        u64 k[2][PER_LANE];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const u32 q = p + h * LISTS_WARPS;
+            const u32 s = q < lists_reaching ? reaching[q] : 0, length = q < lists_reaching ? lengths[s] : 0;
+#pragma unroll
+            for (int j = 0; j < PER_LANE; ++j) {
+                const u32 i = j * 32 + lane;
+                k[h][j] = i < length ? lists[(size_t)s * LIST_SLOTS + i] : 0;
+            }
+        }
+        // Few keys of a list reach the floor: an atomic each, no vote.
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int j = 0; j < PER_LANE; ++j) {
+                if (k[h][j] < floor) continue;
                 const u32 at = atomicAdd(&filled, 1u);
-                if (at < SELECT_CAP) set[at] = k;
+                if (at < SELECT_CAP) set[at] = k[h][j];
             }
         }
     }
@@ -459,12 +564,13 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_lists(const 
     } else if (need > 0) {
         const auto key_at = [&](u32 i) {
             const u32 s = i / LIST_SLOTS;
-            return i % LIST_SLOTS < heads[s].kept ? lists[i] : 0;
+            return i % LIST_SLOTS < lengths[s] ? lists[i] : 0;
         };
         written = radix_into_set(a, r, key_at, a.slots * LIST_SLOTS, kept, need, set, hist);
     }
     __syncthreads();
-    finish_keys(a, b, r, set, written, live);
+    // A listed row that truncates has top-k, which its keys always certify: no whole-row fallback.
+    finish_keys<false>(a, b, r, set, written, live);
 }
 
 // ---- the device path's ranking tables ------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The device memory of one [`Backend`](flashsampling_core::Backend) call, laid out in one
 //! allocation that the backend keeps and reuses: the call's host inputs travel in one upload, its
-//! outputs in one download, and its scratch needs no transfer. Each allocation, copy and event costs
+//! outputs in one download, its zeroed regions are cleared by one memset, and its scratch needs no
+//! transfer. Each allocation, copy and event costs
 //! microseconds of host time, and a pool's release of a large buffer at every synchronisation costs
 //! its mapping again at the next call.
 
@@ -26,6 +27,7 @@ pub(crate) struct Region {
 enum Part {
     Input,
     Output,
+    Zeroed,
     Scratch,
 }
 
@@ -34,6 +36,7 @@ enum Part {
 pub(crate) struct Layout {
     inputs: Vec<u8>,
     output_len: usize,
+    zeroed_len: usize,
     scratch_len: usize,
 }
 
@@ -57,6 +60,14 @@ impl Layout {
         Region { part: Part::Output, offset, len }
     }
 
+    /// A region of `len` bytes that holds zeros when the call's launches begin (a memset: no bytes
+    /// travel).
+    pub fn zeroed(&mut self, len: usize) -> Region {
+        let offset = self.zeroed_len;
+        self.zeroed_len += aligned(len);
+        Region { part: Part::Zeroed, offset, len }
+    }
+
     /// A region of `len` bytes only the device reads and writes.
     pub fn scratch(&mut self, len: usize) -> Region {
         let offset = self.scratch_len;
@@ -65,7 +76,7 @@ impl Layout {
     }
 
     fn total(&self) -> usize {
-        self.inputs.len() + self.output_len + self.scratch_len
+        self.inputs.len() + self.output_len + self.zeroed_len + self.scratch_len
     }
 }
 
@@ -92,7 +103,8 @@ impl Arena {
         Layout { inputs, ..Layout::default() }
     }
 
-    /// Lays `layout` over the arena (growing it when needed) and enqueues the upload of its inputs.
+    /// Lays `layout` over the arena (growing it when needed) and enqueues the upload of its inputs
+    /// and the clearing of its zeroed regions.
     pub fn bind(&mut self, stream: &Arc<CudaStream>, layout: Layout) -> Result<Call<'_>> {
         let total = layout.total().max(ALIGN);
         if self.memory.as_ref().is_none_or(|m| m.len() < total) {
@@ -109,6 +121,12 @@ impl Arena {
             // they live in the returned call, which outlives its download's synchronisation.
             unsafe { cudarc::driver::result::memcpy_htod_async(base, &layout.inputs, stream.cu_stream()) }
                 .map_err(|e| device_error("upload", e))?;
+        }
+        if layout.zeroed_len > 0 {
+            let zeroed = base + (layout.inputs.len() + layout.output_len) as u64;
+            // SAFETY: the zeroed part lies inside the arena's `total` bytes.
+            unsafe { cudarc::driver::result::memset_d8_async(zeroed, 0, layout.zeroed_len, stream.cu_stream()) }
+                .map_err(|e| device_error("zeroing", e))?;
         }
         Ok(Call { arena: self, base, layout })
     }
@@ -130,7 +148,8 @@ impl Call<'_> {
         let part = match region.part {
             Part::Input => 0,
             Part::Output => self.layout.inputs.len(),
-            Part::Scratch => self.layout.inputs.len() + self.layout.output_len,
+            Part::Zeroed => self.layout.inputs.len() + self.layout.output_len,
+            Part::Scratch => self.layout.inputs.len() + self.layout.output_len + self.layout.zeroed_len,
         };
         self.base + (part + region.offset) as u64
     }
@@ -203,9 +222,12 @@ mod tests {
         let c = layout.output(8);
         let d = layout.output(513);
         let e = layout.scratch(1);
+        let f = layout.zeroed(300);
+        let g = layout.zeroed(4);
         assert_eq!((a.offset, b.offset, c.offset, d.offset, e.offset), (0, 256, 0, 256, 0));
+        assert_eq!((f.offset, g.offset), (0, 512));
         assert_eq!(layout.inputs.len(), 768);
         assert_eq!(&layout.inputs[256..556], &[2; 300][..]);
-        assert_eq!(layout.total(), 768 + 1024 + 256);
+        assert_eq!(layout.total(), 768 + 1024 + 768 + 256);
     }
 }

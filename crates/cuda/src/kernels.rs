@@ -57,6 +57,10 @@ pub const DEVICE_RANK_ROWS: &str = "device_rank_rows";
 pub const SELECT_THREADS: u32 = 1024;
 /// Threads per block of the counting entry point (`CHUNK_THREADS` in select.cu).
 pub const SELECT_CHUNK_THREADS: u32 = 256;
+/// Threads per block of the entry point that merges per-tile lists (`LISTS_THREADS` in select.cu),
+/// and the most log-normaliser slots per row it merges (`LISTS_MAX_SLOTS`).
+pub const SELECT_LISTS_THREADS: u32 = 256;
+pub const SELECT_LISTS_MAX_SLOTS: u32 = 1024;
 
 /// Architectures every kernel variant must compile for (checked in CI without a GPU).
 pub const CI_ARCHS: [&str; 3] = ["sm_80", "sm_90a", "sm_100a"];

@@ -7,7 +7,7 @@ use cudarc::driver::{result, sys, CudaFunction};
 use flashsampling_core::{DType, Error, Result, RowParams, Truncation};
 
 use crate::driver::device_error;
-use crate::kernels::{LogitsDType, SELECT_CHUNK_THREADS, SELECT_THREADS};
+use crate::kernels::{LogitsDType, SELECT_CHUNK_THREADS, SELECT_LISTS_THREADS, SELECT_THREADS};
 
 /// Per-row parameters as the kernels read them from device memory: 24 bytes, `#[repr(C)]`, one per
 /// batch row; the layout of `fs_row_params` in flashsampling.h, so C callers hand theirs over as
@@ -648,7 +648,7 @@ pub unsafe fn select_top(
         return result::launch_kernel(
             lists.cu_function(),
             (1, batch, 1),
-            (SELECT_THREADS, 1, 1),
+            (SELECT_LISTS_THREADS, 1, 1),
             0,
             stream,
             &mut params,

@@ -33,7 +33,7 @@ use crate::launch::{
 enum Keys {
     /// `[ranking row][v_rows]` f32 `y`, and the selection's counters and sets (scratch).
     Scaled { scaled: Region, counters: Region, set: Region },
-    /// Per-tile lists, their heads and the board of their tops (zeros, uploaded), `slots` per
+    /// Per-tile lists, their heads and the board of their tops (zeroed before the call), `slots` per
     /// ranking row; the lists hold each row's `keep` largest keys.
     Lists { lists: Region, heads: Region, tops: Region, slots: u32, keep: u32 },
 }
@@ -79,12 +79,14 @@ impl RankingRows {
         // for MAX_TOP_K keys, more than any list keeps.
         let listed = |p: &RowPlan<'_>| p.list_length <= LIST_KEEP_MAX;
         let keys_from = match list_slots {
-            Some(slots) if slots <= crate::kernels::SELECT_THREADS && rows.iter().all(|&b| listed(&plans[b])) => {
+            Some(slots)
+                if slots <= crate::kernels::SELECT_LISTS_MAX_SLOTS && rows.iter().all(|&b| listed(&plans[b])) =>
+            {
                 let per_row = slots as usize;
                 Keys::Lists {
                     lists: layout.scratch(8 * n * per_row * LIST_SLOTS),
                     heads: layout.scratch(n * per_row * LIST_HEAD_BYTES),
-                    tops: layout.input(&vec![0; 4 * n * per_row]),
+                    tops: layout.zeroed(4 * n * per_row),
                     slots,
                     keep: rows.iter().map(|&b| plans[b].list_length as u32).max().unwrap_or(1),
                 }
