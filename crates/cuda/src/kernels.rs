@@ -226,15 +226,24 @@ pub fn entry_points(arch: &str) -> Vec<String> {
     names
 }
 
+/// Set to compile the kernels with line information, so that a profiler can attribute its samples
+/// to lines of [`SOURCE`] (Nsight Compute: `--import-source yes --source-folders` a folder holding
+/// `sample.cu`, the concatenation of the kernel files in [`SOURCE`]'s order).
+pub const LINE_INFO_VAR: &str = "FLASHSAMPLING_NVRTC_LINE_INFO";
+
 /// Compiles [`SOURCE`] for `arch` (e.g. `sm_90a`). Precise math: no fast-math, no FMA contraction
 /// of the score (the kernels use explicitly rounded mul/add where it matters).
 pub fn compile(arch: &str) -> Result<Ptx> {
+    let mut options = vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()];
+    if std::env::var_os(LINE_INFO_VAR).is_some() {
+        options.push("--generate-line-info".into());
+    }
     let opts = CompileOptions {
         use_fast_math: Some(false),
         ftz: Some(false),
         prec_div: Some(true),
         prec_sqrt: Some(true),
-        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()],
+        options,
         name: Some("sample.cu".into()),
         ..Default::default()
     };
