@@ -330,12 +330,23 @@ __device__ __forceinline__ void empty_slots_past_grid(T* row_slots, u32 slots, T
     for (u32 s = gridDim.x + t; blockIdx.x == 0 && s < slots; s += threads) row_slots[s] = empty;
 }
 
+// A partial's sum against the maximum `m` of a merge; exp(0) = 1 exactly: the partial holding the
+// maximum needs no exponential.
+__device__ __forceinline__ float lse_scaled(float2 a, float m) {
+    return a.y == 0.0f ? 0.0f : a.x == m ? a.y : a.y * exp_for_sum(a.x - m);
+}
+
 // Combines two partials (`LogSumExp::merge` of the core, in f32).
 __device__ __forceinline__ float2 lse_merge(float2 a, float2 b) {
     const float m = fmaxf(a.x, b.x);
     if (m == NEG_INF) return make_float2(NEG_INF, 0.0f);
-    // exp(0) = 1 exactly: the partial holding the maximum needs no exponential.
-    const float sa = a.y == 0.0f ? 0.0f : a.x == m ? a.y : a.y * exp_for_sum(a.x - m);
-    const float sb = b.y == 0.0f ? 0.0f : b.x == m ? b.y : b.y * exp_for_sum(b.x - m);
-    return make_float2(m, sa + sb);
+    return make_float2(m, lse_scaled(a, m) + lse_scaled(b, m));
+}
+
+// Combines three partials at once, summed in the order a, b, c: their exponentials do not wait for
+// each other, as a merge of a merge's would.
+__device__ __forceinline__ float2 lse_merge3(float2 a, float2 b, float2 c) {
+    const float m = fmaxf(fmaxf(a.x, b.x), c.x);
+    if (m == NEG_INF) return make_float2(NEG_INF, 0.0f);
+    return make_float2(m, lse_scaled(a, m) + lse_scaled(b, m) + lse_scaled(c, m));
 }

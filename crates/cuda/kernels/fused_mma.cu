@@ -547,7 +547,7 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
                     const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, mine.x, MMA_NORM_LANES),
                                                      __shfl_xor_sync(0xFFFFFFFFu, mine.y, MMA_NORM_LANES));
                     __syncwarp();
-                    if (lane < MMA_NORM_LANES) part = lse_merge(lse_merge(before, mine), other);
+                    if (lane < MMA_NORM_LANES) part = lse_merge3(before, mine, other);
                 }
                 if (ex.lists && ex.scaled_row[row] != NO_MASK) {
                     lists.step(ex, row, ex.scaled_row[row], l, tokens, vocab_offset + tok0, p.inv_t);
