@@ -136,6 +136,16 @@ __device__ __forceinline__ void histogram_add(u32* hist, u32 bin, bool count) {
     if (count && lane == (u32)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (u32)__popc(peers));
 }
 
+// Where the lanes whose `in` is set append to the array that `*counter` fills: the lane's slot,
+// in lane order, from one atomic per warp (none when no lane appends). Called by whole warps.
+__device__ __forceinline__ u32 warp_append(u32* counter, bool in) {
+    const u32 ballot = __ballot_sync(0xFFFFFFFFu, in), lane = threadIdx.x & 31;
+    if (!ballot) return 0;
+    u32 first = 0;
+    if (lane == 0) first = atomicAdd(counter, (u32)__popc(ballot));
+    return __shfl_sync(0xFFFFFFFFu, first, 0) + __popc(ballot & ((1u << lane) - 1));
+}
+
 extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) select_count(const SelectArgs a) {
     const u32 b = blockIdx.y, r = a.scaled_row[b];
     __shared__ float top;
@@ -377,21 +387,14 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const
         const float threshold = a.norms[b].max - ladder_delta(p.rung);
         const float* y = a.scaled + (size_t)r * a.v_rows;
         u64* set = a.set + (size_t)r * SELECT_CAP;
-        const u32 lane = threadIdx.x & 31;
         float v[CHUNK_LOADS];
         load_chunk<SELECT_THREADS>(y, a.v_rows, v);
         // Appends: one global atomic per warp and load with a key in the set.
 #pragma unroll
         for (int k = 0; k < CHUNK_LOADS; ++k) {
-            const u32 i = chunk_token<SELECT_THREADS>(k);
             const bool in = v[k] >= threshold;
-            const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
-            if (!ballot) continue;
-            u32 first = 0;
-            if (lane == 0) first = atomicAdd(&a.counters[r].filled, (u32)__popc(ballot));
-            first = __shfl_sync(0xFFFFFFFFu, first, 0);
-            const u32 at = first + __popc(ballot & ((1u << lane) - 1));
-            if (in && at < SELECT_CAP) set[at] = pack(v[k], a.vocab_offset + i);
+            const u32 at = warp_append(&a.counters[r].filled, in);
+            if (in && at < SELECT_CAP) set[at] = pack(v[k], a.vocab_offset + chunk_token<SELECT_THREADS>(k));
         }
     }
     // The row's last block to get here finishes it: its appends, and every other block's, are
@@ -409,14 +412,12 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_gather(const
     top_keys(a, b, r, p);
 }
 
-// Threads of select_lists, and the slots of a launch that one block merges (LISTS_PER_THREAD a
-// thread: src/kernels.rs `SELECT_LISTS_MAX_SLOTS`).
-#ifndef LISTS_THREADS
+// Threads of select_lists, and the slots of a launch that one block merges (src/kernels.rs
+// `SELECT_LISTS_THREADS`, `SELECT_LISTS_MAX_SLOTS`).
 #define LISTS_THREADS 256
-#endif
 #define LISTS_WARPS (LISTS_THREADS / 32)
-#define LISTS_PER_THREAD (1024 / LISTS_THREADS)
-#define LISTS_MAX_SLOTS (LISTS_THREADS * LISTS_PER_THREAD)
+#define LISTS_MAX_SLOTS 1024
+#define LISTS_PER_THREAD (LISTS_MAX_SLOTS / LISTS_THREADS)
 
 // The sum of every thread's `v` over the block of LISTS_THREADS, in every thread: warp sums, then
 // the warps' in order. `scratch` holds a value per warp; calls alternate between two, so that one
@@ -519,11 +520,8 @@ extern "C" __global__ void __launch_bounds__(LISTS_THREADS, 1) select_lists(cons
     for (int j = 0; j < LISTS_PER_THREAD; ++j) {
         const u32 s = t + j * LISTS_THREADS;
         const bool in = need > 0 && word[j] >= floor_word && head[j].kept > 0;
-        const u32 ballot = __ballot_sync(0xFFFFFFFFu, in);
-        u32 first = 0;
-        if (lane == 0 && ballot) first = atomicAdd(&lists_reaching, (u32)__popc(ballot));
-        first = __shfl_sync(0xFFFFFFFFu, first, 0);
-        if (in) reaching[first + __popc(ballot & ((1u << lane) - 1))] = (unsigned short)s;
+        const u32 at = warp_append(&lists_reaching, in);
+        if (in) reaching[at] = (unsigned short)s;
     }
     __syncthreads();
     if (t == 0) {
