@@ -2,7 +2,7 @@
 //! backend's own benchmark, with device events and in-run peers, lives in its crate); up to
 //! B = 64 also the feature variants the backend offers (logprobs, top-k 50 + top-p 0.9, both). On
 //! wgpu also `passes`: the device time of the sampling passes alone, without the call's host round
-//! trip (`WgpuBackend::passes_time`).
+//! trip (`WgpuBackend::passes_time`), and `passes-greedy`, the same with greedy rows (no noise).
 
 use std::fs;
 use std::path::PathBuf;
@@ -69,20 +69,23 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let bw = wgpu.bandwidth()?;
         let bandwidth = HostBandwidth { read: bw.read, copy: bw.copy };
         return run_through_trait(args, &wgpu, Some(bandwidth), |head, hidden| {
-            wgpu_passes_us(&wgpu, head, hidden, args.iters).map(Some)
+            Ok(vec![
+                ("passes", wgpu_passes_us(&wgpu, head, hidden, args.iters, Rows::Sampled)?),
+                ("passes-greedy", wgpu_passes_us(&wgpu, head, hidden, args.iters, Rows::Greedy)?),
+            ])
         });
     }
     let bandwidth = backend.name().starts_with("cpu").then(host_bandwidth);
-    run_through_trait(args, backend.as_ref(), bandwidth, |_, _| Ok(None))
+    run_through_trait(args, backend.as_ref(), bandwidth, |_, _| Ok(vec![]))
 }
 
-/// The benchmark through the backend trait, with `passes(head, hidden)`: the device time of the
-/// sampling passes alone, where the backend can tell it.
+/// The benchmark through the backend trait, with `passes(head, hidden)`: the device times of the
+/// sampling passes alone (named variants), where the backend can tell them.
 fn run_through_trait(
     args: &Args,
     backend: &dyn Backend,
     bandwidth: Option<HostBandwidth>,
-    passes: impl Fn(&flashsampling::LmHead, HiddenRef<'_>) -> Result<Option<f64>>,
+    passes: impl Fn(&flashsampling::LmHead, HiddenRef<'_>) -> Result<Vec<(&'static str, f64)>>,
 ) -> Result<ExitCode> {
     let cpu = backend.name().starts_with("cpu");
     let shapes =
@@ -109,10 +112,7 @@ fn run_through_trait(
             let hidden = HiddenRef::new(data.hidden.view().slice(0..batch * dim), dim)?;
             let median_us = time_calls(backend, &head, hidden, args.iters)?;
             eprintln!("{median_us:.0} µs");
-            let mut features = vec![];
-            if let Some(us) = passes(&head, hidden)? {
-                features.push(("passes", us));
-            }
+            let mut features = passes(&head, hidden)?;
             if batch <= TRAIT_PATH_MAX_BATCH {
                 features.extend(trait_path_times(backend, &head, hidden, args.iters)?);
             }
@@ -140,6 +140,15 @@ fn run_through_trait(
 #[cfg(feature = "wgpu")]
 const WGPU_PASS_REPEATS: u32 = 10;
 
+/// Which rows a timing samples: the benchmark's own, or greedy rows (no noise, the cost of the
+/// matmul and the argmax alone).
+#[cfg(feature = "wgpu")]
+#[derive(Clone, Copy)]
+enum Rows {
+    Sampled,
+    Greedy,
+}
+
 /// Median device time of wgpu's sampling passes over `hidden` (without the call's host round
 /// trip), each timing at the next offset.
 #[cfg(feature = "wgpu")]
@@ -148,10 +157,14 @@ fn wgpu_passes_us(
     head: &flashsampling::LmHead,
     hidden: HiddenRef<'_>,
     iters: usize,
+    which: Rows,
 ) -> Result<f64> {
     let mut times = (0..iters)
         .map(|step| {
-            let rows = rows_at(hidden.batch, step);
+            let rows = match which {
+                Rows::Sampled => rows_at(hidden.batch, step),
+                Rows::Greedy => vec![RowParams::greedy(); hidden.batch],
+            };
             Ok(wgpu.passes_time(head, &Request::new(hidden, &rows, 1), WGPU_PASS_REPEATS)?.as_secs_f64() * 1e6)
         })
         .collect::<Result<Vec<f64>>>()?;

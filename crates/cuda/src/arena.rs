@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{sys, CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtr};
 use flashsampling_core::Result;
 
 use crate::driver::device_error;
+use crate::staging::Staging;
 
 /// Every region starts at a multiple of this (the kernels want 16 or 32 bytes).
 const ALIGN: usize = 256;
@@ -34,7 +35,7 @@ enum Part {
 /// The layout of one call, and its host inputs packed in the order of their regions.
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
-    inputs: Vec<u8>,
+    inputs: Staging,
     output_len: usize,
     zeroed_len: usize,
     scratch_len: usize,
@@ -48,8 +49,8 @@ impl Layout {
     /// A region holding `bytes`, uploaded with the call's other inputs.
     pub fn input(&mut self, bytes: &[u8]) -> Region {
         let offset = self.inputs.len();
-        self.inputs.extend_from_slice(bytes);
-        self.inputs.resize(aligned(self.inputs.len()), 0);
+        self.inputs.extend(bytes);
+        self.inputs.pad_to(aligned(self.inputs.len()));
         Region { part: Part::Input, offset, len: bytes.len() }
     }
 
@@ -81,11 +82,14 @@ impl Layout {
 }
 
 /// The backend's reusable memory: device memory that grows to the largest call seen, and the host
-/// buffer the inputs are packed in (reused: a fresh one costs its page faults at every call).
+/// bytes the inputs are packed in (reused: fresh ones cost their allocation at every call).
 #[derive(Default)]
 pub(crate) struct Arena {
     memory: Option<CudaSlice<u8>>,
-    inputs: Vec<u8>,
+    inputs: Staging,
+    /// Recorded after the last upload: page-locked inputs are read by the device after the upload
+    /// is enqueued, so the next call packs its own only once this has passed.
+    uploaded: Option<CudaEvent>,
 }
 
 /// One call's view of the arena, its inputs uploaded.
@@ -96,11 +100,20 @@ pub(crate) struct Call<'a> {
 }
 
 impl Arena {
-    /// An empty layout whose inputs go to the arena's host buffer.
-    pub fn layout(&mut self) -> Layout {
+    /// An arena whose inputs are packed in page-locked memory of `ctx` (staging.rs).
+    pub fn page_locked(ctx: Arc<CudaContext>) -> Self {
+        Arena { inputs: Staging::page_locked(ctx), ..Arena::default() }
+    }
+
+    /// An empty layout whose inputs go to the arena's host bytes, once the last upload from them
+    /// has finished.
+    pub fn layout(&mut self) -> Result<Layout> {
+        if let Some(uploaded) = &self.uploaded {
+            uploaded.synchronize().map_err(|e| device_error("waiting for the last upload", e))?;
+        }
         let mut inputs = std::mem::take(&mut self.inputs);
         inputs.clear();
-        Layout { inputs, ..Layout::default() }
+        Ok(Layout { inputs, ..Layout::default() })
     }
 
     /// Lays `layout` over the arena (growing it when needed) and enqueues the upload of its inputs
@@ -117,10 +130,17 @@ impl Arena {
         }
         let base = self.memory.as_ref().expect("allocated above").device_ptr(stream).0;
         if !layout.inputs.is_empty() {
-            // SAFETY: the arena holds `total` bytes from `base`; the inputs are its first bytes, and
-            // they live in the returned call, which outlives its download's synchronisation.
-            unsafe { cudarc::driver::result::memcpy_htod_async(base, &layout.inputs, stream.cu_stream()) }
+            // SAFETY: the arena holds `total` bytes from `base`; the inputs are its first bytes. They
+            // go back to the arena with the call, and are packed again only after `uploaded`.
+            unsafe { cudarc::driver::result::memcpy_htod_async(base, layout.inputs.bytes(), stream.cu_stream()) }
                 .map_err(|e| device_error("upload", e))?;
+            if layout.inputs.is_page_locked() {
+                match &self.uploaded {
+                    Some(event) => event.record(stream),
+                    None => stream.record_event(None).map(|event| self.uploaded = Some(event)),
+                }
+                .map_err(|e| device_error("recording the upload", e))?;
+            }
         }
         if layout.zeroed_len > 0 {
             let zeroed = base + (layout.inputs.len() + layout.output_len) as u64;
@@ -227,7 +247,7 @@ mod tests {
         assert_eq!((a.offset, b.offset, c.offset, d.offset, e.offset), (0, 256, 0, 256, 0));
         assert_eq!((f.offset, g.offset), (0, 512));
         assert_eq!(layout.inputs.len(), 768);
-        assert_eq!(&layout.inputs[256..556], &[2; 300][..]);
+        assert_eq!(&layout.inputs.bytes()[256..556], &[2; 300][..]);
         assert_eq!(layout.total(), 768 + 1024 + 768 + 256);
     }
 }

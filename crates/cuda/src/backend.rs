@@ -120,17 +120,8 @@ impl CudaBackend {
         }
         let stream = ctx.default_stream();
         let mma_norm_slots = mma_blocks.values().copied().max().unwrap_or(1);
-        Ok(CudaBackend {
-            ctx,
-            stream,
-            functions,
-            mma_blocks,
-            mma_max_tiles,
-            wide,
-            mma_norm_slots,
-            arch,
-            arena: Mutex::default(),
-        })
+        let arena = Mutex::new(Arena::page_locked(ctx.clone()));
+        Ok(CudaBackend { ctx, stream, functions, mma_blocks, mma_max_tiles, wide, mma_norm_slots, arch, arena })
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -431,7 +422,7 @@ impl CudaBackend {
         let slots = self.norm_slots(head.dtype, h_dtype, v_rows);
 
         let mut arena = self.arena.lock().map_err(|_| device_error("the call arena", "poisoned by a panic"))?;
-        let mut layout = arena.layout();
+        let mut layout = arena.layout()?;
         let hidden = layout.input(req.hidden.data.as_bytes());
         let rows: Vec<RowArgs> = req.rows.iter().map(RowArgs::from_params).collect();
         let rows = layout.input(&RowArgs::to_bytes(&rows));

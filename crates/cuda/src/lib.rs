@@ -19,6 +19,7 @@ mod driver;
 pub mod kernels;
 pub mod launch;
 mod ranking;
+mod staging;
 
 pub use backend::{CudaBackend, DeviceCall, DeviceHead, DeviceUses};
 pub use launch::{DeviceLists, Extras, FusedArgs, LogitsArgs, RowArgs};
