@@ -226,7 +226,7 @@ __device__ __forceinline__ u64 best_of_four(float4 x, u32 first, const Row& r, u
 
 struct ListHead;
 
-// `Extras` in src/launch.rs (88 bytes).
+// `Extras` in src/launch.rs (104 bytes).
 struct Extras {
     const u32* mask;          // the rows' bitmasks, concatenated: bit t % 32 of word t / 32, set = allowed
     const u32* mask_start;    // per row: its first word in `mask`, NO_MASK when it has none
@@ -241,6 +241,7 @@ struct Extras {
     u32 norm_slots;           // slots per row of `norms`, and of `lists`, `heads` and `tops`
     u32 list_keep;            // the most keys a ranking row keeps (≤ LIST_KEEP_MAX)
     u32* tops;                // with `lists`: [ranking row][slot], the board of the lists' tops, zero between launches
+    u32 lists_draw;           // with `lists`, 1: every ranking row truncates, and the selection draws its samples
 };
 
 // l̃ of `count` logits `l[i · stride]` of global tokens `first + i`, in place: `RowTransform::apply`

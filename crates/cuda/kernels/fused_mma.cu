@@ -504,8 +504,10 @@ struct WarpRows {
 
 // An epilogue warp's rows of one step's logits: `buf` holds the launch's rows × `tokens` live
 // tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
-// epilogue warp e; it walks their (row, sample) pairs in order.
-template <bool EX>
+// epilogue warp e; it walks their (row, sample) pairs in order. With SKIP_DRAWN (EX), rows whose
+// samples the selection draws (`Extras::lists_draw`: truncated rows whose per-tile lists it
+// finishes, drawing over their survivors with their own noise, finish.cu) draw no candidates here.
+template <bool EX, bool SKIP_DRAWN>
 __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens, const WarpRows& rows,
                                            u64* __restrict__ out, u32 v_rows, u32 batch, u32 samples,
                                            u32 vocab_offset, const Extras& ex, float2* norms, WarpLists& lists) {
@@ -515,6 +517,7 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
     float beat_lane = NEG_INF;
     Row p;
     float* l = buf;
+    bool draws = true;
     // Pair k is (row, s), followed without a division.
     for (u32 k = 0, row = e, s = 0; k < pairs; ++k) {
         if (k % 32 == 0) {
@@ -529,6 +532,7 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
             p = rows.of(row);
             l = buf + row * stride;
             if constexpr (EX) {
+                if constexpr (SKIP_DRAWN) draws = !(ex.lists_draw && ex.scaled_row[row] != NO_MASK);
                 // A step is at most 128 tokens: four a lane.
                 const u32 i = 4 * lane;
                 const int count = i < tokens ? (int)min(4u, tokens - i) : 0;
@@ -554,11 +558,13 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
                 }
             }
         }
-        // The step buffer's rows start on 16 bytes: four logits in one load.
-        u64 best = best_of_groups(l, 4 * lane, 128, tokens, vocab_offset + tok0, p, s, to_beat);
-        if (__any_sync(0xFFFFFFFFu, may_beat(best, to_beat))) {
-            best = warp_max_u64(best);
-            if (lane == 0) atomicMax(&out[(size_t)row * samples + s], best);
+        if (draws) {
+            // The step buffer's rows start on 16 bytes: four logits in one load.
+            u64 best = best_of_groups(l, 4 * lane, 128, tokens, vocab_offset + tok0, p, s, to_beat);
+            if (__any_sync(0xFFFFFFFFu, may_beat(best, to_beat))) {
+                best = warp_max_u64(best);
+                if (lane == 0) atomicMax(&out[(size_t)row * samples + s], best);
+            }
         }
         if (++s == samples) {
             s = 0;
@@ -815,7 +821,8 @@ __device__ void fused_mma(const u16* __restrict__ w, const u16* __restrict__ h, 
         const u32 tokens = min(min(16 * (bt.end - tile0), v_rows - tok0), (u32)MMA_STEP_TOKENS);
         // The registers of the two-block widths leave no room for a second row's words.
         if (EX && ex.lists) lists.refresh<MMA_MIN_BLOCKS(NT) == 1>(ex, min(batch, (u32)Shared::ROWS), k);
-        score_rows<EX>(buf, Shared::BUF_STRIDE, tok0, tokens, row_params, out, v_rows, batch, samples, vocab_offset,
+        // The two-block widths have no register to skip rows drawn elsewhere: they draw them too.
+        score_rows<EX, MMA_MIN_BLOCKS(NT) == 1>(buf, Shared::BUF_STRIDE, tok0, tokens, row_params, out, v_rows, batch, samples, vocab_offset,
                        ex, norms, lists);
         if (EX && ex.lists) lists.publish(ex, norms, min(batch, (u32)Shared::ROWS), k);
     }

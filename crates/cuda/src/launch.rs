@@ -63,7 +63,9 @@ impl RowArgs {
 ///   row][norm_slots]` of [`LIST_HEAD_BYTES`] (keys kept, whether the list left keys out, largest
 ///   key), every one written by the launch (block 0 empties the slots past the grid); and `tops`,
 ///   `[ranking row][norm_slots]` u32, the board on which the blocks share their lists' tops
-///   (tile_lists.cuh): it must be zero before the first launch, and each launch leaves it zero.
+///   (tile_lists.cuh): it must be zero before the first launch, and each launch leaves it zero;
+///   `lists_draw` 1 when every ranking row truncates, so that the selection draws its samples
+///   (finish.cu): the launch then draws no candidates for them, and leaves their `out` alone.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Extras {
@@ -80,10 +82,11 @@ pub struct Extras {
     pub norm_slots: u32,
     pub list_keep: u32,
     pub tops: sys::CUdeviceptr,
+    pub lists_draw: u32,
 }
 
 // The kernels take it by value with this layout.
-const _: () = assert!(std::mem::size_of::<Extras>() == 96);
+const _: () = assert!(std::mem::size_of::<Extras>() == 104);
 
 /// Keys of one per-tile list (`LIST_SLOTS` in tile_lists.cuh).
 pub const LIST_SLOTS: usize = 256;

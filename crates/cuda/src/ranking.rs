@@ -47,6 +47,8 @@ pub(crate) struct RankingRows {
     v_rows: u32,
     /// Rows of the batch.
     batch: u32,
+    /// Whether every ranking row truncates: the selection then draws all their samples.
+    all_truncate: bool,
     /// Scratch: what the `_ex` kernel writes.
     keys_from: Keys,
     /// Inputs: per batch row, its ranking row or [`NO_MASK`]; the offsets `starts`; per ranking row,
@@ -107,6 +109,7 @@ impl RankingRows {
             keys: layout.output(8 * starts[n] as usize),
             counts: layout.output(16 * n),
             batch: plans.len() as u32,
+            all_truncate: rows.iter().all(|&b| plans[b].truncation.is_some()),
             rows,
             starts,
             v_rows,
@@ -124,6 +127,7 @@ impl RankingRows {
                 extras.heads = call.ptr(heads);
                 extras.tops = call.ptr(tops);
                 extras.list_keep = keep;
+                extras.lists_draw = u32::from(self.all_truncate);
             }
         }
     }

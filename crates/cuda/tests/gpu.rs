@@ -225,6 +225,7 @@ fn constrained_kernels_agree_with_the_cpu_reference() {
 fn ranking_agreement(
     cuda: &dyn Backend,
     ((wd, hd), batch, vocab, dim): ((DType, DType), usize, usize, usize),
+    top_n: u32,
     truncation: impl Fn(usize) -> Truncation,
     edit: impl Fn(&mut [f32], usize),
 ) {
@@ -247,12 +248,14 @@ fn ranking_agreement(
         .with_constraints(&row_constraints)
         .with_truncation(&truncation)
         .with_logprobs()
-        .with_top_logprobs(4);
+        .with_top_logprobs(top_n);
     let got = cuda.sample(&cuda.load_lm_head(head).unwrap(), &req).unwrap();
     let want = ReferenceBackend.sample(&ReferenceBackend.load_lm_head(head).unwrap(), &req).unwrap();
     let same = got.tokens.iter().zip(&want.tokens).filter(|(a, b)| a == b).count();
-    let (gt, wt) = (got.top_logprobs.unwrap(), want.top_logprobs.unwrap());
-    let same_top = gt.tokens.iter().zip(&wt.tokens).filter(|(a, b)| a == b).count();
+    let top_tokens = |t: Option<flashsampling_core::TopLogprobs>| t.map_or(vec![], |t| t.tokens);
+    let (gt, wt) = (top_tokens(got.top_logprobs), top_tokens(want.top_logprobs));
+    assert_eq!(gt.len(), batch * top_n as usize);
+    let same_top = gt.iter().zip(&wt).filter(|(a, b)| a == b).count();
     let worst_z = got
         .log_normalizer
         .unwrap()
@@ -265,11 +268,11 @@ fn ranking_agreement(
         wd.name(),
         hd.name(),
         got.tokens.len(),
-        gt.tokens.len()
+        gt.len()
     );
     assert_eq!(got.status, want.status);
     assert!(same * 100 >= got.tokens.len() * 99, "B={batch}: {same} of {} tokens identical", got.tokens.len());
-    assert!(same_top * 100 >= gt.tokens.len() * 99, "B={batch}: {same_top} of {} top-N identical", gt.tokens.len());
+    assert!(same_top * 100 >= gt.len() * 99, "B={batch}: {same_top} of {} top-N identical", gt.len());
     assert!(worst_z < 1e-5, "B={batch}: log-normaliser off by {worst_z:.2e}");
 }
 
@@ -297,7 +300,7 @@ fn ranking_rows_agree_with_the_cpu_reference() {
         (bf16, 12, 40_009),
     ];
     for (dtypes, batch, vocab) in cases {
-        ranking_agreement(cuda.as_ref(), (dtypes, batch, vocab, 96), truncation, |_, _| {});
+        ranking_agreement(cuda.as_ref(), (dtypes, batch, vocab, 96), 4, truncation, |_, _| {});
     }
 }
 
@@ -327,6 +330,16 @@ fn listed_rows_agree_with_the_cpu_reference() {
     for case in [(bf16, 9, 3001, 96), (f16, 32, 40_009, 96), (bf16, 12, 151_936, 96), (bf16, 150, 3001, 5120)] {
         let ((wd, hd), batch, _, dim) = case;
         assert!(direct.list_slots(wd, hd).is_some(), "B={batch}, D={dim} keeps no lists");
-        ranking_agreement(cuda.as_ref(), case, truncation, edit);
+        ranking_agreement(cuda.as_ref(), case, 4, truncation, edit);
+    }
+    // Every ranking row truncates and none asks for top-N: the selection draws all their samples,
+    // and the one-block widths (B > 32) draw no candidates for them in the fused launch.
+    let truncated = |b: usize| match b % 3 {
+        0 => Truncation::top_k(40),
+        1 => Truncation::top_k(50).and_top_p(0.9),
+        _ => Truncation::top_k(64).and_min_p(0.05),
+    };
+    for case in [(bf16, 64, 151_936, 96), (f16, 120, 40_009, 96), (bf16, 150, 3001, 5120)] {
+        ranking_agreement(cuda.as_ref(), case, 0, truncated, edit);
     }
 }
