@@ -323,6 +323,15 @@ __device__ __forceinline__ float2 lse_above(float at_least, const float* l, int 
     return make_float2(m, s);
 }
 
+// lse_above's maximum alone, with a sum of 0: the partial of a row whose sums nobody reads, kept
+// for its maximum.
+__device__ __forceinline__ float2 max_above(float at_least, const float* l, int count, float inv_t) {
+    float m = at_least;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) m = fmaxf(m, i < count ? __fmul_rn(l[i], inv_t) : NEG_INF);
+    return make_float2(m, 0.0f);
+}
+
 // A row's per-block slots (`row_slots`, `slots` of them: log-normaliser partials, list heads) past
 // the grid hold no block's tokens: block 0 of the launch writes `empty` there, so that the merge
 // needs no clearing first. `threads` threads share the work from thread `t`.

@@ -506,7 +506,9 @@ struct WarpRows {
 // tokens from shard token `tok0` (row stride `stride`). Rows e, e + MMA_EPI_WARPS, … belong to
 // epilogue warp e; it walks their (row, sample) pairs in order. With SKIP_DRAWN (EX), rows whose
 // samples the selection draws (`Extras::lists_draw`: truncated rows whose per-tile lists it
-// finishes, drawing over their survivors with their own noise, finish.cu) draw no candidates here.
+// finishes, drawing over their survivors with their own noise, finish.cu) draw no candidates here,
+// and their log-normaliser partials keep their maxima alone: the selection gives such a row its
+// survivors' log-normaliser, and the lists' board reads only the maxima.
 template <bool EX, bool SKIP_DRAWN>
 __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32 tokens, const WarpRows& rows,
                                            u64* __restrict__ out, u32 v_rows, u32 batch, u32 samples,
@@ -547,7 +549,8 @@ __device__ __forceinline__ void score_rows(float* buf, int stride, u32 tok0, u32
                     // l writes.)
                     float2& part = norms[row * MMA_NORM_LANES + lane % MMA_NORM_LANES];
                     const float2 before = part;
-                    const float2 mine = lse_above(before.x, l + i, count, p.inv_t);
+                    const float2 mine = draws ? lse_above(before.x, l + i, count, p.inv_t)
+                                              : max_above(before.x, l + i, count, p.inv_t);
                     const float2 other = make_float2(__shfl_xor_sync(0xFFFFFFFFu, mine.x, MMA_NORM_LANES),
                                                      __shfl_xor_sync(0xFFFFFFFFu, mine.y, MMA_NORM_LANES));
                     __syncwarp();
