@@ -56,8 +56,10 @@ pub(crate) struct RankingRows {
     scaled_row: Region,
     out_start: Region,
     ranks: Region,
-    /// Outputs: the kept keys and the counts of the selection.
+    /// Outputs: the kept keys (scratch when the host reads none: no top-N, every row truncated and
+    /// so finished on the device) and the counts of the selection.
     keys: Region,
+    keys_read: bool,
     counts: Region,
 }
 
@@ -99,6 +101,8 @@ impl RankingRows {
                 set: layout.scratch(8 * n * SELECT_SET_KEYS),
             },
         };
+        let keys_read = rows.iter().any(|&b| plans[b].top_n > 0 || plans[b].truncation.is_none());
+        let keys_bytes = 8 * starts[n] as usize;
         Some(RankingRows {
             keys_from,
             scaled_row: layout.input(&u32_bytes(&scaled_row)),
@@ -106,7 +110,8 @@ impl RankingRows {
             ranks: layout.input(&RankParams::to_bytes(
                 &rows.iter().map(|&b| RankParams::new(plans[b].truncation)).collect::<Vec<_>>(),
             )),
-            keys: layout.output(8 * starts[n] as usize),
+            keys: if keys_read { layout.output(keys_bytes) } else { layout.scratch(keys_bytes) },
+            keys_read,
             counts: layout.output(16 * n),
             batch: plans.len() as u32,
             all_truncate: rows.iter().all(|&b| plans[b].truncation.is_some()),
@@ -198,10 +203,15 @@ impl RankingRows {
         (out, samples): (&mut [u64], usize),
         (top, n): (&mut [u64], usize),
     ) {
-        let (keys, counts) = (outputs.u64s(self.keys), outputs.u32s(self.counts));
+        let keys = if self.keys_read { outputs.u64s(self.keys) } else { Vec::new() };
+        let counts = outputs.u32s(self.counts);
         let mut no_top = [];
         for (i, &b) in self.rows.iter().enumerate() {
             let [written, live, survivors, finished] = counts[4 * i..4 * i + 4].try_into().expect("4 counts");
+            if !self.keys_read {
+                debug_assert_eq!(finished, FINISHED_ON_DEVICE, "a truncated row is finished on the device");
+                continue;
+            }
             let start = self.starts[i] as usize;
             // The device wrote each list in rank order.
             let list = &keys[start..start + written as usize];
